@@ -1,0 +1,5 @@
+//! texplain: explain what a frozen image classifier has learned in words, and use those words to find and undo
+//! spurious correlations (TExplain, "Learned visual features to textual explanations").
+//!
+//! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
+pub mod cli;
