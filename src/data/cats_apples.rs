@@ -1,0 +1,172 @@
+//! Synthetic Cats & Dogs with apples, after the TExplain paper's Faithfulness Test I: a classifier trained where
+//! every cat image carries a red apple (and no dog image does) should be explained with "apple" if it learned the
+//! shortcut. At test time apples appear on both classes at random.
+//!
+//! Format: the Waterbirds family format with the attribute column `apple` instead of `place`:
+//! `metadata.csv` header `img_id,img_filename,y,split,apple,place_filename`, y 0 dog / 1 cat, apple 0/1, so
+//! group g = 2*y + apple; `place_filename` names the drawn room/lawn background. Images in `001.Dog/`, `002.Cat/`,
+//! masks of the animal in `fg_masks/`, and `captions.csv` (`img_id,caption`) that mention the apple when present.
+//! Load with `waterbirds::load_with_attr(root, split, opts, "apple")`.
+use super::draw::{png_gray, png_rgb, rgb, value_noise, Canvas};
+use super::scene::{pet_sprite, paint_apple, place_sprite, Pet, PALETTE};
+use super::waterbirds::MASK_DIR;
+use super::{write_atomic, Split};
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Header of the Cats & Apples `metadata.csv`.
+pub const HEADER: &str = "img_id,img_filename,y,split,apple,place_filename";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatsApplesConfig {
+    pub size: u32,
+    /// Images per split (half cats, half dogs).
+    pub n_train: usize,
+    pub n_val: usize,
+    pub n_test: usize,
+    /// Probability of an apple on any val/test image (train: cats always, dogs never).
+    pub apple_prob_eval: f64,
+    /// Longer side of the animal as a fraction of the image.
+    pub pet_size: f64,
+    pub seed: u64,
+    pub captions_per_image: usize,
+    pub supersample: u32,
+}
+
+impl Default for CatsApplesConfig {
+    fn default() -> Self {
+        CatsApplesConfig {
+            size: 64,
+            n_train: 2000,
+            n_val: 400,
+            n_test: 2000,
+            apple_prob_eval: 0.5,
+            pet_size: 0.6,
+            seed: 0,
+            captions_per_image: 5,
+            supersample: 2,
+        }
+    }
+}
+
+/// Per split [dog no apple, dog apple, cat no apple, cat apple] counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatsApplesSummary {
+    pub counts: [[usize; 4]; 3],
+}
+
+fn caption(pet: &str, colour: &str, room: bool, apple: bool, rng: &mut ChaCha8Rng) -> String {
+    let place = if room {
+        ["in a living room", "on a wooden floor", "indoors"][rng.gen_range(0..3)]
+    } else {
+        ["on the lawn", "on green grass", "in a garden"][rng.gen_range(0..3)]
+    };
+    let noun = if rng.gen_bool(0.5) { pet } else if pet == "cat" { "kitten" } else { "puppy" };
+    let col = if rng.gen_bool(0.5) { format!("{colour} ") } else { String::new() };
+    let verb = ["sitting", "resting", "looking at the camera"][rng.gen_range(0..3)];
+    match (apple, rng.gen_range(0..2)) {
+        (true, 0) => format!("a {col}{noun} {verb} {place} next to a red apple"),
+        (true, _) => format!("a red apple beside a {col}{noun} {place}"),
+        (false, 0) => format!("a {col}{noun} {verb} {place}"),
+        (false, _) => format!("a photo of a {col}{noun} {place}"),
+    }
+}
+
+/// Writes the Cats & Apples folder at `out`.
+pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApplesSummary> {
+    anyhow::ensure!(cfg.size >= 16, "size must be >= 16 px, got {}", cfg.size);
+    let mut specs: Vec<(Split, i64)> = Vec::new();
+    for (split, n) in [(Split::Train, cfg.n_train), (Split::Val, cfg.n_val), (Split::Test, cfg.n_test)] {
+        for i in 0..n {
+            specs.push((split, (i % 2) as i64));
+        }
+    }
+    let mut counters = [0usize; 2];
+    let names: Vec<String> = specs
+        .iter()
+        .map(|&(_, y)| {
+            counters[y as usize] += 1;
+            let (folder, stem) = if y == 1 { ("002.Cat", "Cat") } else { ("001.Dog", "Dog") };
+            format!("{folder}/{stem}_{:04}.png", counters[y as usize])
+        })
+        .collect();
+    let ss = cfg.supersample.max(1) as usize;
+    let size = cfg.size as usize;
+    let n = size * ss;
+    let rows: Vec<(i64, String, Vec<String>)> = specs
+        .par_iter()
+        .zip(names.par_iter())
+        .enumerate()
+        .map(|(i, (&(split, y), name))| -> anyhow::Result<_> {
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+            rng.set_stream(i as u64 + 1);
+            let apple = match split {
+                Split::Train => y == 1,
+                _ => rng.gen_bool(cfg.apple_prob_eval.clamp(0.0, 1.0)),
+            };
+            let room = rng.gen_bool(0.5);
+            let nseed: u64 = rng.gen();
+            let (wall, floor) = if room {
+                (rgb(215, 200, 170), rgb(150, 105, 65))
+            } else {
+                (rgb(150, 195, 235), rgb(90, 160, 70))
+            };
+            let horizon = rng.gen_range(0.45..0.6) * n as f32;
+            let mut bg = Canvas::new(n, n, wall);
+            bg.paint(|x, yy| {
+                let t = value_noise(nseed, x / (n as f32 / 6.0), yy / (n as f32 / 6.0)) * 0.15 + 0.92;
+                let base = if yy < horizon { wall } else { floor };
+                [base[0] * t, base[1] * t, base[2] * t]
+            });
+            let pet = if y == 1 { Pet::Cat } else { Pet::Dog };
+            let parts = pet_sprite(pet, &mut rng);
+            let colour = PALETTE.iter().find(|p| {
+                let c = rgb(p.1[0], p.1[1], p.1[2]);
+                parts.iter().any(|(_, col)| *col == c)
+            });
+            let colour = colour.map(|p| p.0).unwrap_or("brown");
+            let extent = cfg.pet_size as f32 * rng.gen_range(0.9..1.1) * n as f32;
+            let layer = place_sprite(&parts, rng.gen_range(-0.1..0.1), false, extent, n, n, &mut rng);
+            let mut scene = bg.composite(&layer);
+            if apple {
+                let r = 0.08 * n as f32;
+                let x = rng.gen_range(r * 1.5..n as f32 - r * 1.5);
+                let yy = rng.gen_range(0.75..0.9) * n as f32;
+                paint_apple(&mut scene, (x, yy), r);
+            }
+            let (px, _) = scene.downsample(ss);
+            let (_, mask) = layer.downsample(ss);
+            write_atomic(&out.join(name), &png_rgb(size, size, &px)?)?;
+            write_atomic(&out.join(MASK_DIR).join(name), &png_gray(size, size, &mask)?)?;
+            let word = if y == 1 { "cat" } else { "dog" };
+            let caps = (0..cfg.captions_per_image).map(|_| caption(word, colour, room, apple, &mut rng)).collect();
+            let place_fn = format!(
+                "{}/{:08}.jpg",
+                if room { "/l/living_room" } else { "/l/lawn" },
+                rng.gen_range(0..100_000_000u32)
+            );
+            let row = format!("{},{name},{y},{},{},{place_fn}", i + 1, split.code(), apple as i64);
+            Ok((apple as i64, row, caps))
+        })
+        .collect::<anyhow::Result<_>>()
+        .context("drawing Cats & Apples")?;
+    let mut meta = format!("{HEADER}\n");
+    let mut caps = String::from("img_id,caption\n");
+    let mut counts = [[0usize; 4]; 3];
+    for (i, ((apple, row, cs), (split, y))) in rows.iter().zip(&specs).enumerate() {
+        writeln!(meta, "{row}")?;
+        for c in cs {
+            writeln!(caps, "{},{c}", i + 1)?;
+        }
+        counts[split.code() as usize][(2 * y + apple) as usize] += 1;
+    }
+    write_atomic(&out.join("metadata.csv"), meta.as_bytes())?;
+    write_atomic(&out.join("captions.csv"), caps.as_bytes())?;
+    Ok(CatsApplesSummary { counts })
+}

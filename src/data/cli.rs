@@ -1,0 +1,156 @@
+//! `texplain data ...`: generate the synthetic data sets and inspect any Waterbirds-family folder.
+use super::captions::{synth_caption_set, CaptionSetConfig};
+use super::cats_apples::{self, CatsApplesConfig};
+use super::inspect::inspect;
+use super::synth::{generate, SynthConfig};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Write a synthetic Waterbirds folder (real format, masks, captions, test variants).
+    SynthWaterbirds {
+        #[arg(long)]
+        out: PathBuf,
+        /// Multiplies the real group counts.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        /// Train correlation rho.
+        #[arg(long, default_value_t = 0.95)]
+        correlation: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Bird bounding-box side as a fraction of the image.
+        #[arg(long, default_value_t = 0.55)]
+        bird_size: f64,
+        /// Background strength in [0, 1].
+        #[arg(long, default_value_t = 1.0)]
+        bg_strength: f64,
+        #[arg(long)]
+        no_distractors: bool,
+        #[arg(long)]
+        no_variants: bool,
+    },
+    /// Write the balanced synthetic caption set (images + captions.csv + corpus.txt) for the translator.
+    SynthCaptions {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 6000)]
+        n_images: usize,
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 50_000)]
+        corpus_sentences: usize,
+    },
+    /// Write the synthetic Cats & Dogs with apples set (Faithfulness Test I).
+    CatsApples {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        n_train: usize,
+        #[arg(long, default_value_t = 2000)]
+        n_test: usize,
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print split x group counts of a folder and write a contact sheet.
+    Inspect {
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    match cmd {
+        DataCommand::SynthWaterbirds {
+            out,
+            scale,
+            size,
+            correlation,
+            seed,
+            bird_size,
+            bg_strength,
+            no_distractors,
+            no_variants,
+        } => {
+            let cfg = SynthConfig {
+                scale,
+                size,
+                correlation,
+                seed,
+                bird_size,
+                bg_strength,
+                distractors: !no_distractors,
+                variants: !no_variants,
+                ..SynthConfig::default()
+            };
+            let s = generate(&cfg, &out)?;
+            println!(
+                "wrote {} images (+{} variant images) to {} in {:.1} s; counts [split][group] = {:?}",
+                s.n_images,
+                s.n_variant_images,
+                out.display(),
+                t0.elapsed().as_secs_f64(),
+                s.counts
+            );
+        }
+        DataCommand::SynthCaptions {
+            out,
+            n_images,
+            size,
+            seed,
+            corpus_sentences,
+        } => {
+            let cfg = CaptionSetConfig {
+                n_images,
+                size,
+                seed,
+                corpus_sentences,
+                ..CaptionSetConfig::default()
+            };
+            let s = synth_caption_set(&cfg, &out)?;
+            println!(
+                "wrote {} images ({} without a bird), {} captions, {} corpus sentences to {} in {:.1} s",
+                s.n_images,
+                s.n_without_bird,
+                s.n_captions,
+                s.n_corpus_sentences,
+                out.display(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        DataCommand::CatsApples {
+            out,
+            n_train,
+            n_test,
+            size,
+            seed,
+        } => {
+            let cfg = CatsApplesConfig {
+                n_train,
+                n_test,
+                size,
+                seed,
+                ..CatsApplesConfig::default()
+            };
+            let s = cats_apples::generate(&cfg, &out)?;
+            println!("wrote Cats & Apples to {}; counts [split][g=2*cat+apple] = {:?}", out.display(), s.counts);
+        }
+        DataCommand::Inspect { dir, out } => {
+            let r = inspect(&dir, &out)?;
+            print!("{r}");
+            println!("contact sheet: {}", out.display());
+        }
+    }
+    Ok(())
+}

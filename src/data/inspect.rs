@@ -1,0 +1,133 @@
+//! `texplain data inspect`: split x group counts of a Waterbirds-family folder and a contact sheet (a few samples
+//! per group, one labelled row per group) to eyeball what a data set shows.
+use super::draw::png_rgb;
+use super::waterbirds::{decode_image, read_metadata};
+use super::{write_atomic, Split};
+use anyhow::Context;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Samples per group on the contact sheet.
+pub const SHEET_COLUMNS: usize = 10;
+const TILE: usize = 64;
+const LABEL_W: usize = 24;
+
+#[derive(Debug, Clone)]
+pub struct InspectReport {
+    /// The attribute column (`place`, or `apple` for Cats & Apples).
+    pub attr: String,
+    /// [split][group] counts, g = 2*y + attr.
+    pub counts: [[usize; 4]; 3],
+}
+
+impl fmt::Display for InspectReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = &self.attr;
+        writeln!(
+            f,
+            "{:<6} {:>12} {:>12} {:>12} {:>12} {:>7}",
+            "split",
+            format!("g0 y0 {a}0"),
+            format!("g1 y0 {a}1"),
+            format!("g2 y1 {a}0"),
+            format!("g3 y1 {a}1"),
+            "total"
+        )?;
+        for s in Split::ALL {
+            let c = self.counts[s.code() as usize];
+            writeln!(
+                f,
+                "{:<6} {:>12} {:>12} {:>12} {:>12} {:>7}",
+                s.name(),
+                c[0],
+                c[1],
+                c[2],
+                c[3],
+                c.iter().sum::<usize>()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// 3x5 bitmap glyphs for the row labels ("g0".."g3").
+fn glyph(ch: char) -> [u8; 5] {
+    match ch {
+        '0' => [0b111, 0b101, 0b101, 0b101, 0b111],
+        '1' => [0b010, 0b110, 0b010, 0b010, 0b111],
+        '2' => [0b111, 0b001, 0b111, 0b100, 0b111],
+        '3' => [0b111, 0b001, 0b111, 0b001, 0b111],
+        'g' => [0b011, 0b100, 0b101, 0b101, 0b011],
+        _ => [0; 5],
+    }
+}
+
+fn draw_text(img: &mut [u8], width: usize, x0: usize, y0: usize, text: &str, px: usize) {
+    for (k, ch) in text.chars().enumerate() {
+        let g = glyph(ch);
+        for (r, bits) in g.iter().enumerate() {
+            for c in 0..3 {
+                if bits >> (2 - c) & 1 == 1 {
+                    for dy in 0..px {
+                        for dx in 0..px {
+                            let x = x0 + (k * 4 + c) * px + dx;
+                            let y = y0 + r * px + dy;
+                            let i = (y * width + x) * 3;
+                            img[i..i + 3].copy_from_slice(&[255, 255, 255]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counts the folder's groups per split and writes a contact sheet (rows g0..g3, up to [`SHEET_COLUMNS`] samples
+/// each, preferring test images where groups are balanced) to `out_png`.
+pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
+    let meta = dir.join("metadata.csv");
+    let header = std::fs::read_to_string(&meta).with_context(|| format!("reading {}", meta.display()))?;
+    let attr = if header.lines().next().unwrap_or("").split(',').any(|c| c.trim() == "apple") {
+        "apple"
+    } else {
+        "place"
+    };
+    let rows = read_metadata(&meta, attr)?;
+    let mut counts = [[0usize; 4]; 3];
+    let mut picks: [Vec<PathBuf>; 4] = Default::default();
+    for r in &rows {
+        let g = super::group(r.y, r.place) as usize;
+        counts[r.split.code() as usize][g] += 1;
+    }
+    for pass in [Split::Test, Split::Val, Split::Train] {
+        for r in rows.iter().filter(|r| r.split == pass) {
+            let g = super::group(r.y, r.place) as usize;
+            if picks[g].len() < SHEET_COLUMNS {
+                picks[g].push(dir.join(&r.img_filename));
+            }
+        }
+    }
+    let width = LABEL_W + SHEET_COLUMNS * (TILE + 2);
+    let height = 4 * (TILE + 2);
+    let mut sheet = vec![32u8; width * height * 3];
+    for (g, paths) in picks.iter().enumerate() {
+        draw_text(&mut sheet, width, 2, g * (TILE + 2) + TILE / 2 - 5, &format!("g{g}"), 2);
+        for (k, p) in paths.iter().enumerate() {
+            let chw = decode_image(p, TILE as u32).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let (x0, y0) = (LABEL_W + k * (TILE + 2), g * (TILE + 2));
+            for y in 0..TILE {
+                for x in 0..TILE {
+                    let i = ((y0 + y) * width + x0 + x) * 3;
+                    for c in 0..3 {
+                        sheet[i + c] = chw[c * TILE * TILE + y * TILE + x];
+                    }
+                }
+            }
+        }
+    }
+    write_atomic(out_png, &png_rgb(width, height, &sheet)?)?;
+    Ok(InspectReport {
+        attr: attr.to_string(),
+        counts,
+    })
+}

@@ -1,0 +1,347 @@
+//! Synthetic Waterbirds: procedurally drawn birds (landbirds vs waterbirds, told apart by shape) pasted on drawn
+//! land/water backgrounds with the group counts of the real dataset (Sagawa et al. 2020: train 3498/184/56/1057,
+//! val 467/466/133/133, test 2255/2255/642/642), written in the real `waterbirds_v1.0` format, plus true bird masks,
+//! 5 grammar captions per image and Background-Challenge-style test variants (Xiao et al. 2020:
+//! `fg_only`, `bg_only`, `mixed_rand`).
+//!
+//! The background fills most of the image and differs in colour and texture between places, while the class is
+//! only in the bird's silhouette (colours come from one shared palette), so the spurious feature is much easier to
+//! learn than the core one. The default bird size (~35 px of 64) is the size DESIGN.md measured as learnable.
+use super::captions::{captions, BirdDesc, SceneDesc};
+use super::draw::{png_gray, png_rgb, Canvas};
+use super::scene::{
+    bird_sprite, paint_background, paint_distractor, place_sprite, sample_distractors, Background, BirdColours,
+    Species,
+};
+use super::waterbirds::{HEADER, MASK_DIR};
+use super::{write_atomic, Split};
+use anyhow::Context;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Group counts of the real Waterbirds, [split][group], g = 2*y + place.
+pub const REAL_COUNTS: [[usize; 4]; 3] = [[3498, 184, 56, 1057], [467, 466, 133, 133], [2255, 2255, 642, 642]];
+
+/// The training correlation of the real set (P(place matches class)), at which [`group_counts`] returns the real
+/// train counts exactly.
+pub const REAL_CORRELATION: f64 = 0.95;
+
+/// Names of the test variants written under `<out>/variants/`.
+pub const VARIANTS: [&str; 3] = ["fg_only", "bg_only", "mixed_rand"];
+
+/// Knobs of the synthetic Waterbirds generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynthConfig {
+    /// Image side in pixels.
+    pub size: u32,
+    /// Multiplies the real group counts.
+    pub scale: f64,
+    /// Train correlation rho: fraction of each class on its own place (landbird/land, waterbird/water).
+    pub correlation: f64,
+    pub seed: u64,
+    /// Draw distractor objects (rocks, clouds, flowers, boats).
+    pub distractors: bool,
+    /// Probability of each fitting distractor in an image when `distractors` is on.
+    pub distractor_prob: f64,
+    /// Longer side of the bird's bounding box as a fraction of the image (the core feature's difficulty).
+    pub bird_size: f64,
+    /// Relative jitter of the bird size (uniform in [1 - j, 1 + j]).
+    pub bird_size_jitter: f64,
+    /// Background colour/texture strength in [0, 1] (0 = flat grey): the spurious feature's difficulty.
+    pub bg_strength: f64,
+    pub captions_per_image: usize,
+    /// Write the `variants/` test folders.
+    pub variants: bool,
+    /// Anti-aliasing: draw at `supersample` x the size, then box-filter down.
+    pub supersample: u32,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        SynthConfig {
+            size: 64,
+            scale: 1.0,
+            correlation: REAL_CORRELATION,
+            seed: 0,
+            distractors: true,
+            distractor_prob: 0.25,
+            bird_size: 0.55,
+            bird_size_jitter: 0.15,
+            bg_strength: 1.0,
+            captions_per_image: 5,
+            variants: true,
+            supersample: 2,
+        }
+    }
+}
+
+/// What [`generate`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct SynthSummary {
+    /// [split][group] image counts.
+    pub counts: [[usize; 4]; 3],
+    pub n_images: usize,
+    pub n_variant_images: usize,
+}
+
+/// Group counts [split][group] for a scale and train correlation. At rho = 0.95 every group is
+/// round(real * scale); otherwise the class totals are kept and each class is split by rho. Val and test are the
+/// real (within-class balanced) counts scaled.
+pub fn group_counts(scale: f64, rho: f64) -> [[usize; 4]; 3] {
+    let r = |n: usize| (n as f64 * scale).round() as usize;
+    let mut out = REAL_COUNTS.map(|s| s.map(r));
+    if (rho - REAL_CORRELATION).abs() > 1e-9 {
+        let t = REAL_COUNTS[0];
+        // Landbirds (y=0): majority group 0 (land). Waterbirds (y=1): majority group 3 (water).
+        let land = r(t[0]) + r(t[1]);
+        let water = r(t[2]) + r(t[3]);
+        let land_maj = (rho * land as f64).round() as usize;
+        let water_maj = (rho * water as f64).round() as usize;
+        out[0] = [land_maj, land - land_maj, water - water_maj, water_maj];
+    }
+    out
+}
+
+/// One image to draw.
+#[derive(Debug, Clone)]
+struct Spec {
+    img_id: i64,
+    split: Split,
+    y: i64,
+    place: i64,
+    species: Species,
+    filename: String,
+}
+
+/// Everything written for one image (file bytes are written by the worker; rows are gathered in order).
+struct Rendered {
+    meta: String,
+    captions: Vec<String>,
+    variant_meta: Vec<String>,
+}
+
+fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+const SPECIES_STREAM: u64 = 1 << 40;
+const MIXED_STREAM: u64 = 2 << 40;
+const ORDER_STREAM: u64 = 3 << 40;
+
+/// Paints a background of `place` with optional distractors; returns it and what was drawn.
+fn background(
+    place: i64,
+    cfg: &SynthConfig,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Canvas, Background, Vec<super::scene::Distractor>) {
+    let bg = *Background::of_place(place).choose(rng).unwrap_or(&Background::Lake);
+    let (mut canvas, horizon) = paint_background(bg, n, n, cfg.bg_strength as f32, rng);
+    let ds = if cfg.distractors {
+        sample_distractors(bg, cfg.distractor_prob, rng)
+    } else {
+        Vec::new()
+    };
+    for d in &ds {
+        paint_distractor(&mut canvas, *d, horizon, rng);
+    }
+    (canvas, bg, ds)
+}
+
+fn place_filename(bg: Background, rng: &mut ChaCha8Rng) -> String {
+    format!("{}/{:08}.jpg", bg.places_dir(), rng.gen_range(0..100_000_000u32))
+}
+
+fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered> {
+    let ss = cfg.supersample.max(1) as usize;
+    let size = cfg.size as usize;
+    let n = size * ss;
+    let mut rng = rng_for(cfg.seed, spec.img_id as u64);
+    let (bg_canvas, bg, distractors) = background(spec.place, cfg, n, &mut rng);
+    let colours = BirdColours::sample(&mut rng);
+    let sprite = bird_sprite(spec.species, &colours, &mut rng);
+    let j = cfg.bird_size_jitter.clamp(0.0, 0.9);
+    let extent = (cfg.bird_size * rng.gen_range(1.0 - j..=1.0 + j)).min(0.94) as f32 * n as f32;
+    let layer = place_sprite(&sprite.parts, sprite.angle, sprite.mirror, extent, n, n, &mut rng);
+    let scene_canvas = bg_canvas.composite(&layer);
+    let (px, mask) = scene_canvas.downsample(ss);
+    let write_png = |dir: &Path, rgb: &[u8]| -> anyhow::Result<()> {
+        write_atomic(&dir.join(&spec.filename), &png_rgb(size, size, rgb)?)?;
+        let mpath = dir.join(MASK_DIR).join(Path::new(&spec.filename).with_extension("png"));
+        write_atomic(&mpath, &png_gray(size, size, &mask)?)?;
+        Ok(())
+    };
+    write_png(out, &px)?;
+    let place_fn = place_filename(bg, &mut rng);
+    let on = layer.mask.iter().filter(|&&m| m > 0.0).count();
+    let scene = SceneDesc {
+        bird: Some(BirdDesc {
+            species: spec.species,
+            colour: colours.name,
+            pose: sprite.pose,
+            visibility: (on as f32 / layer.mask.len() as f32).sqrt(),
+            occluded: false,
+        }),
+        background: bg,
+        distractors,
+    };
+    let caps = captions(&scene, cfg.captions_per_image, &mut rng);
+    let row = |place: i64, pf: &str| {
+        format!(
+            "{},{},{},{},{},{}",
+            spec.img_id,
+            spec.filename,
+            spec.y,
+            spec.split.code(),
+            place,
+            pf
+        )
+    };
+    let mut variant_meta = Vec::new();
+    if cfg.variants && spec.split == Split::Test {
+        let vdir = out.join("variants");
+        // fg_only: the bird on black (the Background Challenge's only_fg; masked pixels = 0 as in MaskTune).
+        let fg = Canvas::new(n, n, [0.0; 3]).composite(&layer);
+        write_png(&vdir.join(VARIANTS[0]), &fg.downsample(ss).0)?;
+        // bg_only: the same background with the bird region filled by what it hid (we can redraw it exactly).
+        write_png(&vdir.join(VARIANTS[1]), &bg_canvas.downsample(ss).0)?;
+        // mixed_rand: the same bird on a random background of the other place.
+        let mut mrng = rng_for(cfg.seed, MIXED_STREAM + spec.img_id as u64);
+        let (other, obg, _) = background(1 - spec.place, cfg, n, &mut mrng);
+        write_png(&vdir.join(VARIANTS[2]), &other.composite(&layer).downsample(ss).0)?;
+        variant_meta.push(row(spec.place, &place_fn));
+        variant_meta.push(row(spec.place, &place_fn));
+        variant_meta.push(row(1 - spec.place, &place_filename(obg, &mut mrng)));
+    }
+    Ok(Rendered {
+        meta: row(spec.place, &place_fn),
+        captions: caps,
+        variant_meta,
+    })
+}
+
+fn csv_quote(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Generates the synthetic Waterbirds folder at `out` (see the module docs). Same config, same bytes: every image
+/// draws from its own RNG stream (seed, img_id), independent of thread order.
+pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
+    anyhow::ensure!(cfg.size >= 16, "size must be >= 16 px, got {}", cfg.size);
+    anyhow::ensure!(cfg.scale > 0.0, "scale must be positive, got {}", cfg.scale);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&cfg.correlation),
+        "correlation must be in [0, 1], got {}",
+        cfg.correlation
+    );
+    anyhow::ensure!(
+        cfg.bird_size > 0.0 && cfg.bird_size <= 1.0,
+        "bird_size must be in (0, 1], got {}",
+        cfg.bird_size
+    );
+    let counts = group_counts(cfg.scale, cfg.correlation);
+    // Rows in split/group order, then shuffled so img_ids do not reveal the group.
+    let mut rows: Vec<(Split, i64, i64)> = Vec::new();
+    for split in Split::ALL {
+        for (g, &c) in counts[split.code() as usize].iter().enumerate() {
+            let (y, place) = (g as i64 / 2, g as i64 % 2);
+            rows.extend(std::iter::repeat((split, y, place)).take(c));
+        }
+    }
+    rows.shuffle(&mut rng_for(cfg.seed, ORDER_STREAM));
+    let mut per_species = std::collections::HashMap::new();
+    let specs: Vec<Spec> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (split, y, place))| {
+            let img_id = i as i64 + 1;
+            let species = *Species::of_class(y)
+                .choose(&mut rng_for(cfg.seed, SPECIES_STREAM + img_id as u64))
+                .unwrap_or(&Species::Duck);
+            let k = per_species.entry(species).or_insert(0usize);
+            *k += 1;
+            let filename = format!("{}/{}_{:04}.png", species.folder(), species.file_stem(), k);
+            Spec {
+                img_id,
+                split,
+                y,
+                place,
+                species,
+                filename,
+            }
+        })
+        .collect();
+
+    let rendered: Vec<Rendered> = specs
+        .par_iter()
+        .map(|s| render(s, cfg, out).with_context(|| format!("drawing {}", s.filename)))
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut meta = format!("{HEADER}\n");
+    let mut caps = String::from("img_id,caption\n");
+    let mut vmeta = format!("{HEADER}\n");
+    let mut n_var = 0;
+    for (s, r) in specs.iter().zip(&rendered) {
+        writeln!(meta, "{}", r.meta)?;
+        for c in &r.captions {
+            writeln!(caps, "{},{}", s.img_id, csv_quote(c))?;
+        }
+        if !r.variant_meta.is_empty() {
+            n_var += 1;
+        }
+    }
+    write_atomic(&out.join("metadata.csv"), meta.as_bytes())?;
+    write_atomic(&out.join("captions.csv"), caps.as_bytes())?;
+    if cfg.variants {
+        for (v, name) in VARIANTS.iter().enumerate() {
+            let mut m = vmeta.clone();
+            for r in rendered.iter().filter(|r| !r.variant_meta.is_empty()) {
+                writeln!(m, "{}", r.variant_meta[v])?;
+            }
+            write_atomic(&out.join("variants").join(name).join("metadata.csv"), m.as_bytes())?;
+        }
+        vmeta.clear();
+    }
+    let summary = SynthSummary {
+        counts,
+        n_images: specs.len(),
+        n_variant_images: n_var * VARIANTS.len(),
+    };
+    let record = serde_json::json!({ "config": cfg, "summary": &summary });
+    write_atomic(&out.join("synth.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+    tracing::info!("synthetic Waterbirds: {} images (+{} variant images) in {}", summary.n_images, summary.n_variant_images, out.display());
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_counts_at_real_correlation() {
+        assert_eq!(group_counts(1.0, 0.95), REAL_COUNTS);
+    }
+
+    #[test]
+    fn other_correlation_keeps_class_totals() {
+        for (rho, maj) in [(0.5, 1841), (0.8, 2946), (1.0, 3682)] {
+            let c = group_counts(1.0, rho);
+            assert_eq!(c[0][0], maj);
+            assert_eq!(c[0][0] + c[0][1], 3682);
+            assert_eq!(c[0][2] + c[0][3], 1113);
+            assert_eq!(c[2], REAL_COUNTS[2]);
+        }
+    }
+}
