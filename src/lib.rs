@@ -3,3 +3,4 @@
 //!
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
 pub mod cli;
+pub mod models;
