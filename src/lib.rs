@@ -4,3 +4,4 @@
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
 pub mod cli;
 pub mod data;
+pub mod models;

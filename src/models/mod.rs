@@ -1,0 +1,425 @@
+//! The three networks of TExplain (DESIGN.md "Models") and the checkpoint I/O they share.
+//!
+//! - [`vit`]: the image classifier, HF `ViTForImageClassification`.
+//! - [`gpt2`]: the frozen language model, HF `GPT2LMHeadModel`, fed prefix embeddings.
+//! - [`translator`]: the paper's 3-layer linear map from classifier tokens to the LM prefix (the only trained part).
+//!
+//! Parameter names are HF's, so a `model.safetensors` written by `save_pretrained` loads unchanged and one written by
+//! [`save_safetensors`] loads in transformers. Checkpoint loading ([`load_safetensors`]) follows transformers'
+//! `_load_pretrained_model`: the `base_model_prefix` rule, known non-parameter buffers ignored (and reported),
+//! missing keys an error unless the caller allows them (a new classification head), shape mismatches an error that
+//! names the key. Nothing is guessed: every rule a model needs is listed in that model's [`LoadOpts`].
+pub mod gpt2;
+pub mod translator;
+pub mod vit;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, TchError, Tensor};
+
+/// Errors of model construction, configuration and checkpoint I/O.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing config {path}: {source}")]
+    ConfigParse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("invalid model config: {0}")]
+    InvalidConfig(String),
+    #[error("checkpoint {path}: {source}")]
+    Checkpoint { path: PathBuf, source: TchError },
+    #[error(
+        "checkpoint {path} lacks {} parameter(s) the model needs: {}",
+        keys.len(),
+        keys.join(", ")
+    )]
+    MissingKeys { path: PathBuf, keys: Vec<String> },
+    #[error("checkpoint {path}: shape mismatch for `{key}`: the model expects {expected:?}, the checkpoint has {found:?}")]
+    ShapeMismatch {
+        path: PathBuf,
+        key: String,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
+    #[error("invalid model input: {0}")]
+    Input(String),
+    #[error(transparent)]
+    Torch(#[from] TchError),
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// Activation functions by the names HF configs use (`hidden_act`, `activation_function`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// Exact (erf) GELU, HF `"gelu"`.
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// Tanh-approximated GELU, HF `"gelu_new"` (GPT-2's default).
+    #[serde(rename = "gelu_new")]
+    GeluNew,
+    /// Tanh-approximated GELU, HF `"gelu_pytorch_tanh"` (same function as `gelu_new`).
+    #[serde(rename = "gelu_pytorch_tanh")]
+    GeluPytorchTanh,
+    #[serde(rename = "relu")]
+    Relu,
+}
+
+impl Activation {
+    pub fn apply(self, xs: &Tensor) -> Tensor {
+        match self {
+            Activation::Gelu => xs.gelu("none"),
+            Activation::GeluNew | Activation::GeluPytorchTanh => xs.gelu("tanh"),
+            Activation::Relu => xs.relu(),
+        }
+    }
+}
+
+/// Splits a dotted HF name (`vit.encoder.layer.0`) into nested [`nn::Path`] segments: `nn::Path::sub` panics on a
+/// segment containing '.'.
+pub fn sub_path<'a>(vs: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
+    dotted
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .fold(vs.clone(), |p, s| p.sub(s))
+}
+
+/// Reads and parses a JSON config file.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ModelError::ConfigParse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a sibling `path.tmp` first, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Writes a JSON value (a config) atomically, pretty-printed like HF's `config.json`.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| ModelError::InvalidConfig(format!("serializing {}: {e}", path.display())))?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes()).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The rules one model needs to load a checkpoint; each model builds its own (e.g. [`gpt2::Gpt2::load_opts`]).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOpts {
+    /// HF `base_model_prefix` (`"vit"`, `"transformer"`). HF's rule: if the model expects keys starting with the
+    /// prefix and the checkpoint has none, the prefix (plus '.') is added to every checkpoint key; if the checkpoint
+    /// has prefixed keys and the model expects none, it is stripped from the keys that carry it.
+    pub base_model_prefix: Option<String>,
+    /// Model parameters allowed to stay at their fresh initialisation: exact names, or prefixes ending in '.'
+    /// (`"classifier."`). Such a key that is absent, or present with another shape, is reported in
+    /// [`LoadReport::missing`] (and the latter also in [`LoadReport::mismatched`]) instead of failing.
+    pub allow_missing: Vec<String>,
+    /// Checkpoint keys that are known non-parameters (buffers) and are dropped, reported in [`LoadReport::ignored`].
+    /// Matched after the prefix rule; `{i}` in a pattern matches one decimal number (`transformer.h.{i}.attn.bias`).
+    pub ignore: Vec<String>,
+    /// Tied parameters `(alias, target)`: a checkpoint key `alias` is the same tensor as the model's `target`
+    /// (GPT-2's `lm_head.weight` is `transformer.wte.weight`). It serves as `target` when the checkpoint lacks
+    /// `target`; otherwise it is dropped as HF's weight tying does. Either way it is reported in `ignored`.
+    pub tied: Vec<(String, String)>,
+}
+
+/// What [`load_safetensors`] did besides copying the matching parameters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Model parameters left at their initialisation (only ever keys the caller allowed).
+    pub missing: Vec<String>,
+    /// Checkpoint keys no model parameter took (after the prefix rule); reported, not an error, as in HF.
+    pub unused: Vec<String>,
+    /// Checkpoint keys dropped on purpose: known buffers and tied aliases.
+    pub ignored: Vec<String>,
+    /// Allowed keys whose checkpoint shape differed: `(key, model shape, checkpoint shape)`.
+    pub mismatched: Vec<(String, Vec<i64>, Vec<i64>)>,
+}
+
+/// `key` matches `pattern`, where `{i}` in the pattern stands for one non-empty run of ASCII digits.
+fn pattern_matches(pattern: &str, key: &str) -> bool {
+    match pattern.split_once("{i}") {
+        None => pattern == key,
+        Some((head, tail)) => match key.strip_prefix(head) {
+            None => false,
+            Some(rest) => {
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                digits > 0 && pattern_matches(tail, &rest[digits..])
+            }
+        },
+    }
+}
+
+fn is_allowed(allow: &[String], key: &str) -> bool {
+    allow.iter().any(|a| {
+        if a.ends_with('.') {
+            key.starts_with(a.as_str())
+        } else {
+            a == key
+        }
+    })
+}
+
+/// Applies HF's `base_model_prefix` rule to checkpoint keys (transformers `_get_key_renaming_mapping`:
+/// `has_prefix_module = any(k.startswith(prefix))`, `expects_prefix_module = any(k.startswith(prefix))` over the
+/// model's keys; add the prefix when the model expects it and the checkpoint lacks it, strip it in the opposite case).
+fn apply_prefix_rule(
+    prefix: &str,
+    loaded: Vec<(String, Tensor)>,
+    expected: &BTreeSet<String>,
+) -> Vec<(String, Tensor)> {
+    let has_prefix = loaded.iter().any(|(k, _)| k.starts_with(prefix));
+    let expects_prefix = expected.iter().any(|k| k.starts_with(prefix));
+    let dotted = format!("{prefix}.");
+    if !has_prefix && expects_prefix {
+        loaded
+            .into_iter()
+            .map(|(k, t)| (format!("{dotted}{k}"), t))
+            .collect()
+    } else if has_prefix && !expects_prefix {
+        loaded
+            .into_iter()
+            .map(|(k, t)| (k.strip_prefix(&dotted).map(str::to_string).unwrap_or(k), t))
+            .collect()
+    } else {
+        loaded
+    }
+}
+
+/// Loads a safetensors checkpoint into `vs`'s variables by name.
+///
+/// Values are copied under `no_grad`, cast to each variable's dtype (bf16/f16 checkpoints land in the f32 model)
+/// and moved to its device. A missing key that `opts` does not allow, or a shape mismatch, is an error naming the
+/// key(s) and shapes; in either case no variable has been modified. Unused checkpoint keys are reported, not
+/// an error (as in HF); callers that want strictness check [`LoadReport::unused`].
+pub fn load_safetensors(vs: &mut nn::VarStore, path: &Path, opts: &LoadOpts) -> Result<LoadReport> {
+    let loaded = Tensor::read_safetensors(path).map_err(|source| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let expected: BTreeSet<String> = vars.keys().cloned().collect();
+    let loaded = match &opts.base_model_prefix {
+        Some(prefix) => apply_prefix_rule(prefix, loaded, &expected),
+        None => loaded,
+    };
+    let mut report = LoadReport::default();
+    let mut ckpt: BTreeMap<String, Tensor> = BTreeMap::new();
+    for (key, t) in loaded {
+        if opts.ignore.iter().any(|p| pattern_matches(p, &key)) {
+            report.ignored.push(key);
+        } else {
+            ckpt.insert(key, t);
+        }
+    }
+    for (alias, target) in &opts.tied {
+        if let Some(t) = ckpt.remove(alias) {
+            match ckpt.get(target) {
+                None => {
+                    ckpt.insert(target.clone(), t);
+                }
+                Some(kept) => {
+                    if kept.size() != t.size()
+                        || !kept.to_kind(Kind::Float).allclose(
+                            &t.to_kind(Kind::Float),
+                            0.,
+                            0.,
+                            false,
+                        )
+                    {
+                        tracing::warn!(%alias, %target, "checkpoint holds a tied alias that differs from its target; the target is used, as HF's weight tying does");
+                    }
+                }
+            }
+            report.ignored.push(alias.clone());
+        }
+    }
+
+    // Check everything before copying anything, so that an error leaves the model untouched.
+    let mut missing_err = Vec::new();
+    let mut copies = Vec::new();
+    for (name, var) in &vars {
+        let allowed = is_allowed(&opts.allow_missing, name);
+        match ckpt.get(name) {
+            Some(src) if src.size() == var.size() => copies.push((var, src)),
+            Some(src) if allowed => {
+                report
+                    .mismatched
+                    .push((name.clone(), var.size(), src.size()));
+                report.missing.push(name.clone());
+            }
+            Some(src) => {
+                return Err(ModelError::ShapeMismatch {
+                    path: path.to_path_buf(),
+                    key: name.clone(),
+                    expected: var.size(),
+                    found: src.size(),
+                })
+            }
+            None if allowed => report.missing.push(name.clone()),
+            None => missing_err.push(name.clone()),
+        }
+    }
+    if !missing_err.is_empty() {
+        return Err(ModelError::MissingKeys {
+            path: path.to_path_buf(),
+            keys: missing_err,
+        });
+    }
+    tch::no_grad(|| -> Result<()> {
+        for (var, src) in copies {
+            let mut var = var.shallow_clone();
+            var.f_copy_(&src.to_device(var.device()).to_kind(var.kind()))?;
+        }
+        Ok(())
+    })?;
+    report.unused = ckpt
+        .keys()
+        .filter(|k| !vars.contains_key(*k))
+        .cloned()
+        .collect();
+    report.ignored.sort();
+    if !report.missing.is_empty() {
+        tracing::warn!(keys = ?report.missing, checkpoint = %path.display(), "parameters left at their fresh initialisation (allowed by the caller)");
+    }
+    if !report.unused.is_empty() {
+        tracing::warn!(keys = ?report.unused, checkpoint = %path.display(), "checkpoint keys not used by the model");
+    }
+    Ok(report)
+}
+
+/// Saves every variable of `vs` as safetensors under its dotted HF name (`vit.encoder.layer.0.attention...`),
+/// atomically (`path.tmp`, then rename). Tensors are moved to the CPU and made contiguous first.
+pub fn save_safetensors(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let tensors: Vec<(String, Tensor)> = vars
+        .into_iter()
+        .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    let tmp = tmp_path(path);
+    Tensor::write_safetensors(&tensors, &tmp).map_err(|source| ModelError::Checkpoint {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_matching_table() {
+        let cases = [
+            (
+                "transformer.h.{i}.attn.bias",
+                "transformer.h.0.attn.bias",
+                true,
+            ),
+            (
+                "transformer.h.{i}.attn.bias",
+                "transformer.h.11.attn.bias",
+                true,
+            ),
+            (
+                "transformer.h.{i}.attn.bias",
+                "transformer.h.attn.bias",
+                false,
+            ),
+            (
+                "transformer.h.{i}.attn.bias",
+                "transformer.h.0.attn.c_attn.bias",
+                false,
+            ),
+            (
+                "transformer.h.{i}.attn.bias",
+                "transformer.h.0.attn.bias.x",
+                false,
+            ),
+            (
+                "transformer.h.{i}.attn.bias",
+                "transformer.h.x1.attn.bias",
+                false,
+            ),
+            ("a.b", "a.b", true),
+            ("a.b", "a.bc", false),
+        ];
+        for (pattern, key, want) in cases {
+            assert_eq!(pattern_matches(pattern, key), want, "{pattern} vs {key}");
+        }
+    }
+
+    #[test]
+    fn allowed_table() {
+        let allow = vec!["classifier.".to_string(), "x.weight".to_string()];
+        let cases = [
+            ("classifier.weight", true),
+            ("classifier.bias", true),
+            ("x.weight", true),
+            ("x.weights", false),
+            ("y", false),
+        ];
+        for (key, want) in cases {
+            assert_eq!(is_allowed(&allow, key), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn prefix_rule_adds_strips_or_keeps() {
+        let t = || Tensor::zeros([1], (Kind::Float, tch::Device::Cpu));
+        let expected: BTreeSet<String> = ["transformer.wte.weight".to_string()].into();
+        let names = |v: Vec<(String, Tensor)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        // Base-model checkpoint into a task model: add.
+        let got = apply_prefix_rule("transformer", vec![("wte.weight".into(), t())], &expected);
+        assert_eq!(names(got), ["transformer.wte.weight"]);
+        // Already prefixed: keep (other keys such as lm_head.weight untouched).
+        let got = apply_prefix_rule(
+            "transformer",
+            vec![
+                ("transformer.wte.weight".into(), t()),
+                ("lm_head.weight".into(), t()),
+            ],
+            &expected,
+        );
+        assert_eq!(names(got), ["transformer.wte.weight", "lm_head.weight"]);
+        // Task checkpoint into a base model: strip where present.
+        let base: BTreeSet<String> = ["wte.weight".to_string()].into();
+        let got = apply_prefix_rule(
+            "transformer",
+            vec![
+                ("transformer.wte.weight".into(), t()),
+                ("lm_head.weight".into(), t()),
+            ],
+            &base,
+        );
+        assert_eq!(names(got), ["wte.weight", "lm_head.weight"]);
+    }
+}

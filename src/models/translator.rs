@@ -1,0 +1,202 @@
+//! The TExplain translator (paper section 3.1): maps the frozen classifier's token activations to K prefix embeddings
+//! of the frozen language model. Three linear layers with NO non-linearity between them (as the paper specifies: the
+//! map is linear overall, factored through two hidden widths), the only trained part of the pipeline.
+//!
+//! Our own model, so the names are ours: `fc1` (flattened tokens -> hidden), `fc2` (hidden -> hidden), `fc3`
+//! (hidden -> K * d_lm), each with `weight` `[out, in]` and `bias`, saved as `fc1.weight`, `fc1.bias`, ...
+//! (prefixed by whatever path the caller builds it under).
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Tensor};
+
+use super::{read_json, write_json, ModelError, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Number of classifier tokens read (`p + 1` for all of them, or `token_subset.len()`).
+    pub in_tokens: i64,
+    /// Classifier width d.
+    pub in_dim: i64,
+    pub hidden_dim: i64,
+    /// K, the number of prefix embeddings.
+    pub prefix_len: i64,
+    /// Language-model width d_lm.
+    pub out_dim: i64,
+    /// Token indices (into the classifier's `p + 1` tokens, CLS = 0) to read; all tokens when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_subset: Option<Vec<i64>>,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("in_tokens", self.in_tokens),
+            ("in_dim", self.in_dim),
+            ("hidden_dim", self.hidden_dim),
+            ("prefix_len", self.prefix_len),
+            ("out_dim", self.out_dim),
+        ] {
+            if v <= 0 {
+                return Err(ModelError::InvalidConfig(format!(
+                    "translator {name} must be positive, got {v}"
+                )));
+            }
+        }
+        if let Some(s) = &self.token_subset {
+            if s.len() as i64 != self.in_tokens || s.iter().any(|&i| i < 0) {
+                return Err(ModelError::InvalidConfig(format!(
+                    "translator token_subset must hold in_tokens = {} non-negative indices, got {s:?}",
+                    self.in_tokens
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn from_json(path: &Path) -> Result<Self> {
+        let cfg: Config = read_json(path)?;
+        cfg.validate()
+            .map_err(|e| ModelError::InvalidConfig(format!("{}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+
+    /// Writes the config as JSON (atomically).
+    pub fn to_json(&self, path: &Path) -> Result<()> {
+        write_json(path, self)
+    }
+}
+
+#[derive(Debug)]
+pub struct Translator {
+    cfg: Config,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+    fc3: nn::Linear,
+}
+
+impl Translator {
+    /// Builds the translator under `vs`; PyTorch's default `nn.Linear` initialisation. `cfg` must be valid.
+    pub fn new(vs: &nn::Path, cfg: &Config) -> Self {
+        let lc = nn::LinearConfig::default();
+        Translator {
+            cfg: cfg.clone(),
+            fc1: nn::linear(vs / "fc1", cfg.in_tokens * cfg.in_dim, cfg.hidden_dim, lc),
+            fc2: nn::linear(vs / "fc2", cfg.hidden_dim, cfg.hidden_dim, lc),
+            fc3: nn::linear(vs / "fc3", cfg.hidden_dim, cfg.prefix_len * cfg.out_dim, lc),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Classifier tokens `[b, p+1, d]` -> prefix embeddings `[b, K, d_lm]`.
+    pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+        let c = &self.cfg;
+        let size = tokens.size();
+        if size.len() != 3 || size[2] != c.in_dim {
+            return Err(ModelError::Input(format!(
+                "translator expects tokens [b, n, {}], got {size:?}",
+                c.in_dim
+            )));
+        }
+        let xs = match &c.token_subset {
+            Some(idx) => {
+                if let Some(&bad) = idx.iter().find(|&&i| i >= size[1]) {
+                    return Err(ModelError::Input(format!(
+                        "translator token index {bad} >= {} tokens",
+                        size[1]
+                    )));
+                }
+                tokens.index_select(1, &Tensor::from_slice(idx).to_device(tokens.device()))
+                // [b, in_tokens, d]
+            }
+            None => tokens.shallow_clone(),
+        };
+        if xs.size()[1] != c.in_tokens {
+            return Err(ModelError::Input(format!(
+                "translator expects {} tokens, got {}",
+                c.in_tokens,
+                xs.size()[1]
+            )));
+        }
+        let b = size[0];
+        let xs = xs.reshape([b, c.in_tokens * c.in_dim]); // [b, n*d]
+        let xs = self.fc3.forward(&self.fc2.forward(&self.fc1.forward(&xs))); // [b, K*d_lm]
+        Ok(xs.view([b, c.prefix_len, c.out_dim])) // [b, K, d_lm]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn cfg() -> Config {
+        Config {
+            in_tokens: 5,
+            in_dim: 8,
+            hidden_dim: 16,
+            prefix_len: 3,
+            out_dim: 12,
+            token_subset: None,
+        }
+    }
+
+    #[test]
+    fn shapes_names_and_linearity() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let tr = Translator::new(&vs.root(), &cfg());
+        let mut names: Vec<String> = vs.variables().into_keys().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "fc1.bias",
+                "fc1.weight",
+                "fc2.bias",
+                "fc2.weight",
+                "fc3.bias",
+                "fc3.weight"
+            ]
+        );
+        let a = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+        let b = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+        let zero = Tensor::zeros([2, 5, 8], (Kind::Float, Device::Cpu));
+        let f = |x: &Tensor| tr.forward(x).unwrap();
+        assert_eq!(f(&a).size(), [2, 3, 12]);
+        // Affine overall (no non-linearity): f(a + b) - f(0) = (f(a) - f(0)) + (f(b) - f(0)).
+        let lhs = f(&(&a + &b)) - f(&zero);
+        let rhs = f(&a) - f(&zero) + f(&b) - f(&zero);
+        assert!(lhs.allclose(&rhs, 1e-4, 1e-4, false));
+    }
+
+    #[test]
+    fn token_subset_and_bad_inputs() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let sub = Config {
+            in_tokens: 2,
+            token_subset: Some(vec![0, 4]),
+            ..cfg()
+        };
+        let tr = Translator::new(&vs.root(), &sub);
+        assert_eq!(
+            tr.forward(&Tensor::zeros([3, 5, 8], (Kind::Float, Device::Cpu)))
+                .unwrap()
+                .size(),
+            [3, 3, 12]
+        );
+        let short = tr.forward(&Tensor::zeros([3, 4, 8], (Kind::Float, Device::Cpu)));
+        assert!(short.unwrap_err().to_string().contains("index 4"));
+        assert!(tr
+            .forward(&Tensor::zeros([3, 5, 7], (Kind::Float, Device::Cpu)))
+            .is_err());
+        let bad = Config {
+            in_tokens: 3,
+            ..sub
+        };
+        assert!(bad.validate().is_err());
+    }
+}

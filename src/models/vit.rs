@@ -1,0 +1,778 @@
+//! The image classifier: HF `ViTForImageClassification` (transformers `models/vit/modeling_vit.py`), pre-norm ViT
+//! with a CLS token and learned position embeddings, no pooler; the head reads the final-layernormed CLS token.
+//!
+//! Parameter names are HF's (`vit.embeddings.cls_token`, `vit.encoder.layer.{i}.attention.attention.query.weight`,
+//! ..., `vit.layernorm`, `classifier`), so `google/vit-base-patch16-384`'s `model.safetensors` loads unchanged.
+//! Besides logits, the token activations after any encoder layer are first-class ([`Vit::forward_features`]): the
+//! TExplain translator reads them and word-targeted GradCAM differentiates through them (paper sections 3.1, 4.3).
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+use super::{
+    load_safetensors, read_json, sub_path, write_json, Activation, LoadOpts, LoadReport,
+    ModelError, Result,
+};
+
+/// ViT hyper-parameters, with the field names and defaults of HF's `ViTConfig` (`config.json`).
+///
+/// `num_labels` is read from `num_labels` or, as HF does, from the size of `id2label` (which wins); when written,
+/// `id2label`/`label2id` are produced (`LABEL_{i}` unless names were given) so transformers reads it back.
+/// Unknown fields in a `config.json` (`architectures`, `torch_dtype`, `encoder_stride`, ...) are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawConfig", into = "RawConfig")]
+pub struct Config {
+    pub hidden_size: i64,
+    pub num_hidden_layers: i64,
+    pub num_attention_heads: i64,
+    pub intermediate_size: i64,
+    pub hidden_act: Activation,
+    pub hidden_dropout_prob: f64,
+    pub attention_probs_dropout_prob: f64,
+    pub initializer_range: f64,
+    pub layer_norm_eps: f64,
+    /// Square images only (HF also accepts a pair; no checkpoint we target uses one).
+    pub image_size: i64,
+    pub patch_size: i64,
+    pub num_channels: i64,
+    pub qkv_bias: bool,
+    pub num_labels: i64,
+    /// Label names by index, when known (HF `id2label`).
+    pub id2label: Option<BTreeMap<i64, String>>,
+}
+
+/// `config.json` as HF writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RawConfig {
+    #[serde(default = "d_hidden")]
+    hidden_size: i64,
+    #[serde(default = "d_12")]
+    num_hidden_layers: i64,
+    #[serde(default = "d_12")]
+    num_attention_heads: i64,
+    #[serde(default = "d_inter")]
+    intermediate_size: i64,
+    #[serde(default = "d_act")]
+    hidden_act: Activation,
+    #[serde(default)]
+    hidden_dropout_prob: f64,
+    #[serde(default)]
+    attention_probs_dropout_prob: f64,
+    #[serde(default = "d_init")]
+    initializer_range: f64,
+    #[serde(default = "d_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "d_image")]
+    image_size: i64,
+    #[serde(default = "d_patch")]
+    patch_size: i64,
+    #[serde(default = "d_channels")]
+    num_channels: i64,
+    #[serde(default = "d_true")]
+    qkv_bias: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    num_labels: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id2label: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label2id: Option<BTreeMap<String, i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    architectures: Option<Vec<String>>,
+}
+
+fn d_hidden() -> i64 {
+    768
+}
+fn d_12() -> i64 {
+    12
+}
+fn d_inter() -> i64 {
+    3072
+}
+fn d_act() -> Activation {
+    Activation::Gelu
+}
+fn d_init() -> f64 {
+    0.02
+}
+fn d_eps() -> f64 {
+    1e-12
+}
+fn d_image() -> i64 {
+    224
+}
+fn d_patch() -> i64 {
+    16
+}
+fn d_channels() -> i64 {
+    3
+}
+fn d_true() -> bool {
+    true
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ModelError;
+    fn try_from(r: RawConfig) -> Result<Self> {
+        let id2label = match r.id2label {
+            None => None,
+            Some(m) => {
+                let mut out = BTreeMap::new();
+                for (k, v) in m {
+                    let i: i64 = k.parse().map_err(|_| {
+                        ModelError::InvalidConfig(format!("id2label key `{k}` is not an integer"))
+                    })?;
+                    out.insert(i, v);
+                }
+                Some(out)
+            }
+        };
+        // HF: id2label, when present, decides the number of labels; num_labels alone otherwise; 2 by default.
+        let num_labels = match (&id2label, r.num_labels) {
+            (Some(m), Some(n)) if m.len() as i64 != n => {
+                return Err(ModelError::InvalidConfig(format!(
+                    "num_labels = {n} but id2label has {} entries",
+                    m.len()
+                )))
+            }
+            (Some(m), _) => m.len() as i64,
+            (None, Some(n)) => n,
+            (None, None) => 2,
+        };
+        let cfg = Config {
+            hidden_size: r.hidden_size,
+            num_hidden_layers: r.num_hidden_layers,
+            num_attention_heads: r.num_attention_heads,
+            intermediate_size: r.intermediate_size,
+            hidden_act: r.hidden_act,
+            hidden_dropout_prob: r.hidden_dropout_prob,
+            attention_probs_dropout_prob: r.attention_probs_dropout_prob,
+            initializer_range: r.initializer_range,
+            layer_norm_eps: r.layer_norm_eps,
+            image_size: r.image_size,
+            patch_size: r.patch_size,
+            num_channels: r.num_channels,
+            qkv_bias: r.qkv_bias,
+            num_labels,
+            id2label,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl From<Config> for RawConfig {
+    fn from(c: Config) -> Self {
+        let names: BTreeMap<i64, String> = c.id2label.unwrap_or_else(|| {
+            (0..c.num_labels)
+                .map(|i| (i, format!("LABEL_{i}")))
+                .collect()
+        });
+        RawConfig {
+            hidden_size: c.hidden_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: c.num_attention_heads,
+            intermediate_size: c.intermediate_size,
+            hidden_act: c.hidden_act,
+            hidden_dropout_prob: c.hidden_dropout_prob,
+            attention_probs_dropout_prob: c.attention_probs_dropout_prob,
+            initializer_range: c.initializer_range,
+            layer_norm_eps: c.layer_norm_eps,
+            image_size: c.image_size,
+            patch_size: c.patch_size,
+            num_channels: c.num_channels,
+            qkv_bias: c.qkv_bias,
+            num_labels: None,
+            label2id: Some(names.iter().map(|(i, n)| (n.clone(), *i)).collect()),
+            id2label: Some(names.into_iter().map(|(i, n)| (i.to_string(), n)).collect()),
+            model_type: Some("vit".into()),
+            architectures: Some(vec!["ViTForImageClassification".into()]),
+        }
+    }
+}
+
+impl Config {
+    /// The shape of `google/vit-base-patch16-384` (86M parameters, 577 tokens); `num_labels` as given.
+    pub fn vit_base_patch16_384(num_labels: i64) -> Self {
+        Config {
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            hidden_act: Activation::Gelu,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            initializer_range: 0.02,
+            layer_norm_eps: 1e-12,
+            image_size: 384,
+            patch_size: 16,
+            num_channels: 3,
+            qkv_bias: true,
+            num_labels,
+            id2label: None,
+        }
+    }
+
+    /// A small ViT for synthetic data trained from scratch (DESIGN.md: d 96, depth 4, 3 heads, MLP 384), 2 labels.
+    pub fn tiny(image_size: i64, patch_size: i64) -> Self {
+        Config {
+            hidden_size: 96,
+            num_hidden_layers: 4,
+            num_attention_heads: 3,
+            intermediate_size: 384,
+            image_size,
+            patch_size,
+            num_labels: 2,
+            ..Self::vit_base_patch16_384(2)
+        }
+    }
+
+    /// Reads an HF `config.json`.
+    pub fn from_hf_json(path: &Path) -> Result<Self> {
+        read_json(path)
+    }
+
+    /// Writes an HF-readable `config.json` (atomically).
+    pub fn to_hf_json(&self, path: &Path) -> Result<()> {
+        write_json(path, self)
+    }
+
+    /// Checks the invariants the model relies on.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("image_size", self.image_size),
+            ("patch_size", self.patch_size),
+            ("num_channels", self.num_channels),
+            ("num_labels", self.num_labels),
+        ];
+        for (name, v) in positive {
+            if v <= 0 {
+                return Err(ModelError::InvalidConfig(format!(
+                    "vit {name} must be positive, got {v}"
+                )));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(ModelError::InvalidConfig(format!(
+                "vit hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if self.image_size % self.patch_size != 0 {
+            return Err(ModelError::InvalidConfig(format!(
+                "vit image_size {} is not a multiple of patch_size {}",
+                self.image_size, self.patch_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Patches per image side.
+    pub fn grid(&self) -> i64 {
+        self.image_size / self.patch_size
+    }
+
+    /// Tokens per image: patches plus the CLS token (`p + 1`).
+    pub fn num_tokens(&self) -> i64 {
+        self.grid() * self.grid() + 1
+    }
+}
+
+/// Forward FLOPs per image (2 x multiply-accumulates) of the matrix products: patch embedding, per layer the
+/// q/k/v/output projections (4 n d^2), attention scores and weighted sum (2 n^2 d) and the MLP (2 n d m), and the
+/// classifier on the CLS token; n = p + 1 tokens. Layernorms, softmax, GELU and additions are left out (<1%).
+/// Training (forward + backward) is about 3x this; MFU = 3 * flops * images/s / peak.
+pub fn flops_per_image(cfg: &Config) -> f64 {
+    let (d, m, l) = (
+        cfg.hidden_size as f64,
+        cfg.intermediate_size as f64,
+        cfg.num_hidden_layers as f64,
+    );
+    let p = (cfg.grid() * cfg.grid()) as f64;
+    let n = p + 1.0;
+    let patch = p * (cfg.num_channels * cfg.patch_size * cfg.patch_size) as f64 * d;
+    let layer = 4.0 * n * d * d + 2.0 * n * n * d + 2.0 * n * d * m;
+    let head = d * cfg.num_labels as f64;
+    2.0 * (patch + l * layer + head)
+}
+
+fn linear(vs: nn::Path, i: i64, o: i64, bias: bool, std: f64) -> nn::Linear {
+    // HF `_init_weights`: trunc_normal(0, initializer_range) (truncated at +-2, i.e. ~100 std: a plain normal), bias 0.
+    let cfg = nn::LinearConfig {
+        ws_init: nn::Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        },
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias,
+    };
+    nn::linear(vs, i, o, cfg)
+}
+
+fn layer_norm(vs: nn::Path, d: i64, eps: f64) -> nn::LayerNorm {
+    nn::layer_norm(
+        vs,
+        vec![d],
+        nn::LayerNormConfig {
+            eps,
+            ..Default::default()
+        },
+    )
+}
+
+#[derive(Debug)]
+struct Layer {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    attn_out: nn::Linear,
+    intermediate: nn::Linear,
+    output: nn::Linear,
+    ln_before: nn::LayerNorm,
+    ln_after: nn::LayerNorm,
+    heads: i64,
+    act: Activation,
+    hidden_p: f64,
+    attn_p: f64,
+}
+
+impl Layer {
+    fn new(vs: &nn::Path, cfg: &Config) -> Self {
+        let (d, std) = (cfg.hidden_size, cfg.initializer_range);
+        let att = sub_path(vs, "attention.attention");
+        Layer {
+            query: linear(&att / "query", d, d, cfg.qkv_bias, std),
+            key: linear(&att / "key", d, d, cfg.qkv_bias, std),
+            value: linear(&att / "value", d, d, cfg.qkv_bias, std),
+            attn_out: linear(sub_path(vs, "attention.output.dense"), d, d, true, std),
+            intermediate: linear(
+                sub_path(vs, "intermediate.dense"),
+                d,
+                cfg.intermediate_size,
+                true,
+                std,
+            ),
+            output: linear(
+                sub_path(vs, "output.dense"),
+                cfg.intermediate_size,
+                d,
+                true,
+                std,
+            ),
+            ln_before: layer_norm(vs / "layernorm_before", d, cfg.layer_norm_eps),
+            ln_after: layer_norm(vs / "layernorm_after", d, cfg.layer_norm_eps),
+            heads: cfg.num_attention_heads,
+            act: cfg.hidden_act,
+            hidden_p: cfg.hidden_dropout_prob,
+            attn_p: cfg.attention_probs_dropout_prob,
+        }
+    }
+
+    /// HF `ViTLayer`: x + attn(ln_before(x)), then + mlp(ln_after(.)).
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let (b, n, d) = xs.size3().expect("vit layer input is [b, n, d]");
+        let hd = d / self.heads;
+        let h = xs.apply(&self.ln_before); // [b, n, d]
+        let split = |t: Tensor| t.view([b, n, self.heads, hd]).transpose(1, 2); // [b, H, n, hd]
+        let q = split(h.apply(&self.query));
+        let k = split(h.apply(&self.key));
+        let v = split(h.apply(&self.value));
+        let attn_p = if train { self.attn_p } else { 0.0 };
+        // softmax(q k^T / sqrt(hd)) v, HF's eager scale; no mask (all tokens see all tokens).
+        let a = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            None::<Tensor>,
+            attn_p,
+            false,
+            None,
+            false,
+        ); // [b, H, n, hd]
+        let a = a
+            .transpose(1, 2)
+            .reshape([b, n, d])
+            .apply(&self.attn_out)
+            .dropout(self.hidden_p, train);
+        let xs = xs + a; // [b, n, d]
+        let m = self
+            .act
+            .apply(&xs.apply(&self.ln_after).apply(&self.intermediate)); // [b, n, m]
+        let m = m.apply(&self.output).dropout(self.hidden_p, train); // [b, n, d]
+        xs + m
+    }
+}
+
+/// Token activations at one layer and the logits of the same forward pass.
+#[derive(Debug)]
+pub struct Features {
+    /// `[b, p+1, d]`, CLS first; part of the autograd graph of `logits`.
+    pub tokens: Tensor,
+    /// `[b, num_labels]`.
+    pub logits: Tensor,
+}
+
+/// HF `ViTForImageClassification`.
+#[derive(Debug)]
+pub struct Vit {
+    cfg: Config,
+    cls_token: Tensor,
+    position_embeddings: Tensor,
+    patch_proj: nn::Conv2D,
+    layers: Vec<Layer>,
+    layernorm: nn::LayerNorm,
+    classifier: nn::Linear,
+}
+
+impl Vit {
+    /// Builds the model under `vs` (pass the VarStore's root for HF names). `cfg` must be valid
+    /// ([`Config::validate`]; configs read with serde already are).
+    pub fn new(vs: &nn::Path, cfg: &Config) -> Self {
+        let d = cfg.hidden_size;
+        let std = cfg.initializer_range;
+        let emb = sub_path(vs, "vit.embeddings");
+        let init = nn::Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        };
+        let cls_token = emb.var("cls_token", &[1, 1, d], init);
+        let position_embeddings = emb.var("position_embeddings", &[1, cfg.num_tokens(), d], init);
+        let conv_cfg = nn::ConvConfig {
+            stride: cfg.patch_size,
+            ws_init: init,
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        };
+        let patch_proj = nn::conv2d(
+            sub_path(&emb, "patch_embeddings.projection"),
+            cfg.num_channels,
+            d,
+            cfg.patch_size,
+            conv_cfg,
+        );
+        let enc = sub_path(vs, "vit.encoder.layer");
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::new(&(&enc / i), cfg))
+            .collect();
+        let layernorm = layer_norm(sub_path(vs, "vit.layernorm"), d, cfg.layer_norm_eps);
+        let classifier = linear(vs / "classifier", d, cfg.num_labels, true, std);
+        Vit {
+            cfg: cfg.clone(),
+            cls_token,
+            position_embeddings,
+            patch_proj,
+            layers,
+            layernorm,
+            classifier,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Tokens per image (`p + 1`).
+    pub fn num_tokens(&self) -> i64 {
+        self.cfg.num_tokens()
+    }
+
+    /// The rules for loading an HF checkpoint. With `new_head`, `classifier.*` may be absent from the checkpoint or
+    /// have another shape (a head for a different number of labels) and then keeps its fresh initialisation.
+    pub fn load_opts(new_head: bool) -> LoadOpts {
+        LoadOpts {
+            base_model_prefix: Some("vit".into()),
+            allow_missing: if new_head {
+                vec!["classifier.".into()]
+            } else {
+                vec![]
+            },
+            ignore: vec![],
+            tied: vec![],
+        }
+    }
+
+    /// Builds a ViT from an HF folder (`config.json` + `model.safetensors`) into `vs`.
+    ///
+    /// `num_labels`: `None` keeps the checkpoint's head; `Some(n)` with `n` different from the config's builds a new
+    /// `n`-way head (reported in [`LoadReport::missing`], and in `mismatched` when the checkpoint had one).
+    pub fn from_hf_folder(
+        vs: &mut nn::VarStore,
+        dir: &Path,
+        num_labels: Option<i64>,
+    ) -> Result<(Self, LoadReport)> {
+        let mut cfg = Config::from_hf_json(&dir.join("config.json"))?;
+        let new_head = matches!(num_labels, Some(n) if n != cfg.num_labels);
+        if let Some(n) = num_labels.filter(|_| new_head) {
+            cfg.num_labels = n;
+            cfg.id2label = None;
+            cfg.validate()?;
+        }
+        let model = Vit::new(&vs.root(), &cfg);
+        let report = load_safetensors(
+            vs,
+            &dir.join("model.safetensors"),
+            &Self::load_opts(new_head),
+        )?;
+        Ok((model, report))
+    }
+
+    /// Checks that `xs` is `[b, num_channels, image_size, image_size]`.
+    pub fn check_input(&self, xs: &Tensor) -> Result<()> {
+        let c = &self.cfg;
+        let want = [c.num_channels, c.image_size, c.image_size];
+        let size = xs.size();
+        if size.len() != 4 || size[1..] != want {
+            return Err(ModelError::Input(format!(
+                "vit expects pixel values [b, {}, {}, {}], got {size:?}",
+                want[0], want[1], want[2]
+            )));
+        }
+        Ok(())
+    }
+
+    /// HF `ViTEmbeddings`: patch projection, CLS token prepended, learned positions added. `[b, c, H, W] -> [b, p+1, d]`.
+    fn embed(&self, xs: &Tensor, train: bool) -> Tensor {
+        let b = xs.size()[0];
+        let patches = xs.apply(&self.patch_proj).flatten(2, -1).transpose(1, 2); // [b, p, d]
+        let cls = self.cls_token.expand([b, 1, self.cfg.hidden_size], false); // [b, 1, d]
+        let xs = Tensor::cat(&[cls, patches], 1) + &self.position_embeddings; // [b, p+1, d]
+        xs.dropout(self.cfg.hidden_dropout_prob, train)
+    }
+
+    /// Classifier on the CLS token of the final (layernormed) tokens. `[b, p+1, d] -> [b, num_labels]`.
+    fn head(&self, last_hidden: &Tensor) -> Tensor {
+        last_hidden.select(1, 0).apply(&self.classifier)
+    }
+
+    fn check_layer(&self, layer: i64) -> Result<()> {
+        let l = self.cfg.num_hidden_layers;
+        if layer == -1 || (0..=l).contains(&layer) {
+            Ok(())
+        } else {
+            Err(ModelError::Input(format!(
+                "vit layer index {layer} is outside -1 and 0..={l}"
+            )))
+        }
+    }
+
+    /// Runs the full forward and returns HF's `hidden_states` (`num_hidden_layers + 1` tensors `[b, p+1, d]`:
+    /// embeddings, then after each block), the `last_hidden_state` (after `vit.layernorm`) and the logits.
+    pub fn forward_hidden_states(
+        &self,
+        xs: &Tensor,
+        train: bool,
+    ) -> Result<(Vec<Tensor>, Tensor, Tensor)> {
+        self.check_input(xs)?;
+        let mut hs = vec![self.embed(xs, train)];
+        for layer in &self.layers {
+            let next = layer.forward_t(hs.last().expect("hidden states start non-empty"), train);
+            hs.push(next);
+        }
+        let last = hs
+            .last()
+            .expect("hidden states start non-empty")
+            .apply(&self.layernorm); // [b, p+1, d]
+        let logits = self.head(&last); // [b, num_labels]
+        Ok((hs, last, logits))
+    }
+
+    /// Token activations after encoder layer `layer` and the logits, from one forward pass.
+    ///
+    /// `layer` follows HF's `hidden_states` indexing: 0 = embeddings, i = after block i (before the final
+    /// layernorm), and -1 = `last_hidden_state` (after `vit.layernorm`). `xs`: `[b, c, H, W]`.
+    pub fn forward_features(&self, xs: &Tensor, layer: i64, train: bool) -> Result<Features> {
+        self.check_layer(layer)?;
+        let (hs, last, logits) = self.forward_hidden_states(xs, train)?;
+        let tokens = if layer == -1 {
+            last
+        } else {
+            hs[layer as usize].shallow_clone()
+        };
+        Ok(Features { tokens, logits })
+    }
+
+    /// Continues the forward from the tokens of layer `layer` (same indexing as [`Vit::forward_features`]) to the
+    /// logits: the remaining blocks, the final layernorm, the head. `[b, p+1, d] -> [b, num_labels]`.
+    pub fn head_from_tokens(&self, tokens: &Tensor, layer: i64, train: bool) -> Result<Tensor> {
+        self.check_layer(layer)?;
+        let want = [self.num_tokens(), self.cfg.hidden_size];
+        let size = tokens.size();
+        if size.len() != 3 || size[1..] != want {
+            return Err(ModelError::Input(format!(
+                "vit tokens must be [b, {}, {}], got {size:?}",
+                want[0], want[1]
+            )));
+        }
+        if layer == -1 {
+            return Ok(self.head(tokens));
+        }
+        let mut xs = tokens.shallow_clone();
+        for block in &self.layers[layer as usize..] {
+            xs = block.forward_t(&xs, train);
+        }
+        Ok(self.head(&xs.apply(&self.layernorm)))
+    }
+
+    /// Logits `[b, num_labels]` for pixel values `[b, c, H, W]`; panics (libtorch) on a wrong input shape, use
+    /// [`Vit::check_input`] first when the input is not known to be right.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut h = self.embed(xs, train);
+        for layer in &self.layers {
+            h = layer.forward_t(&h, train);
+        }
+        self.head(&h.apply(&self.layernorm))
+    }
+}
+
+impl nn::ModuleT for Vit {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        Vit::forward_t(self, xs, train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn config_reads_num_labels_from_either_field() {
+        let cases = [
+            (r#"{"num_labels": 5}"#, Ok(5)),
+            (r#"{"id2label": {"0": "a", "1": "b", "2": "c"}}"#, Ok(3)),
+            (
+                r#"{"id2label": {"0": "a", "1": "b"}, "num_labels": 2}"#,
+                Ok(2),
+            ),
+            (
+                r#"{"id2label": {"0": "a", "1": "b"}, "num_labels": 3}"#,
+                Err("num_labels = 3"),
+            ),
+            (r#"{}"#, Ok(2)),
+            (r#"{"hidden_act": "swish"}"#, Err("swish")),
+            (r#"{"hidden_size": 100}"#, Err("not a multiple")),
+        ];
+        for (json, want) in cases {
+            let got: Result<Config, _> = serde_json::from_str(json);
+            match (got, want) {
+                (Ok(c), Ok(n)) => assert_eq!(c.num_labels, n, "{json}"),
+                (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{json}: {e}"),
+                (got, want) => panic!("{json}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn config_round_trips_through_hf_json() {
+        let cfg = Config::tiny(64, 8);
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert!(
+            text.contains(r#""id2label":{"0":"LABEL_0","1":"LABEL_1"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""model_type":"vit""#), "{text}");
+        let back: Config = serde_json::from_str(&text).unwrap();
+        // Round-tripping names the labels LABEL_i; everything else is unchanged.
+        assert_eq!(
+            back,
+            Config {
+                id2label: back.id2label.clone(),
+                ..cfg
+            }
+        );
+    }
+
+    #[test]
+    fn flops_of_vit_base_384_match_the_known_value() {
+        // ViT-B/16 at 384 px is 55.5 G multiply-accumulates (timm's model table, which the DeiT paper quotes as
+        // "GFLOPs"); we count 2 x MACs, so ~111e9.
+        let f = flops_per_image(&Config::vit_base_patch16_384(1000));
+        assert!((f / 2.0 / 1e9 - 55.5).abs() < 1.0, "{f}");
+    }
+
+    #[test]
+    fn layer_index_and_input_are_checked() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let vit = Vit::new(&vs.root(), &Config::tiny(16, 8));
+        let xs = Tensor::zeros([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        assert!(vit.forward_features(&xs, 5, false).is_err());
+        assert!(vit.forward_features(&xs, -2, false).is_err());
+        let wrong = Tensor::zeros([2, 3, 8, 16], (Kind::Float, Device::Cpu));
+        assert!(vit
+            .forward_features(&wrong, 1, false)
+            .unwrap_err()
+            .to_string()
+            .contains("[b, 3, 16, 16]"));
+        for layer in [-1, 0, 2, 4] {
+            let f = vit.forward_features(&xs, layer, false).unwrap();
+            assert_eq!(f.tokens.size(), [2, 5, 96]);
+            assert_eq!(f.logits.size(), [2, 2]);
+            let again = vit.head_from_tokens(&f.tokens, layer, false).unwrap();
+            assert!(
+                again.allclose(&f.logits, 1e-5, 1e-5, false),
+                "layer {layer}"
+            );
+        }
+    }
+
+    #[test]
+    fn parameter_names_are_hf_names() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _vit = Vit::new(&vs.root(), &Config::tiny(16, 8));
+        let vars = vs.variables();
+        for name in [
+            "vit.embeddings.cls_token",
+            "vit.embeddings.position_embeddings",
+            "vit.embeddings.patch_embeddings.projection.weight",
+            "vit.encoder.layer.3.attention.attention.query.bias",
+            "vit.encoder.layer.0.attention.output.dense.weight",
+            "vit.encoder.layer.0.intermediate.dense.weight",
+            "vit.encoder.layer.0.output.dense.bias",
+            "vit.encoder.layer.0.layernorm_before.weight",
+            "vit.encoder.layer.0.layernorm_after.bias",
+            "vit.layernorm.weight",
+            "classifier.weight",
+        ] {
+            assert!(
+                vars.contains_key(name),
+                "{name} missing from {:?}",
+                vars.keys()
+            );
+        }
+        // 5 embedding tensors... (cls, pos, conv w/b) + 16 per layer + layernorm 2 + classifier 2.
+        assert_eq!(vars.len(), 4 + 16 * 4 + 2 + 2);
+    }
+
+    #[test]
+    fn train_mode_gives_gradients_to_every_parameter() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let vit = Vit::new(
+            &vs.root(),
+            &Config {
+                hidden_dropout_prob: 0.1,
+                ..Config::tiny(16, 8)
+            },
+        );
+        let xs = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[0i64, 1, 1, 0]);
+        let loss = vit.forward_t(&xs, true).cross_entropy_for_logits(&labels);
+        loss.backward();
+        for (name, var) in vs.variables() {
+            let g = var.grad();
+            assert!(g.defined(), "{name} has no gradient");
+            assert!(
+                g.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                "{name} has a zero gradient"
+            );
+        }
+    }
+}
