@@ -75,9 +75,10 @@ pub fn read_metadata(path: &Path, attr_column: &str) -> Result<Vec<MetaRow>, Dat
         .collect();
     let mut rows = Vec::new();
     let mut bad = Vec::new();
-    for rec in rdr.records() {
+    for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(csv_err)?;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        // File line of the row (header = line 1; rows hold no embedded newlines in this format).
+        let line = i as u64 + 2;
         let field = |c: &str| rec.get(col[c]).unwrap_or("");
         let mut problems = Vec::new();
         let int = |c: &str, ok: &dyn Fn(i64) -> bool, problems: &mut Vec<String>| -> i64 {
