@@ -44,6 +44,8 @@ pub struct Config {
     pub reorder_and_upcast_attn: bool,
     /// The LM head is always the token embedding; false is rejected by [`Config::validate`].
     pub tie_word_embeddings: bool,
+    /// Cross-attention blocks (encoder-decoder use) are not implemented; true is rejected.
+    pub add_cross_attention: bool,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             scale_attn_by_inverse_layer_idx: false,
             reorder_and_upcast_attn: false,
             tie_word_embeddings: true,
+            add_cross_attention: false,
         }
     }
 }
@@ -151,6 +154,11 @@ impl Config {
         if self.scale_attn_by_inverse_layer_idx {
             return Err(ModelError::InvalidConfig(
                 "gpt2 scale_attn_by_inverse_layer_idx = true is not supported".into(),
+            ));
+        }
+        if self.add_cross_attention {
+            return Err(ModelError::InvalidConfig(
+                "gpt2 add_cross_attention = true is not supported".into(),
             ));
         }
         if !self.tie_word_embeddings {
@@ -395,8 +403,10 @@ impl Gpt2 {
     }
 
     /// The rules for loading an HF checkpoint: base-model prefix `transformer` (openai-community/gpt2 stores its
-    /// keys unprefixed, saved from `GPT2Model`), the causal-mask buffers `h.{i}.attn.bias` and `h.{i}.attn.masked_bias`
-    /// (old checkpoints persist them) ignored, and `lm_head.weight` tied to `transformer.wte.weight`.
+    /// keys unprefixed, saved from `GPT2Model`); the causal-mask buffers `h.{i}.attn.bias` and `h.{i}.attn.masked_bias`
+    /// that old checkpoints persist, ignored (transformers 4.x: `_keys_to_ignore_on_load_unexpected =
+    /// [r"h\.\d+\.attn\.masked_bias", r"h\.\d+\.attn\.bias"]`; 5.x: `["attn.bias", "crossattention.bias"]`, no
+    /// cross-attention here); and `lm_head.weight` tied to `transformer.wte.weight` (`_tied_weights_keys`).
     pub fn load_opts() -> LoadOpts {
         LoadOpts {
             base_model_prefix: Some("transformer".into()),

@@ -131,16 +131,17 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// The rules one model needs to load a checkpoint; each model builds its own (e.g. [`gpt2::Gpt2::load_opts`]).
 #[derive(Debug, Clone, Default)]
 pub struct LoadOpts {
-    /// HF `base_model_prefix` (`"vit"`, `"transformer"`). HF's rule: if the model expects keys starting with the
-    /// prefix and the checkpoint has none, the prefix (plus '.') is added to every checkpoint key; if the checkpoint
-    /// has prefixed keys and the model expects none, it is stripped from the keys that carry it.
+    /// HF `base_model_prefix` (`"vit"`, `"transformer"`), applied key by key: `prefix.` is added to a checkpoint key
+    /// when that names a model parameter, and stripped when the rest does (see `apply_prefix_rule`).
     pub base_model_prefix: Option<String>,
     /// Model parameters allowed to stay at their fresh initialisation: exact names, or prefixes ending in '.'
     /// (`"classifier."`). Such a key that is absent, or present with another shape, is reported in
     /// [`LoadReport::missing`] (and the latter also in [`LoadReport::mismatched`]) instead of failing.
     pub allow_missing: Vec<String>,
-    /// Checkpoint keys that are known non-parameters (buffers) and are dropped, reported in [`LoadReport::ignored`].
-    /// Matched after the prefix rule; `{i}` in a pattern matches one decimal number (`transformer.h.{i}.attn.bias`).
+    /// Checkpoint keys that are known non-parameters (buffers) and are dropped, reported in [`LoadReport::ignored`]
+    /// (HF's `_keys_to_ignore_on_load_unexpected`, written out as exact patterns).
+    /// Patterns name the keys as the model would (`transformer.h.{i}.attn.bias`) and also match the unprefixed form
+    /// of a base-model checkpoint; `{i}` stands for one decimal number. Reported under the checkpoint's own name.
     pub ignore: Vec<String>,
     /// Tied parameters `(alias, target)`: a checkpoint key `alias` is the same tensor as the model's `target`
     /// (GPT-2's `lm_head.weight` is `transformer.wte.weight`). It serves as `target` when the checkpoint lacks
@@ -185,30 +186,31 @@ fn is_allowed(allow: &[String], key: &str) -> bool {
     })
 }
 
-/// Applies HF's `base_model_prefix` rule to checkpoint keys (transformers `_get_key_renaming_mapping`:
-/// `has_prefix_module = any(k.startswith(prefix))`, `expects_prefix_module = any(k.startswith(prefix))` over the
-/// model's keys; add the prefix when the model expects it and the checkpoint lacks it, strip it in the opposite case).
+/// Applies HF's `base_model_prefix` rule to checkpoint keys, key by key as transformers 5.x does
+/// (`core_model_loading.rename_source_key`): a key starting with `prefix.` whose remainder is a model key is
+/// stripped; otherwise a key for which `prefix.key` is a model key gets the prefix; any other key is kept. On whole
+/// checkpoints this gives the same result as transformers 4.x's global rule (`has_prefix_module` /
+/// `expects_prefix_module` in `_load_pretrained_model`): a `GPT2Model` checkpoint loads into `GPT2LMHeadModel`.
 fn apply_prefix_rule(
     prefix: &str,
     loaded: Vec<(String, Tensor)>,
     expected: &BTreeSet<String>,
 ) -> Vec<(String, Tensor)> {
-    let has_prefix = loaded.iter().any(|(k, _)| k.starts_with(prefix));
-    let expects_prefix = expected.iter().any(|k| k.starts_with(prefix));
     let dotted = format!("{prefix}.");
-    if !has_prefix && expects_prefix {
-        loaded
-            .into_iter()
-            .map(|(k, t)| (format!("{dotted}{k}"), t))
-            .collect()
-    } else if has_prefix && !expects_prefix {
-        loaded
-            .into_iter()
-            .map(|(k, t)| (k.strip_prefix(&dotted).map(str::to_string).unwrap_or(k), t))
-            .collect()
-    } else {
-        loaded
-    }
+    loaded
+        .into_iter()
+        .map(|(k, t)| {
+            if let Some(stripped) = k.strip_prefix(&dotted).filter(|s| expected.contains(*s)) {
+                return (stripped.to_string(), t);
+            }
+            let added = format!("{dotted}{k}");
+            if expected.contains(&added) {
+                (added, t)
+            } else {
+                (k, t)
+            }
+        })
+        .collect()
 }
 
 /// Loads a safetensors checkpoint into `vs`'s variables by name.
@@ -230,8 +232,18 @@ pub fn load_safetensors(vs: &mut nn::VarStore, path: &Path, opts: &LoadOpts) -> 
     };
     let mut report = LoadReport::default();
     let mut ckpt: BTreeMap<String, Tensor> = BTreeMap::new();
+    // Buffers are named as in the model (`transformer.h.{i}.attn.bias`); the prefix rule leaves a base-model
+    // checkpoint's `h.0.attn.bias` unprefixed (no such model parameter), so the prefixed form is tried as well.
+    let model_form = |key: &str| match &opts.base_model_prefix {
+        Some(prefix) if !key.starts_with(&format!("{prefix}.")) => format!("{prefix}.{key}"),
+        _ => key.to_string(),
+    };
     for (key, t) in loaded {
-        if opts.ignore.iter().any(|p| pattern_matches(p, &key)) {
+        if opts
+            .ignore
+            .iter()
+            .any(|p| pattern_matches(p, &key) || pattern_matches(p, &model_form(&key)))
+        {
             report.ignored.push(key);
         } else {
             ckpt.insert(key, t);
@@ -395,31 +407,47 @@ mod tests {
     #[test]
     fn prefix_rule_adds_strips_or_keeps() {
         let t = || Tensor::zeros([1], (Kind::Float, tch::Device::Cpu));
-        let expected: BTreeSet<String> = ["transformer.wte.weight".to_string()].into();
-        let names = |v: Vec<(String, Tensor)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-        // Base-model checkpoint into a task model: add.
-        let got = apply_prefix_rule("transformer", vec![("wte.weight".into(), t())], &expected);
-        assert_eq!(names(got), ["transformer.wte.weight"]);
-        // Already prefixed: keep (other keys such as lm_head.weight untouched).
-        let got = apply_prefix_rule(
-            "transformer",
-            vec![
-                ("transformer.wte.weight".into(), t()),
-                ("lm_head.weight".into(), t()),
-            ],
-            &expected,
-        );
-        assert_eq!(names(got), ["transformer.wte.weight", "lm_head.weight"]);
-        // Task checkpoint into a base model: strip where present.
-        let base: BTreeSet<String> = ["wte.weight".to_string()].into();
-        let got = apply_prefix_rule(
-            "transformer",
-            vec![
-                ("transformer.wte.weight".into(), t()),
-                ("lm_head.weight".into(), t()),
-            ],
-            &base,
-        );
-        assert_eq!(names(got), ["wte.weight", "lm_head.weight"]);
+        let task: BTreeSet<String> = [
+            "transformer.wte.weight".to_string(),
+            "transformer.h.0.ln_1.weight".to_string(),
+        ]
+        .into();
+        let base: BTreeSet<String> =
+            ["wte.weight".to_string(), "h.0.ln_1.weight".to_string()].into();
+        let cases: [(&BTreeSet<String>, &[&str], &[&str]); 4] = [
+            // Base-model checkpoint (openai-community/gpt2) into the LM-head model: add; buffers kept as they are.
+            (
+                &task,
+                &["wte.weight", "h.0.attn.bias"],
+                &["transformer.wte.weight", "h.0.attn.bias"],
+            ),
+            // Already prefixed: kept, and so is a key outside the base model.
+            (
+                &task,
+                &["transformer.wte.weight", "lm_head.weight"],
+                &["transformer.wte.weight", "lm_head.weight"],
+            ),
+            // Task checkpoint into a base model: strip where the rest is a model key.
+            (
+                &base,
+                &["transformer.wte.weight", "lm_head.weight"],
+                &["wte.weight", "lm_head.weight"],
+            ),
+            // A prefix match without the dot is not a prefix.
+            (
+                &task,
+                &["transformerX.wte.weight"],
+                &["transformerX.wte.weight"],
+            ),
+        ];
+        for (expected, keys, want) in cases {
+            let got = apply_prefix_rule(
+                "transformer",
+                keys.iter().map(|k| (k.to_string(), t())).collect(),
+                expected,
+            );
+            let got: Vec<String> = got.into_iter().map(|(k, _)| k).collect();
+            assert_eq!(got, want, "{keys:?}");
+        }
     }
 }
