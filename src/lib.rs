@@ -3,3 +3,6 @@
 //!
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
 pub mod cli;
+pub mod metrics;
+pub mod report;
+pub mod text;
