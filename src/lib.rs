@@ -4,4 +4,7 @@
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
 pub mod cli;
 pub mod data;
+pub mod metrics;
 pub mod models;
+pub mod report;
+pub mod text;
