@@ -3,8 +3,15 @@
 //!
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
 pub mod cli;
+pub mod config;
 pub mod data;
+pub mod explain;
 pub mod metrics;
 pub mod models;
+pub mod pipeline;
+pub mod progress;
 pub mod report;
+pub mod rundir;
+pub mod runtime;
 pub mod text;
+pub mod train;

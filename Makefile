@@ -1,0 +1,26 @@
+# Two commands do all the set-up on a fresh machine: `make demo` (the main job) and `make test` (the tests).
+# Both fetch a CPU libtorch 2.11.0 into ~/.cache/texplain on first use (scripts/fetch-libtorch.sh); a LIBTORCH
+# that is already set wins. Everything is built in release mode, once, for the binary and the tests alike.
+WITH_LIBTORCH := scripts/with-libtorch.sh
+CONFIG ?= configs/quickstart.yaml
+
+.PHONY: build demo test lint fmt libtorch build-cuda
+
+libtorch:
+	@scripts/fetch-libtorch.sh
+
+build:
+	$(WITH_LIBTORCH) cargo build --release
+
+demo: build
+	target/release/texplain run $(CONFIG)
+
+test:
+	$(WITH_LIBTORCH) cargo test --release
+
+lint:
+	cargo fmt --all -- --check
+	$(WITH_LIBTORCH) cargo clippy --release --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all

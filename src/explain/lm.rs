@@ -1,0 +1,238 @@
+//! Language-model losses and the two trainings that use them (paper section 2 and 3):
+//! - pretraining a small GPT-2 on the text-only caption corpus (when no pretrained LM is given);
+//! - training the translator with classifier and LM frozen: LM cross-entropy of a caption given the prefix
+//!   (as ClipCap trains its mapping network).
+use anyhow::Result;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::config::TrainConfig;
+use crate::models::gpt2::Gpt2;
+use crate::models::translator::Translator;
+use crate::train::{build_optimizer, LrSchedule};
+
+/// Right-pads token sequences with `pad` into `[b, t]` ids and a `[b, t]` 0/1 mask of real tokens.
+pub fn pad_batch(seqs: &[&[i64]], pad: i64, device: Device) -> (Tensor, Tensor) {
+    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let mut ids = vec![pad; seqs.len() * t];
+    let mut mask = vec![0f32; seqs.len() * t];
+    for (row, seq) in seqs.iter().enumerate() {
+        ids[row * t..row * t + seq.len()].copy_from_slice(seq);
+        mask[row * t..row * t + seq.len()]
+            .iter_mut()
+            .for_each(|m| *m = 1.0);
+    }
+    let shape = [seqs.len() as i64, t as i64];
+    (
+        Tensor::from_slice(&ids).reshape(shape).to_device(device),
+        Tensor::from_slice(&mask).reshape(shape).to_device(device),
+    )
+}
+
+/// Mean cross-entropy over masked positions. `logits` [b, t, v], `targets` [b, t], `mask` [b, t].
+pub fn masked_lm_loss(logits: &Tensor, targets: &Tensor, mask: &Tensor) -> Tensor {
+    let (b, t, v) = logits.size3().expect("logits are [b, t, vocab]");
+    let nll = logits
+        .reshape([b * t, v])
+        .log_softmax(-1, Kind::Float)
+        .gather(1, &targets.reshape([b * t, 1]), false)
+        .neg()
+        .reshape([b, t]);
+    (nll * mask).sum(Kind::Float) / mask.sum(Kind::Float).clamp_min(1.0)
+}
+
+/// Next-token loss of caption `ids` [b, t] (EOS-terminated, padded) after prefix embeddings [b, k, d]:
+/// position k-1+j predicts token j.
+pub fn prefix_caption_loss(
+    lm: &Gpt2,
+    prefix: &Tensor,
+    ids: &Tensor,
+    mask: &Tensor,
+    train: bool,
+) -> Result<Tensor> {
+    let k = prefix.size()[1];
+    let t = ids.size()[1];
+    let tokens = Tensor::embedding(lm.wte(), ids, -1, false, false); // [b, t, d]
+    let embeds = Tensor::cat(&[prefix, &tokens], 1); // [b, k+t, d]
+    let logits = lm.forward_embeds(&embeds.narrow(1, 0, k + t - 1), None, train)?; // [b, k+t-1, v]
+    Ok(masked_lm_loss(&logits.narrow(1, k - 1, t), ids, mask))
+}
+
+/// Pretrains `lm` on token sequences (each starts with BOS and ends with EOS). Returns the mean train loss per
+/// epoch and the held-out loss on `val`.
+pub fn pretrain_lm(
+    lm: &Gpt2,
+    vs: &nn::VarStore,
+    train: &[Vec<i64>],
+    val: &[Vec<i64>],
+    cfg: &TrainConfig,
+    pad: i64,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<f64>, f64)> {
+    let device = vs.device();
+    let mut opt = build_optimizer(vs, cfg)?;
+    let schedule = LrSchedule::new(cfg, train.len().div_ceil(cfg.batch_size));
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut losses = Vec::new();
+    let mut step = 0;
+    let progress = crate::progress::bar(cfg.epochs as u64 * schedule_steps(train.len(), cfg), "lm");
+    for _ in 0..cfg.epochs {
+        order.shuffle(rng);
+        let mut sum = 0.0;
+        for chunk in order.chunks(cfg.batch_size) {
+            opt.set_lr(schedule.lr(step));
+            let seqs: Vec<&[i64]> = chunk.iter().map(|&i| train[i].as_slice()).collect();
+            let loss = next_token_loss(lm, &seqs, pad, device, true)?;
+            opt.zero_grad();
+            loss.backward();
+            if let Some(max) = cfg.grad_clip {
+                opt.clip_grad_norm(max);
+            }
+            opt.step();
+            sum += loss.double_value(&[]) * chunk.len() as f64;
+            step += 1;
+            progress.inc(1);
+        }
+        losses.push(sum / train.len() as f64);
+        tracing::info!(
+            epoch = losses.len(),
+            loss = losses.last().copied(),
+            "language model"
+        );
+    }
+    progress.finish_and_clear();
+    let val_loss = tch::no_grad(|| -> Result<f64> {
+        let mut sum = 0.0;
+        for chunk in val.chunks(cfg.batch_size) {
+            let seqs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
+            sum += next_token_loss(lm, &seqs, pad, device, false)?.double_value(&[])
+                * chunk.len() as f64;
+        }
+        Ok(sum / val.len().max(1) as f64)
+    })?;
+    Ok((losses, val_loss))
+}
+
+fn schedule_steps(n: usize, cfg: &TrainConfig) -> u64 {
+    n.div_ceil(cfg.batch_size) as u64
+}
+
+/// Plain language-model loss of BOS-initial sequences: position i predicts token i+1.
+fn next_token_loss(
+    lm: &Gpt2,
+    seqs: &[&[i64]],
+    pad: i64,
+    device: Device,
+    train: bool,
+) -> Result<Tensor> {
+    let (ids, mask) = pad_batch(seqs, pad, device);
+    let t = ids.size()[1];
+    let logits = lm.forward(&ids.narrow(1, 0, t - 1), None, train)?; // [b, t-1, v]
+    Ok(masked_lm_loss(
+        &logits,
+        &ids.narrow(1, 1, t - 1),
+        &mask.narrow(1, 1, t - 1),
+    ))
+}
+
+/// One caption of a caption set: which cached feature row it describes, and its EOS-terminated token ids.
+pub struct CaptionExample {
+    pub image: usize,
+    pub ids: Vec<i64>,
+}
+
+/// Trains the translator (its variables in `vs`) with the LM frozen, on cached classifier `features`
+/// [n_images, p+1, d]. Returns (train loss per epoch, validation loss on `val`).
+#[allow(clippy::too_many_arguments)]
+pub fn train_translator(
+    translator: &Translator,
+    vs: &nn::VarStore,
+    lm: &Gpt2,
+    features: &Tensor,
+    train: &[CaptionExample],
+    val: &[CaptionExample],
+    cfg: &TrainConfig,
+    pad: i64,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<f64>, f64)> {
+    let device = vs.device();
+    let mut opt = build_optimizer(vs, cfg)?;
+    let schedule = LrSchedule::new(cfg, train.len().div_ceil(cfg.batch_size));
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut losses = Vec::new();
+    let mut step = 0;
+    let batch_loss = |examples: &[&CaptionExample], train_mode: bool| -> Result<Tensor> {
+        let index: Vec<i64> = examples.iter().map(|e| e.image as i64).collect();
+        let feats =
+            features.index_select(0, &Tensor::from_slice(&index).to_device(features.device()));
+        let prefix = translator.forward(&feats.to_device(device))?; // [b, k, d_lm]
+        let seqs: Vec<&[i64]> = examples.iter().map(|e| e.ids.as_slice()).collect();
+        let (ids, mask) = pad_batch(&seqs, pad, device);
+        prefix_caption_loss(lm, &prefix, &ids, &mask, train_mode)
+    };
+    let progress = crate::progress::bar(
+        cfg.epochs as u64 * schedule_steps(train.len(), cfg),
+        "translator",
+    );
+    for _ in 0..cfg.epochs {
+        order.shuffle(rng);
+        let mut sum = 0.0;
+        for chunk in order.chunks(cfg.batch_size) {
+            opt.set_lr(schedule.lr(step));
+            let examples: Vec<&CaptionExample> = chunk.iter().map(|&i| &train[i]).collect();
+            let loss = batch_loss(&examples, true)?;
+            opt.zero_grad();
+            loss.backward();
+            if let Some(max) = cfg.grad_clip {
+                opt.clip_grad_norm(max);
+            }
+            opt.step();
+            sum += loss.double_value(&[]) * chunk.len() as f64;
+            step += 1;
+            progress.inc(1);
+        }
+        losses.push(sum / train.len() as f64);
+        tracing::info!(
+            epoch = losses.len(),
+            loss = losses.last().copied(),
+            "translator"
+        );
+    }
+    progress.finish_and_clear();
+    let val_loss = tch::no_grad(|| -> Result<f64> {
+        let mut sum = 0.0;
+        for chunk in val.chunks(cfg.batch_size) {
+            let examples: Vec<&CaptionExample> = chunk.iter().collect();
+            sum += batch_loss(&examples, false)?.double_value(&[]) * chunk.len() as f64;
+        }
+        Ok(sum / val.len().max(1) as f64)
+    })?;
+    Ok((losses, val_loss))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_and_masked_loss_ignore_padded_positions() {
+        let (ids, mask) = pad_batch(&[&[1, 2, 3], &[4]], 0, Device::Cpu);
+        assert_eq!(
+            Vec::<i64>::try_from(ids.reshape([-1])).unwrap(),
+            vec![1, 2, 3, 4, 0, 0]
+        );
+        assert_eq!(
+            Vec::<f32>::try_from(mask.reshape([-1])).unwrap(),
+            vec![1., 1., 1., 1., 0., 0.]
+        );
+        // Uniform logits over 5 tokens: loss ln 5 whatever the targets, and padded positions do not count.
+        let logits = Tensor::zeros([2, 3, 5], (Kind::Float, Device::Cpu));
+        let loss = masked_lm_loss(&logits, &ids, &mask).double_value(&[]);
+        assert!((loss - 5f64.ln()).abs() < 1e-6);
+        let mut peaked = Tensor::zeros([2, 3, 5], (Kind::Float, Device::Cpu));
+        let _ = peaked.get(1).get(1).get(0).fill_(100.0); // a padded position, confidently wrong target? ignored
+        let loss2 = masked_lm_loss(&peaked, &ids, &mask).double_value(&[]);
+        assert!((loss2 - loss).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,247 @@
+//! The run directory: atomic artifacts, `run.json`, and stage bookkeeping (DESIGN.md "Run directory").
+//!
+//! A stage is a folder `<run>/<stage>/` that holds everything the stage wrote plus `stage.json`, which records
+//! the hash of what the stage was computed from. A stage is built in `<stage>.partial/` and renamed into place
+//! only when it finished, so an interrupted stage leaves no folder that could be half-trusted: the next run deletes
+//! the `.partial` folder and redoes the stage. A finished stage whose recorded hash matches is skipped.
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers never see a
+/// half-written file.
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Serializes `value` as pretty JSON and writes it atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    write_atomic(path, serde_json::to_vec_pretty(value)?)
+}
+
+/// The identity of a stage: a SHA-256 over named, serialized inputs (config sections, seed, upstream hashes).
+#[derive(Default, Clone)]
+pub struct StageKey {
+    hasher: Sha256,
+    inputs: Vec<String>,
+}
+
+impl StageKey {
+    pub fn new(stage: &str) -> Self {
+        let mut key = Self::default();
+        key.add("stage", &stage);
+        key
+    }
+
+    /// Adds a named input; anything serializable (a config section, a seed, an upstream stage's hash).
+    pub fn add(&mut self, name: &str, value: &impl Serialize) -> &mut Self {
+        let text = serde_json::to_string(value).expect("config values serialize to JSON");
+        self.hasher.update(name.as_bytes());
+        self.hasher.update([0]);
+        self.hasher.update(text.as_bytes());
+        self.hasher.update([0]);
+        self.inputs.push(name.to_string());
+        self
+    }
+
+    pub fn hash(&self) -> String {
+        let digest = self.hasher.clone().finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct StageRecord {
+    stage: String,
+    hash: String,
+    inputs: Vec<String>,
+    seconds: f64,
+}
+
+/// A finished stage: its folder and the hash it was computed from (downstream stages hash it in).
+#[derive(Debug, Clone)]
+pub struct StageDone {
+    pub dir: PathBuf,
+    pub hash: String,
+    pub skipped: bool,
+}
+
+/// Runs `build` into `<parent>/<name>.partial/` unless `<parent>/<name>/stage.json` already records `key`'s hash.
+///
+/// A folder whose record is missing or differs is removed and the stage redone; a leftover `.partial` folder
+/// (an interrupted run) is always removed first.
+pub fn run_stage(
+    parent: &Path,
+    name: &str,
+    key: &StageKey,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<StageDone> {
+    let dir = parent.join(name);
+    let hash = key.hash();
+    let record_path = dir.join("stage.json");
+    if let Ok(text) = std::fs::read_to_string(&record_path) {
+        if let Ok(record) = serde_json::from_str::<StageRecord>(&text) {
+            if record.hash == hash {
+                tracing::info!(stage = %dir.display(), "finished earlier with the same inputs; skipped");
+                return Ok(StageDone {
+                    dir,
+                    hash,
+                    skipped: true,
+                });
+            }
+            tracing::info!(stage = %dir.display(), "inputs changed since it ran; redoing it");
+        }
+    }
+    let partial = parent.join(format!("{name}.partial"));
+    for stale in [&partial, &dir] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale)
+                .with_context(|| format!("removing {}", stale.display()))?;
+        }
+    }
+    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let span = tracing::info_span!("stage", name = %dir.display());
+    let _enter = span.enter();
+    let started = Instant::now();
+    build(&partial).with_context(|| format!("stage {}", dir.display()))?;
+    let record = StageRecord {
+        stage: name.to_string(),
+        hash: hash.clone(),
+        inputs: key.inputs.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json(&partial.join("stage.json"), &record)?;
+    std::fs::rename(&partial, &dir)
+        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+    tracing::info!(seconds = record.seconds, "stage finished");
+    Ok(StageDone {
+        dir,
+        hash,
+        skipped: false,
+    })
+}
+
+/// `run.json`: what produced the run directory.
+#[derive(Serialize, Debug)]
+pub struct RunInfo {
+    pub git_commit: Option<String>,
+    pub argv: Vec<String>,
+    pub started_unix: u64,
+    pub finished_unix: Option<u64>,
+    pub device: String,
+    pub tch_version: &'static str,
+    pub libtorch_version: String,
+    pub seeds: Vec<u64>,
+    pub status: String,
+}
+
+impl RunInfo {
+    pub fn start(device: String, seeds: Vec<u64>) -> Self {
+        Self {
+            git_commit: git_commit(),
+            argv: std::env::args().collect(),
+            started_unix: unix_now(),
+            finished_unix: None,
+            device,
+            tch_version: TCH_VERSION,
+            libtorch_version: libtorch_version(),
+            seeds,
+            status: "running".into(),
+        }
+    }
+}
+
+/// The tch crate version this binary was built with (pinned in Cargo.toml).
+pub const TCH_VERSION: &str = "0.24.0";
+
+/// The libtorch version, as torch-sys checked it at build time (`build-version`), read back from the library.
+pub fn libtorch_version() -> String {
+    let dir = option_env!("LIBTORCH").map(PathBuf::from);
+    dir.and_then(|d| std::fs::read_to_string(d.join("build-version")).ok())
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| "2.11.0 (required by tch 0.24.0)".to_string())
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_is_skipped_when_hash_matches_and_redone_when_inputs_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut runs = 0;
+        let mut key = StageKey::new("erm");
+        key.add("seed", &1u64);
+        for _ in 0..2 {
+            run_stage(tmp.path(), "erm", &key, |dir| {
+                runs += 1;
+                write_atomic(&dir.join("out.txt"), "x")
+            })
+            .unwrap();
+        }
+        assert_eq!(runs, 1);
+        key.add("lr", &0.1);
+        let done = run_stage(tmp.path(), "erm", &key, |dir| {
+            runs += 1;
+            write_atomic(&dir.join("out.txt"), "y")
+        })
+        .unwrap();
+        assert_eq!(runs, 2);
+        assert!(!done.skipped);
+        assert_eq!(
+            std::fs::read_to_string(done.dir.join("out.txt")).unwrap(),
+            "y"
+        );
+    }
+
+    #[test]
+    fn interrupted_stage_is_redone_and_leaves_no_trusted_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = StageKey::new("explain");
+        let failed = run_stage(tmp.path(), "explain", &key, |dir| {
+            write_atomic(&dir.join("half.txt"), "half")?;
+            anyhow::bail!("interrupted")
+        });
+        assert!(failed.is_err());
+        assert!(
+            !tmp.path().join("explain").exists(),
+            "an interrupted stage must not look finished"
+        );
+        let done = run_stage(tmp.path(), "explain", &key, |dir| {
+            write_atomic(&dir.join("full.txt"), "full")
+        })
+        .unwrap();
+        assert!(!done.skipped);
+        assert!(done.dir.join("full.txt").exists());
+        assert!(!done.dir.join("half.txt").exists());
+        assert!(!tmp.path().join("explain.partial").exists());
+    }
+}
