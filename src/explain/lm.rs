@@ -55,7 +55,7 @@ pub fn prefix_caption_loss(
     let t = ids.size()[1];
     let tokens = Tensor::embedding(lm.wte(), ids, -1, false, false); // [b, t, d]
     let embeds = Tensor::cat(&[prefix, &tokens], 1); // [b, k+t, d]
-    let logits = lm.forward_embeds(&embeds.narrow(1, 0, k + t - 1), None, train)?; // [b, k+t-1, v]
+    let logits = lm.forward_embeds(&embeds.narrow(1, 0, k + t - 1), None, false)?; // [b, k+t-1, v]
     Ok(masked_lm_loss(&logits.narrow(1, k - 1, t), ids, mask))
 }
 
@@ -162,14 +162,14 @@ pub fn train_translator(
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut losses = Vec::new();
     let mut step = 0;
-    let batch_loss = |examples: &[&CaptionExample], train_mode: bool| -> Result<Tensor> {
+    let batch_loss = |examples: &[&CaptionExample]| -> Result<Tensor> {
         let index: Vec<i64> = examples.iter().map(|e| e.image as i64).collect();
         let feats =
             features.index_select(0, &Tensor::from_slice(&index).to_device(features.device()));
         let prefix = translator.forward(&feats.to_device(device))?; // [b, k, d_lm]
         let seqs: Vec<&[i64]> = examples.iter().map(|e| e.ids.as_slice()).collect();
         let (ids, mask) = pad_batch(&seqs, pad, device);
-        prefix_caption_loss(lm, &prefix, &ids, &mask, train_mode)
+        prefix_caption_loss(lm, &prefix, &ids, &mask)
     };
     let progress = crate::progress::bar(
         cfg.epochs as u64 * schedule_steps(train.len(), cfg),
@@ -181,7 +181,7 @@ pub fn train_translator(
         for chunk in order.chunks(cfg.batch_size) {
             opt.set_lr(schedule.lr(step));
             let examples: Vec<&CaptionExample> = chunk.iter().map(|&i| &train[i]).collect();
-            let loss = batch_loss(&examples, true)?;
+            let loss = batch_loss(&examples)?;
             opt.zero_grad();
             loss.backward();
             if let Some(max) = cfg.grad_clip {
@@ -204,7 +204,7 @@ pub fn train_translator(
         let mut sum = 0.0;
         for chunk in val.chunks(cfg.batch_size) {
             let examples: Vec<&CaptionExample> = chunk.iter().collect();
-            sum += batch_loss(&examples, false)?.double_value(&[]) * chunk.len() as f64;
+            sum += batch_loss(&examples)?.double_value(&[]) * chunk.len() as f64;
         }
         Ok(sum / val.len().max(1) as f64)
     })?;
