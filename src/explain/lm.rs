@@ -43,14 +43,8 @@ pub fn masked_lm_loss(logits: &Tensor, targets: &Tensor, mask: &Tensor) -> Tenso
 }
 
 /// Next-token loss of caption `ids` [b, t] (EOS-terminated, padded) after prefix embeddings [b, k, d]:
-/// position k-1+j predicts token j.
-pub fn prefix_caption_loss(
-    lm: &Gpt2,
-    prefix: &Tensor,
-    ids: &Tensor,
-    mask: &Tensor,
-    train: bool,
-) -> Result<Tensor> {
+/// position k-1+j predicts token j. The LM is frozen, so it runs in eval mode (no dropout).
+pub fn prefix_caption_loss(lm: &Gpt2, prefix: &Tensor, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let k = prefix.size()[1];
     let t = ids.size()[1];
     let tokens = Tensor::embedding(lm.wte(), ids, -1, false, false); // [b, t, d]
