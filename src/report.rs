@@ -428,8 +428,11 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads one metric of a row.
+type Metric = fn(&ResultRow) -> f64;
+
 /// The metrics compared, as (column name, accessor).
-const METRICS: [(&str, fn(&ResultRow) -> f64); 3] = [
+const METRICS: [(&str, Metric); 3] = [
     ("worst_group", |r| r.worst_group),
     ("avg_train_weighted", |r| r.avg_train_weighted),
     ("avg_plain", |r| r.avg_plain),
@@ -444,7 +447,7 @@ struct Cell {
 }
 
 /// Difference of `cell` against `base` for one metric: (mean difference, paired mean, paired std, n paired).
-fn diff(cell: &Cell, base: &Cell, f: fn(&ResultRow) -> f64) -> (f64, f64, f64, usize) {
+fn diff(cell: &Cell, base: &Cell, f: Metric) -> (f64, f64, f64, usize) {
     let mean = |c: &Cell| mean_std(&c.by_seed.values().map(f).collect::<Vec<_>>()).0;
     let d = mean(cell) - mean(base);
     let paired: Vec<f64> = cell
