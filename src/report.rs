@@ -921,6 +921,47 @@ mod tests {
     }
 
     #[test]
+    fn compare_args_parse() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CompareArgs,
+        }
+        let cli = Cli::try_parse_from(["compare", "runs/a", "runs/b/results.csv"]).unwrap();
+        assert_eq!(cli.args.inputs.len(), 2);
+        assert_eq!(
+            (
+                cli.args.baseline.as_str(),
+                cli.args.split.as_str(),
+                cli.args.format
+            ),
+            ("erm", "test", CompareFormat::Markdown)
+        );
+        let cli = Cli::try_parse_from([
+            "compare",
+            "r",
+            "--baseline",
+            "r/random",
+            "--split",
+            "val",
+            "--format",
+            "csv",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                cli.args.baseline.as_str(),
+                cli.args.split.as_str(),
+                cli.args.format
+            ),
+            ("r/random", "val", CompareFormat::Csv)
+        );
+        assert!(Cli::try_parse_from(["compare"]).is_err());
+        assert!(Cli::try_parse_from(["compare", "r", "--format", "xlsx"]).is_err());
+    }
+
+    #[test]
     fn compare_errors() {
         let root = tempfile::tempdir().unwrap();
         let a = write_run(root.path(), "run-a", &sample_rows());
