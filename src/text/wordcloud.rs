@@ -216,7 +216,7 @@ pub fn render_with_layout(
                 draw_glyphs(&mut img, &glyphs, &b, x, margin, title_color);
                 top = margin + th + margin;
                 // A thin rule under the title separates it from the cloud.
-                let rule_y = (top - margin).clamp(0, height as i32 - 1) as u32;
+                let rule_y = (margin + th + margin / 2).clamp(0, height as i32 - 1) as u32;
                 for x in margin as u32..width.saturating_sub(margin as u32) {
                     img.put_pixel(x, rule_y, lerp_color(opts.grey_light, opts.background, 0.4));
                 }
