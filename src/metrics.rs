@@ -170,10 +170,12 @@ mod tests {
         (a - b).abs() < 1e-12
     }
 
+    /// (preds, labels, groups, n_groups, expected accuracies)
+    type GroupCase = (Vec<i64>, Vec<i64>, Vec<i64>, usize, Vec<Option<f64>>);
+
     #[test]
     fn group_accuracies_table() {
-        // (preds, labels, groups, n_groups, expected)
-        let cases: Vec<(Vec<i64>, Vec<i64>, Vec<i64>, usize, Vec<Option<f64>>)> = vec![
+        let cases: Vec<GroupCase> = vec![
             (vec![], vec![], vec![], 2, vec![None, None]),
             (
                 vec![0, 0, 1, 1],

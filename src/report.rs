@@ -428,8 +428,11 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads one metric of a row.
+type Metric = fn(&ResultRow) -> f64;
+
 /// The metrics compared, as (column name, accessor).
-const METRICS: [(&str, fn(&ResultRow) -> f64); 3] = [
+const METRICS: [(&str, Metric); 3] = [
     ("worst_group", |r| r.worst_group),
     ("avg_train_weighted", |r| r.avg_train_weighted),
     ("avg_plain", |r| r.avg_plain),
@@ -444,7 +447,7 @@ struct Cell {
 }
 
 /// Difference of `cell` against `base` for one metric: (mean difference, paired mean, paired std, n paired).
-fn diff(cell: &Cell, base: &Cell, f: fn(&ResultRow) -> f64) -> (f64, f64, f64, usize) {
+fn diff(cell: &Cell, base: &Cell, f: Metric) -> (f64, f64, f64, usize) {
     let mean = |c: &Cell| mean_std(&c.by_seed.values().map(f).collect::<Vec<_>>()).0;
     let d = mean(cell) - mean(base);
     let paired: Vec<f64> = cell
@@ -915,6 +918,47 @@ mod tests {
             .unwrap();
         assert_eq!(get(at, "baseline"), "");
         assert_eq!(get(at, "worst_group_delta"), "");
+    }
+
+    #[test]
+    fn compare_args_parse() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CompareArgs,
+        }
+        let cli = Cli::try_parse_from(["compare", "runs/a", "runs/b/results.csv"]).unwrap();
+        assert_eq!(cli.args.inputs.len(), 2);
+        assert_eq!(
+            (
+                cli.args.baseline.as_str(),
+                cli.args.split.as_str(),
+                cli.args.format
+            ),
+            ("erm", "test", CompareFormat::Markdown)
+        );
+        let cli = Cli::try_parse_from([
+            "compare",
+            "r",
+            "--baseline",
+            "r/random",
+            "--split",
+            "val",
+            "--format",
+            "csv",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                cli.args.baseline.as_str(),
+                cli.args.split.as_str(),
+                cli.args.format
+            ),
+            ("r/random", "val", CompareFormat::Csv)
+        );
+        assert!(Cli::try_parse_from(["compare"]).is_err());
+        assert!(Cli::try_parse_from(["compare", "r", "--format", "xlsx"]).is_err());
     }
 
     #[test]

@@ -380,6 +380,34 @@ pub(crate) mod tests {
         assert_eq!(spellings[1].len(), 1);
     }
 
+    /// `gpt2/tokenizer.json` on the HF hub predates array merges: merges are `"Ġ w"` strings and the model carries
+    /// `continuing_subword_prefix: ""`. Rewrite the fixture that way and check it loads and decodes the same.
+    #[test]
+    fn loads_legacy_gpt2_json_layout() {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+        let model = json["model"].as_object_mut().unwrap();
+        let merges: Vec<serde_json::Value> = model["merges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{} {}", m[0].as_str().unwrap(), m[1].as_str().unwrap()).into())
+            .collect();
+        model.insert("merges".into(), merges.into());
+        model.insert("continuing_subword_prefix".into(), "".into());
+        model.insert("end_of_word_suffix".into(), "".into());
+        model.remove("ignore_merges");
+        model.remove("byte_fallback");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer.json");
+        std::fs::write(&p, serde_json::to_string(&json).unwrap()).unwrap();
+        let legacy = load(&p).unwrap();
+        let modern = load(Path::new(FIXTURE)).unwrap();
+        let text = "A large white bird on the water.";
+        assert_eq!(legacy.encode(text).unwrap(), modern.encode(text).unwrap());
+        assert_eq!(legacy.decode(&legacy.encode(text).unwrap()).unwrap(), text);
+    }
+
     #[test]
     fn load_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -39,7 +39,7 @@ pub struct CloudOptions {
     /// Font size (px) of the heaviest word (reduced if it would not fit the canvas width).
     pub max_font: f32,
     pub max_words: usize,
-    /// Empty pixels kept around every word.
+    /// Minimum empty pixels between two words (more for larger words, see the layout).
     pub padding: u32,
     pub scaling: FontScaling,
     pub background: [u8; 3],
@@ -61,7 +61,7 @@ impl Default for CloudOptions {
             min_font: 11.0,
             max_font: 72.0,
             max_words: 60,
-            padding: 3,
+            padding: 4,
             scaling: FontScaling::Sqrt,
             background: [255, 255, 255],
             highlight: [204, 20, 20],
@@ -216,7 +216,7 @@ pub fn render_with_layout(
                 draw_glyphs(&mut img, &glyphs, &b, x, margin, title_color);
                 top = margin + th + margin;
                 // A thin rule under the title separates it from the cloud.
-                let rule_y = (top - margin).clamp(0, height as i32 - 1) as u32;
+                let rule_y = (margin + th + margin / 2).clamp(0, height as i32 - 1) as u32;
                 for x in margin as u32..width.saturating_sub(margin as u32) {
                     img.put_pixel(x, rule_y, lerp_color(opts.grey_light, opts.background, 0.4));
                 }
@@ -252,7 +252,6 @@ pub fn render_with_layout(
     let cy = (region.y0 + region.y1) as f32 / 2.0;
     let aspect = (region.x1 - region.x0).max(1) as f32 / (region.y1 - region.y0).max(1) as f32;
     let max_r = ((region.x1 - region.x0) as f32).hypot((region.y1 - region.y0) as f32);
-    let pad = opts.padding as i32;
     let mut placed_boxes: Vec<Rect> = Vec::new();
     let mut placed: Vec<Placed> = Vec::new();
 
@@ -280,6 +279,9 @@ pub fn render_with_layout(
                 break; // nothing visible to draw (e.g. only spaces)
             };
             let (w, h) = ink_size(&b);
+            // Each word keeps `padding` / 2 plus ~0.1 em of space around it, so the gap between two words is at
+            // least `padding` and grows with their size (a tight ink box alone reads as one long word).
+            let pad = (opts.padding as f32 / 2.0 + 0.1 * size).round() as i32;
             if w > region.x1 - region.x0 || h > region.y1 - region.y0 {
                 size *= 0.85;
                 continue;
@@ -307,7 +309,7 @@ pub fn render_with_layout(
                 };
                 if rect.inside(&region) && !placed_boxes.iter().any(|p| p.intersects(&padded)) {
                     draw_glyphs(&mut img, &glyphs, &b, x, y, color);
-                    placed_boxes.push(rect);
+                    placed_boxes.push(padded);
                     placed.push(Placed {
                         word: word.to_string(),
                         size,
@@ -479,7 +481,35 @@ mod tests {
             title: Some("Example: waterbird images, dominant words".into()),
             ..CloudOptions::default()
         };
-        let img = render(&sample(), &hl, &opts);
+        let mut words = sample();
+        let more = [
+            "nest",
+            "seagull",
+            "gull",
+            "feathers",
+            "wings",
+            "beak",
+            "long",
+            "neck",
+            "grey",
+            "dock",
+            "pier",
+            "sand",
+            "sunset",
+            "horizon",
+            "harbor",
+            "waterfront",
+            "tide",
+            "calm",
+            "ripples",
+            "shallow",
+        ];
+        words.extend(
+            more.iter()
+                .enumerate()
+                .map(|(i, w)| (w.to_string(), 0.009 - 0.0003 * i as f64)),
+        );
+        let img = render(&words, &hl, &opts);
         let p =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/figures/wordcloud-example.png");
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
