@@ -2,7 +2,9 @@
 //! readers (CSV, COCO JSON), image loading, Cats & Apples, and `inspect`.
 use std::collections::HashMap;
 use std::path::Path;
-use texplain::data::captions::{load_coco, load_csv, load_images, synth_caption_set, CaptionSetConfig};
+use texplain::data::captions::{
+    load_coco, load_csv, load_images, synth_caption_set, CaptionSetConfig,
+};
 use texplain::data::cats_apples::{self, CatsApplesConfig};
 use texplain::data::inspect::inspect;
 use texplain::data::scene::Species;
@@ -10,7 +12,9 @@ use texplain::data::waterbirds::{load_with_attr, read_metadata};
 use texplain::data::{LoadOptions, Split};
 
 fn words(s: &str) -> Vec<&str> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect()
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 #[test]
@@ -42,7 +46,13 @@ fn caption_set_is_balanced_and_birdless_scenes_never_say_bird() {
     let (mut big, mut big_named) = (0, 0);
     for p in &pairs {
         assert!(p.image.is_file(), "{:?}", p.image);
-        let rel = p.image.strip_prefix(d.path()).unwrap().to_str().unwrap().to_string();
+        let rel = p
+            .image
+            .strip_prefix(d.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let (has_bird, vis) = info[&rel];
         let ws = words(&p.caption);
         let names_bird = ws.iter().any(|w| *w == "bird" || species.contains(w));
@@ -61,14 +71,26 @@ fn caption_set_is_balanced_and_birdless_scenes_never_say_bird() {
     let lines: Vec<&str> = corpus.lines().collect();
     assert_eq!(lines.len(), 2000);
     let birdless = lines.iter().filter(|l| !words(l).contains(&"bird")).count();
-    assert!(birdless > 400, "the corpus must hold sentences without 'bird' ({birdless})");
+    assert!(
+        birdless > 400,
+        "the corpus must hold sentences without 'bird' ({birdless})"
+    );
 
     let paths: Vec<_> = pairs.iter().take(6).map(|p| p.image.clone()).collect();
-    let t = load_images(&paths, &LoadOptions { image_size: 16, skip_corrupt: false }).unwrap();
+    let t = load_images(
+        &paths,
+        &LoadOptions {
+            image_size: 16,
+            skip_corrupt: false,
+        },
+    )
+    .unwrap();
     assert_eq!(t.size(), vec![6, 3, 16, 16]);
     let mut bad = paths.clone();
     bad.push(d.path().join("images/nope.png"));
-    let e = load_images(&bad, &LoadOptions::default()).unwrap_err().to_string();
+    let e = load_images(&bad, &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("1 image(s)") && e.contains("nope.png"), "{e}");
 }
 
@@ -83,12 +105,25 @@ fn coco_and_csv_readers() {
     std::fs::write(&jp, json).unwrap();
     let pairs = load_coco(&jp, Path::new("/coco/train2017")).unwrap();
     assert_eq!(pairs.len(), 3);
-    assert_eq!(pairs[0].image, Path::new("/coco/train2017/000000000009.jpg"));
+    assert_eq!(
+        pairs[0].image,
+        Path::new("/coco/train2017/000000000009.jpg")
+    );
     assert_eq!(pairs[0].caption, "A plate of food.");
-    assert_eq!(pairs[1].image, Path::new("/coco/train2017/000000000025.jpg"));
-    std::fs::write(&jp, r#"{"images":[],"annotations":[{"image_id":4,"caption":"x"}]}"#).unwrap();
+    assert_eq!(
+        pairs[1].image,
+        Path::new("/coco/train2017/000000000025.jpg")
+    );
+    std::fs::write(
+        &jp,
+        r#"{"images":[],"annotations":[{"image_id":4,"caption":"x"}]}"#,
+    )
+    .unwrap();
     let e = load_coco(&jp, Path::new("/x")).unwrap_err().to_string();
-    assert!(e.contains("captions_train2017.json") && e.contains("image_id 4"), "{e}");
+    assert!(
+        e.contains("captions_train2017.json") && e.contains("image_id 4"),
+        "{e}"
+    );
 
     let cp = d.path().join("sub/pairs.csv");
     std::fs::create_dir_all(cp.parent().unwrap()).unwrap();
@@ -112,17 +147,39 @@ fn cats_apples_puts_apples_on_every_train_cat_and_captions_mention_them() {
         ..CatsApplesConfig::default()
     };
     let s = cats_apples::generate(&cfg, d.path()).unwrap();
-    assert_eq!(s.counts[0], [20, 0, 0, 20], "train: dogs never, cats always with an apple");
-    assert!(s.counts[2][1] > 0 && s.counts[2][2] > 0, "test: apples on both classes at random {:?}", s.counts);
+    assert_eq!(
+        s.counts[0],
+        [20, 0, 0, 20],
+        "train: dogs never, cats always with an apple"
+    );
+    assert!(
+        s.counts[2][1] > 0 && s.counts[2][2] > 0,
+        "test: apples on both classes at random {:?}",
+        s.counts
+    );
     let rows = read_metadata(&d.path().join("metadata.csv"), "apple").unwrap();
     let apple: HashMap<i64, i64> = rows.iter().map(|r| (r.img_id, r.place)).collect();
     let mut rdr = csv::Reader::from_path(d.path().join("captions.csv")).unwrap();
     for rec in rdr.records() {
         let rec = rec.unwrap();
         let id: i64 = rec[0].parse().unwrap();
-        assert_eq!(words(&rec[1]).contains(&"apple"), apple[&id] == 1, "{:?}", &rec[1]);
+        assert_eq!(
+            words(&rec[1]).contains(&"apple"),
+            apple[&id] == 1,
+            "{:?}",
+            &rec[1]
+        );
     }
-    let ds = load_with_attr(d.path(), Split::Test, &LoadOptions { image_size: 32, skip_corrupt: false }, "apple").unwrap();
+    let ds = load_with_attr(
+        d.path(),
+        Split::Test,
+        &LoadOptions {
+            image_size: 32,
+            skip_corrupt: false,
+        },
+        "apple",
+    )
+    .unwrap();
     assert_eq!(ds.len(), 40);
     assert!(ds.bird_masks.is_some());
 }
@@ -135,7 +192,10 @@ fn inspect_counts_fixture_and_writes_sheet() {
     let r = inspect(&fixture, &png).unwrap();
     assert_eq!(r.counts, [[1, 1, 1, 1], [0, 0, 0, 1], [1, 1, 0, 0]]);
     let table = r.to_string();
-    assert!(table.contains("train") && table.contains("g3 y1 place1"), "{table}");
+    assert!(
+        table.contains("train") && table.contains("g3 y1 place1"),
+        "{table}"
+    );
     let img = image::open(&png).unwrap();
     assert_eq!(img.height(), 4 * 66);
 }

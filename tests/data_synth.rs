@@ -42,16 +42,26 @@ fn same_config_gives_byte_identical_files() {
     assert_eq!(fa, files(b.path()));
     assert!(fa.len() > 100, "{} files", fa.len());
     for f in &fa {
-        assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap(), "{f:?}");
+        assert_eq!(
+            std::fs::read(a.path().join(f)).unwrap(),
+            std::fs::read(b.path().join(f)).unwrap(),
+            "{f:?}"
+        );
     }
     // A different seed changes the images.
     let c = tempfile::tempdir().unwrap();
     generate(&cfg(0.01, 8), c.path()).unwrap();
-    let png = fa.iter().find(|f| f.extension().is_some_and(|e| e == "png") && !f.starts_with("fg_masks")).unwrap();
+    let png = fa
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "png") && !f.starts_with("fg_masks"))
+        .unwrap();
     let other = files(c.path());
     let same_name = other.iter().find(|f| *f == png);
     if let Some(f) = same_name {
-        assert_ne!(std::fs::read(a.path().join(png)).unwrap(), std::fs::read(c.path().join(f)).unwrap());
+        assert_ne!(
+            std::fs::read(a.path().join(png)).unwrap(),
+            std::fs::read(c.path().join(f)).unwrap()
+        );
     }
 }
 
@@ -95,8 +105,14 @@ fn real_loader_reads_the_synthetic_folder_with_masks_and_variants() {
     let first_row = header.lines().nth(1).unwrap();
     // Dotted species folder, PNG, places-style place_filename.
     let fields: Vec<&str> = first_row.split(',').collect();
-    assert!(fields[1].contains('.') && fields[1].split('/').next().unwrap().contains('.'), "{first_row}");
-    assert!(fields[5].starts_with('/') && fields[5].ends_with(".jpg"), "{first_row}");
+    assert!(
+        fields[1].contains('.') && fields[1].split('/').next().unwrap().contains('.'),
+        "{first_row}"
+    );
+    assert!(
+        fields[5].starts_with('/') && fields[5].ends_with(".jpg"),
+        "{first_row}"
+    );
 
     let o = LoadOptions {
         image_size: 32,
@@ -104,8 +120,14 @@ fn real_loader_reads_the_synthetic_folder_with_masks_and_variants() {
     };
     let test = load(d.path(), Split::Test, &o).unwrap();
     let masks = test.bird_masks.as_ref().unwrap();
-    let frac = masks.to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
-    assert!((0.04..0.4).contains(&frac), "bird covers {frac} of the image");
+    let frac = masks
+        .to_kind(tch::Kind::Float)
+        .mean(tch::Kind::Float)
+        .double_value(&[]);
+    assert!(
+        (0.04..0.4).contains(&frac),
+        "bird covers {frac} of the image"
+    );
     for v in VARIANTS {
         let vd = d.path().join("variants").join(v);
         let ds = load(&vd, Split::Test, &o).unwrap();
@@ -117,19 +139,24 @@ fn real_loader_reads_the_synthetic_folder_with_masks_and_variants() {
             test.place.clone()
         };
         assert_eq!(ds.place, expect_place, "{v}");
-        assert!(load(&vd, Split::Train, &o).unwrap().is_empty(), "{v} holds test rows only");
+        assert!(
+            load(&vd, Split::Train, &o).unwrap().is_empty(),
+            "{v} holds test rows only"
+        );
     }
     // fg_only is black outside the bird (up to anti-aliased edge pixels just outside the thresholded mask).
     let fg = load(&d.path().join("variants/fg_only"), Split::Test, &o).unwrap();
     let m = fg.bird_masks.as_ref().unwrap();
     let bg = m.ones_like() - m;
     let outside = fg.images.to_kind(tch::Kind::Float) * bg.to_kind(tch::Kind::Float);
-    let mean_outside = outside.sum(tch::Kind::Float).double_value(&[]) / (3.0 * bg.sum(tch::Kind::Float).double_value(&[]));
+    let mean_outside = outside.sum(tch::Kind::Float).double_value(&[])
+        / (3.0 * bg.sum(tch::Kind::Float).double_value(&[]));
     assert!(mean_outside < 5.0, "{mean_outside}");
 }
 
 fn is_water_caption(c: &str) -> bool {
-    c.split(|ch: char| !ch.is_alphanumeric()).any(|w| WATER_WORDS.contains(&w))
+    c.split(|ch: char| !ch.is_alphanumeric())
+        .any(|w| WATER_WORDS.contains(&w))
 }
 
 #[test]
@@ -146,7 +173,10 @@ fn captions_name_the_place_and_mostly_say_bird() {
         .map(|r| (r.img_id, r.place))
         .collect();
     let mut rdr = csv::Reader::from_path(d.path().join("captions.csv")).unwrap();
-    assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), ["img_id", "caption"]);
+    assert_eq!(
+        rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["img_id", "caption"]
+    );
     let mut per_image: HashMap<i64, usize> = HashMap::new();
     let (mut n, mut bird) = (0, 0);
     for rec in rdr.records() {
@@ -154,7 +184,12 @@ fn captions_name_the_place_and_mostly_say_bird() {
         let id: i64 = rec[0].parse().unwrap();
         let cap = &rec[1];
         *per_image.entry(id).or_default() += 1;
-        assert_eq!(is_water_caption(cap), place[&id] == 1, "img {id} place {}: {cap:?}", place[&id]);
+        assert_eq!(
+            is_water_caption(cap),
+            place[&id] == 1,
+            "img {id} place {}: {cap:?}",
+            place[&id]
+        );
         n += 1;
         bird += cap.split(' ').any(|w| w == "bird") as usize;
     }

@@ -7,7 +7,9 @@ fn batch() -> Tensor {
     // [4, 3, 8, 8]: a horizontal ramp, different per image.
     let ramp = Tensor::arange(8, (Kind::Float, tch::Device::Cpu)).view([1, 1, 1, 8]) * 30.0;
     let per = Tensor::arange(4, (Kind::Float, tch::Device::Cpu)).view([4, 1, 1, 1]);
-    (ramp + per).expand([4, 3, 8, 8], false).to_kind(Kind::Uint8)
+    (ramp + per)
+        .expand([4, 3, 8, 8], false)
+        .to_kind(Kind::Uint8)
 }
 
 #[test]
@@ -15,7 +17,10 @@ fn normalize_maps_pixels_to_expected_values() {
     let x = Tensor::from_slice(&[0u8, 255, 51]).view([1, 3, 1, 1]);
     let y = normalize(&x, [0.5, 0.5, 0.2], [0.5, 0.5, 0.1]);
     let v: Vec<f32> = Vec::try_from(y.flatten(0, -1)).unwrap();
-    assert!((v[0] + 1.0).abs() < 1e-6 && (v[1] - 1.0).abs() < 1e-6 && v[2].abs() < 1e-5, "{v:?}");
+    assert!(
+        (v[0] + 1.0).abs() < 1e-6 && (v[1] - 1.0).abs() < 1e-6 && v[2].abs() < 1e-5,
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -68,7 +73,10 @@ fn full_scale_crop_without_flip_is_identity() {
     tch::manual_seed(1);
     let y = augment(&x, &cfg);
     // Aspect jitter at area 1 crops a little in one axis; values stay within the ramp's range.
-    let diff = (y.to_kind(Kind::Float) - x.to_kind(Kind::Float)).abs().max().double_value(&[]);
+    let diff = (y.to_kind(Kind::Float) - x.to_kind(Kind::Float))
+        .abs()
+        .max()
+        .double_value(&[]);
     assert!(diff <= 60.0, "{diff}");
     let none = AugmentConfig {
         flip: false,

@@ -13,16 +13,104 @@ fn fixture() -> PathBuf {
 }
 
 /// (img_id, file, y, split, place, place_filename, width, height, colour of the left/top half, of the other half)
-type Row = (i64, &'static str, i64, i64, i64, &'static str, u32, u32, [u8; 3], [u8; 3]);
+type Row = (
+    i64,
+    &'static str,
+    i64,
+    i64,
+    i64,
+    &'static str,
+    u32,
+    u32,
+    [u8; 3],
+    [u8; 3],
+);
 
 const ROWS: [Row; 7] = [
-    (1, "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg", 1, 0, 1, "/o/ocean/00002178.jpg", 45, 31, [200, 30, 30], [30, 30, 200]),
-    (2, "001.Black_footed_Albatross/Black_Footed_Albatross_0009_34.jpg", 1, 0, 0, "/b/bamboo_forest/00004409.jpg", 31, 45, [30, 180, 30], [240, 240, 240]),
-    (3, "002.Laysan_Albatross/Laysan_Albatross_0002_1027.png", 1, 1, 1, "/l/lake/natural/00001230.jpg", 16, 16, [10, 10, 10], [250, 250, 250]),
-    (4, "031.Black_billed_Cuckoo/Black_Billed_Cuckoo_0010_26242.jpg", 0, 0, 0, "/f/forest/broadleaf/00000016.jpg", 64, 48, [120, 80, 40], [200, 200, 60]),
-    (5, "031.Black_billed_Cuckoo/Black_Billed_Cuckoo_0025_795.jpg", 0, 2, 1, "/o/ocean/00003921.jpg", 23, 37, [90, 90, 200], [20, 120, 200]),
-    (6, "095.Baltimore_Oriole/Baltimore_Oriole_0043_87158.png", 0, 2, 0, "/b/bamboo_forest/00000477.jpg", 40, 40, [240, 140, 20], [20, 20, 20]),
-    (7, "095.Baltimore_Oriole/Baltimore_Oriole_0101_87193.png", 0, 0, 1, "/l/lake/natural/00000911.jpg", 20, 20, [60, 60, 60], [200, 220, 240]),
+    (
+        1,
+        "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg",
+        1,
+        0,
+        1,
+        "/o/ocean/00002178.jpg",
+        45,
+        31,
+        [200, 30, 30],
+        [30, 30, 200],
+    ),
+    (
+        2,
+        "001.Black_footed_Albatross/Black_Footed_Albatross_0009_34.jpg",
+        1,
+        0,
+        0,
+        "/b/bamboo_forest/00004409.jpg",
+        31,
+        45,
+        [30, 180, 30],
+        [240, 240, 240],
+    ),
+    (
+        3,
+        "002.Laysan_Albatross/Laysan_Albatross_0002_1027.png",
+        1,
+        1,
+        1,
+        "/l/lake/natural/00001230.jpg",
+        16,
+        16,
+        [10, 10, 10],
+        [250, 250, 250],
+    ),
+    (
+        4,
+        "031.Black_billed_Cuckoo/Black_Billed_Cuckoo_0010_26242.jpg",
+        0,
+        0,
+        0,
+        "/f/forest/broadleaf/00000016.jpg",
+        64,
+        48,
+        [120, 80, 40],
+        [200, 200, 60],
+    ),
+    (
+        5,
+        "031.Black_billed_Cuckoo/Black_Billed_Cuckoo_0025_795.jpg",
+        0,
+        2,
+        1,
+        "/o/ocean/00003921.jpg",
+        23,
+        37,
+        [90, 90, 200],
+        [20, 120, 200],
+    ),
+    (
+        6,
+        "095.Baltimore_Oriole/Baltimore_Oriole_0043_87158.png",
+        0,
+        2,
+        0,
+        "/b/bamboo_forest/00000477.jpg",
+        40,
+        40,
+        [240, 140, 20],
+        [20, 20, 20],
+    ),
+    (
+        7,
+        "095.Baltimore_Oriole/Baltimore_Oriole_0101_87193.png",
+        0,
+        0,
+        1,
+        "/l/lake/natural/00000911.jpg",
+        20,
+        20,
+        [60, 60, 60],
+        [200, 220, 240],
+    ),
 ];
 
 /// Writes the fixture: two-colour images split along their longer axis, masks with 255 on the first half, and a
@@ -32,11 +120,15 @@ fn write_fixture(dir: &Path) {
     for (id, file, y, split, place, pf, w, h, a, b) in ROWS {
         let first_half = |x: u32, yy: u32| if w >= h { x < w / 2 } else { yy < h / 2 };
         let img = ImageBuffer::from_fn(w, h, |x, yy| Rgb(if first_half(x, yy) { a } else { b }));
-        let mask = ImageBuffer::from_fn(w, h, |x, yy| Luma([if first_half(x, yy) { 255u8 } else { 0 }]));
+        let mask = ImageBuffer::from_fn(w, h, |x, yy| {
+            Luma([if first_half(x, yy) { 255u8 } else { 0 }])
+        });
         let path = dir.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         img.save(&path).unwrap();
-        let mpath = dir.join("fg_masks").join(Path::new(file).with_extension("png"));
+        let mpath = dir
+            .join("fg_masks")
+            .join(Path::new(file).with_extension("png"));
         std::fs::create_dir_all(mpath.parent().unwrap()).unwrap();
         mask.save(&mpath).unwrap();
         meta.push_str(&format!("{id},{file},{y},{split},{place},{pf}\r\n"));
@@ -93,10 +185,17 @@ fn fixture_matches_its_generator() {
     write_fixture(tmp.path());
     assert_eq!(files(tmp.path()), files(&fixture()));
     for f in files(&fixture()) {
-        assert_eq!(std::fs::read(tmp.path().join(&f)).unwrap(), std::fs::read(fixture().join(&f)).unwrap(), "{f:?}");
+        assert_eq!(
+            std::fs::read(tmp.path().join(&f)).unwrap(),
+            std::fs::read(fixture().join(&f)).unwrap(),
+            "{f:?}"
+        );
     }
     let meta = std::fs::read_to_string(fixture().join("metadata.csv")).unwrap();
-    assert!(meta.contains("\r\n"), "the fixture must exercise CRLF line endings");
+    assert!(
+        meta.contains("\r\n"),
+        "the fixture must exercise CRLF line endings"
+    );
 }
 
 #[test]
@@ -107,7 +206,10 @@ fn loads_each_split_with_geometry_and_masks() {
     assert_eq!(ds.y, vec![1, 1, 0, 0]);
     assert_eq!(ds.place, vec![1, 0, 0, 1]);
     assert_eq!(ds.groups(), vec![3, 2, 0, 1]);
-    assert_eq!(ds.filenames[0], "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg");
+    assert_eq!(
+        ds.filenames[0],
+        "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg"
+    );
     assert_eq!(ds.images.size(), vec![4, 3, 8, 8]);
     assert_eq!(ds.images.kind(), tch::Kind::Uint8);
     // Image 1 (45x31 JPEG, red left / blue right) -> resized to 12x8, centre 8x8 keeps both halves.
@@ -156,7 +258,13 @@ fn err_text(e: DataError) -> String {
 #[test]
 fn missing_columns_are_named() {
     let tmp = copy();
-    rewrite_meta(tmp.path(), |s| s.replacen("img_id,img_filename,y,split,place,", "img_id,img_filename,label,split,", 1));
+    rewrite_meta(tmp.path(), |s| {
+        s.replacen(
+            "img_id,img_filename,y,split,place,",
+            "img_id,img_filename,label,split,",
+            1,
+        )
+    });
     let e = err_text(load(tmp.path(), Split::Train, &opts(8)).unwrap_err());
     assert!(e.contains("metadata.csv"), "{e}");
     assert!(e.contains("missing column(s) [\"y\", \"place\"]"), "{e}");
@@ -166,9 +274,18 @@ fn missing_columns_are_named() {
 fn unknown_codes_report_count_lines_and_values() {
     let tmp = copy();
     rewrite_meta(tmp.path(), |s| {
-        s.replace("Black_Footed_Albatross_0046_18.jpg,1,0,1", "Black_Footed_Albatross_0046_18.jpg,7,0,1")
-            .replace("Laysan_Albatross_0002_1027.png,1,1,1", "Laysan_Albatross_0002_1027.png,1,5,1")
-            .replace("Baltimore_Oriole_0101_87193.png,0,0,1", "Baltimore_Oriole_0101_87193.png,0,0,water")
+        s.replace(
+            "Black_Footed_Albatross_0046_18.jpg,1,0,1",
+            "Black_Footed_Albatross_0046_18.jpg,7,0,1",
+        )
+        .replace(
+            "Laysan_Albatross_0002_1027.png,1,1,1",
+            "Laysan_Albatross_0002_1027.png,1,5,1",
+        )
+        .replace(
+            "Baltimore_Oriole_0101_87193.png,0,0,1",
+            "Baltimore_Oriole_0101_87193.png,0,0,water",
+        )
     });
     let e = err_text(load(tmp.path(), Split::Train, &opts(8)).unwrap_err());
     assert!(e.contains("metadata.csv"), "{e}");
@@ -186,8 +303,14 @@ fn missing_images_report_count_and_names() {
     let e = err_text(load(tmp.path(), Split::Train, &opts(8)).unwrap_err());
     assert!(e.contains("2 image(s)"), "{e}");
     assert!(e.contains("do not exist"), "{e}");
-    assert!(e.contains("Black_Footed_Albatross_0046_18.jpg (line 2)"), "{e}");
-    assert!(e.contains("Black_Billed_Cuckoo_0010_26242.jpg (line 5)"), "{e}");
+    assert!(
+        e.contains("Black_Footed_Albatross_0046_18.jpg (line 2)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Black_Billed_Cuckoo_0010_26242.jpg (line 5)"),
+        "{e}"
+    );
     // Other splits are unaffected.
     assert_eq!(load(tmp.path(), Split::Test, &opts(8)).unwrap().len(), 2);
 }
@@ -198,7 +321,10 @@ fn corrupt_images_report_count_and_names() {
     std::fs::write(tmp.path().join(ROWS[1].1), b"not a jpeg at all").unwrap();
     let e = err_text(load(tmp.path(), Split::Train, &opts(8)).unwrap_err());
     assert!(e.contains("1 image(s) could not be decoded"), "{e}");
-    assert!(e.contains("Black_Footed_Albatross_0009_34.jpg (line 3)"), "{e}");
+    assert!(
+        e.contains("Black_Footed_Albatross_0009_34.jpg (line 3)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -218,7 +344,11 @@ fn skip_corrupt_drops_missing_and_corrupt_images() {
 
 #[test]
 fn split_parsing_and_groups() {
-    for (s, split, code) in [("train", Split::Train, 0), ("val", Split::Val, 1), ("TEST", Split::Test, 2)] {
+    for (s, split, code) in [
+        ("train", Split::Train, 0),
+        ("val", Split::Val, 1),
+        ("TEST", Split::Test, 2),
+    ] {
         let parsed: Split = s.parse().unwrap();
         assert_eq!(parsed, split);
         assert_eq!(parsed.code(), code);

@@ -7,8 +7,8 @@
 //! caption set must hold scenes without birds").
 use super::draw::{png_rgb, Canvas};
 use super::scene::{
-    bird_sprite, occlude, paint_background, paint_distractor, place_sprite, Background, BirdColours, Distractor,
-    Pose, Species,
+    bird_sprite, occlude, paint_background, paint_distractor, place_sprite, Background,
+    BirdColours, Distractor, Pose, Species,
 };
 use super::waterbirds::{decode_all, stack_chw};
 use super::{first_offenders, write_atomic, DataError, LoadOptions};
@@ -76,7 +76,9 @@ pub fn prominence(v: f32) -> Prominence {
 /// Water nouns the grammar uses for water places (and never for land places).
 pub const WATER_WORDS: [&str; 6] = ["water", "ocean", "sea", "waves", "lake", "pond"];
 /// Land nouns the grammar uses for land places.
-pub const LAND_WORDS: [&str; 8] = ["forest", "woods", "trees", "bamboo", "grove", "field", "meadow", "grass"];
+pub const LAND_WORDS: [&str; 8] = [
+    "forest", "woods", "trees", "bamboo", "grove", "field", "meadow", "grass",
+];
 
 fn pick<'a>(rng: &mut ChaCha8Rng, xs: &[&'a str]) -> &'a str {
     xs[rng.gen_range(0..xs.len())]
@@ -93,7 +95,9 @@ fn article(word: &str) -> &'static str {
 fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
     let mut words: Vec<&str> = Vec::new();
     match tier {
-        Prominence::Main if b.visibility >= 0.32 && rng.gen_bool(0.4) => words.push(pick(rng, &["large", "big"])),
+        Prominence::Main if b.visibility >= 0.32 && rng.gen_bool(0.4) => {
+            words.push(pick(rng, &["large", "big"]))
+        }
         Prominence::Secondary if rng.gen_bool(0.7) => words.push("small"),
         Prominence::Faint => words.push(pick(rng, &["tiny", "distant", "small"])),
         _ => {}
@@ -102,7 +106,11 @@ fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
         words.push(b.colour);
     }
     // Most captions use the generic word, as in real caption sets.
-    let noun = if tier == Prominence::Main && rng.gen_bool(0.2) { b.species.word() } else { "bird" };
+    let noun = if tier == Prominence::Main && rng.gen_bool(0.2) {
+        b.species.word()
+    } else {
+        "bird"
+    };
     words.push(noun);
     words.join(" ")
 }
@@ -113,9 +121,27 @@ fn with_article(np: &str) -> String {
 
 fn verb(place_is_water: bool, rng: &mut ChaCha8Rng) -> &'static str {
     if place_is_water {
-        pick(rng, &["swimming on", "floating on", "standing in", "resting on", "on"])
+        pick(
+            rng,
+            &[
+                "swimming on",
+                "floating on",
+                "standing in",
+                "resting on",
+                "on",
+            ],
+        )
     } else {
-        pick(rng, &["standing in", "perched in", "sitting in", "resting in", "in"])
+        pick(
+            rng,
+            &[
+                "standing in",
+                "perched in",
+                "sitting in",
+                "resting in",
+                "in",
+            ],
+        )
     }
 }
 
@@ -135,7 +161,11 @@ pub fn caption(scene: &SceneDesc, rng: &mut ChaCha8Rng) -> String {
     let bg = scene.background;
     let water = bg.place() == super::scene::WATER;
     let place = pick(rng, bg.phrases());
-    let tier = scene.bird.as_ref().map(|b| prominence(b.visibility)).unwrap_or(Prominence::Invisible);
+    let tier = scene
+        .bird
+        .as_ref()
+        .map(|b| prominence(b.visibility))
+        .unwrap_or(Prominence::Invisible);
     let bird = scene.bird.as_ref();
     let mention = match tier {
         Prominence::Main | Prominence::Secondary => true,
@@ -264,7 +294,11 @@ fn draw_scene(
     let (mut canvas, horizon) = paint_background(bg, n, n, 1.0, rng);
     let mut distractors = Vec::new();
     if with_distractors {
-        let fitting: Vec<Distractor> = Distractor::ALL.iter().copied().filter(|d| d.fits(bg)).collect();
+        let fitting: Vec<Distractor> = Distractor::ALL
+            .iter()
+            .copied()
+            .filter(|d| d.fits(bg))
+            .collect();
         distractors = super::scene::sample_distractors(bg, 0.4, rng);
         if distractors.is_empty() {
             distractors.push(fitting[rng.gen_range(0..fitting.len())]);
@@ -277,7 +311,15 @@ fn draw_scene(
         let colours = BirdColours::sample(rng);
         let sprite = bird_sprite(sp, &colours, rng);
         let extent = rng.gen_range(cfg.bird_size[0]..=cfg.bird_size[1]) as f32 * n as f32;
-        let layer = place_sprite(&sprite.parts, sprite.angle, sprite.mirror, extent, n, n, rng);
+        let layer = place_sprite(
+            &sprite.parts,
+            sprite.angle,
+            sprite.mirror,
+            extent,
+            n,
+            n,
+            rng,
+        );
         canvas = canvas.composite(&layer);
         let occluded = rng.gen_bool(cfg.occlusion.clamp(0.0, 1.0));
         if occluded {
@@ -308,7 +350,11 @@ fn draw_scene(
 /// count up to one; the no-bird slots make up `no_bird_fraction` of the cycle. Each image draws from its own RNG
 /// stream (seed, index): the output does not depend on thread order.
 pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<CaptionSetSummary> {
-    anyhow::ensure!(cfg.size >= 8, "caption set size must be >= 8 px, got {}", cfg.size);
+    anyhow::ensure!(
+        cfg.size >= 8,
+        "caption set size must be >= 8 px, got {}",
+        cfg.size
+    );
     anyhow::ensure!(
         cfg.bird_size[0] > 0.0 && cfg.bird_size[0] <= cfg.bird_size[1],
         "bird_size must be an increasing range in (0, 1], got {:?}",
@@ -339,7 +385,8 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
 
     let mut wtr = csv::Writer::from_writer(Vec::new());
     wtr.write_record(["image", "caption"])?;
-    let mut scenes = String::from("image,has_bird,species,background,distractors,visibility,occluded\n");
+    let mut scenes =
+        String::from("image,has_bird,species,background,distractors,visibility,occluded\n");
     let mut n_caps = 0;
     let mut n_without = 0;
     for (name, scene, caps) in &rows {
@@ -366,7 +413,10 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
     write_atomic(&out.join("scenes.csv"), scenes.as_bytes())?;
     let corpus = corpus(cfg.corpus_sentences, cfg.seed, f);
     write_atomic(&out.join("corpus.txt"), corpus.as_bytes())?;
-    tracing::info!("caption set: {} images, {n_caps} captions, {n_without} without a bird", rows.len());
+    tracing::info!(
+        "caption set: {} images, {n_caps} captions, {n_without} without a bird",
+        rows.len()
+    );
     Ok(CaptionSetSummary {
         n_images: rows.len(),
         n_captions: n_caps,
@@ -383,7 +433,9 @@ pub fn corpus(n: usize, seed: u64, no_bird_fraction: f64) -> String {
     let colours: Vec<&str> = super::scene::PALETTE.iter().map(|p| p.0).collect();
     let poses = [Pose::FacingLeft, Pose::FacingRight, Pose::WingsSpread];
     for _ in 0..n {
-        let bg = *Background::ALL.choose(&mut rng).unwrap_or(&Background::Lake);
+        let bg = *Background::ALL
+            .choose(&mut rng)
+            .unwrap_or(&Background::Lake);
         let distractors = if rng.gen_bool(0.5) {
             super::scene::sample_distractors(bg, 0.5, &mut rng)
         } else {
@@ -415,7 +467,12 @@ pub fn load_csv(path: &Path) -> Result<Vec<CaptionPair>, DataError> {
     };
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut rdr = csv::ReaderBuilder::new().from_reader(file);
-    let headers: Vec<String> = rdr.headers().map_err(csv_err)?.iter().map(|s| s.to_string()).collect();
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let find = |c: &str| headers.iter().position(|h| h == c);
     let (Some(ii), Some(ci)) = (find("image"), find("caption")) else {
         let missing = ["image", "caption"]
@@ -466,7 +523,11 @@ pub fn load_coco(captions_json: &Path, image_dir: &Path) -> Result<Vec<CaptionPa
         path: captions_json.to_path_buf(),
         message: e.to_string(),
     })?;
-    let files: HashMap<i64, &str> = coco.images.iter().map(|i| (i.id, i.file_name.as_str())).collect();
+    let files: HashMap<i64, &str> = coco
+        .images
+        .iter()
+        .map(|i| (i.id, i.file_name.as_str()))
+        .collect();
     let mut out = Vec::with_capacity(coco.annotations.len());
     let mut unknown = Vec::new();
     for a in &coco.annotations {
@@ -482,7 +543,10 @@ pub fn load_coco(captions_json: &Path, image_dir: &Path) -> Result<Vec<CaptionPa
         return Err(DataError::BadRows {
             path: captions_json.to_path_buf(),
             count: unknown.len(),
-            first: format!("annotations refer to unknown images: {}", first_offenders(&unknown)),
+            first: format!(
+                "annotations refer to unknown images: {}",
+                first_offenders(&unknown)
+            ),
         });
     }
     Ok(out)
@@ -493,7 +557,10 @@ pub fn load_coco(captions_json: &Path, image_dir: &Path) -> Result<Vec<CaptionPa
 /// the caller's pairs would lose alignment: filter the pairs first).
 pub fn load_images(paths: &[PathBuf], opts: &LoadOptions) -> Result<Tensor, DataError> {
     if opts.image_size <= 0 {
-        return Err(DataError::Invalid(format!("image_size must be positive, got {}", opts.image_size)));
+        return Err(DataError::Invalid(format!(
+            "image_size must be positive, got {}",
+            opts.image_size
+        )));
     }
     let res = decode_all(paths, opts.image_size as u32);
     let mut bufs = Vec::with_capacity(res.len());
@@ -505,7 +572,11 @@ pub fn load_images(paths: &[PathBuf], opts: &LoadOptions) -> Result<Tensor, Data
         }
     }
     if !bad.is_empty() {
-        let dir = paths.first().and_then(|p| p.parent()).unwrap_or(Path::new(".")).to_path_buf();
+        let dir = paths
+            .first()
+            .and_then(|p| p.parent())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         return Err(DataError::CorruptImages {
             path: dir,
             count: bad.len(),
@@ -517,6 +588,12 @@ pub fn load_images(paths: &[PathBuf], opts: &LoadOptions) -> Result<Tensor, Data
 
 /// Reads `corpus.txt`-style text: one sentence per non-empty line.
 pub fn load_corpus(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading corpus {}", path.display()))?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading corpus {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }

@@ -8,7 +8,7 @@
 //! masks of the animal in `fg_masks/`, and `captions.csv` (`img_id,caption`) that mention the apple when present.
 //! Load with `waterbirds::load_with_attr(root, split, opts, "apple")`.
 use super::draw::{png_gray, png_rgb, rgb, value_noise, Canvas};
-use super::scene::{pet_sprite, paint_apple, place_sprite, Pet, PALETTE};
+use super::scene::{paint_apple, pet_sprite, place_sprite, Pet, PALETTE};
 use super::waterbirds::MASK_DIR;
 use super::{write_atomic, Split};
 use anyhow::Context;
@@ -67,8 +67,18 @@ fn caption(pet: &str, colour: &str, room: bool, apple: bool, rng: &mut ChaCha8Rn
     } else {
         ["on the lawn", "on green grass", "in a garden"][rng.gen_range(0..3)]
     };
-    let noun = if rng.gen_bool(0.5) { pet } else if pet == "cat" { "kitten" } else { "puppy" };
-    let col = if rng.gen_bool(0.5) { format!("{colour} ") } else { String::new() };
+    let noun = if rng.gen_bool(0.5) {
+        pet
+    } else if pet == "cat" {
+        "kitten"
+    } else {
+        "puppy"
+    };
+    let col = if rng.gen_bool(0.5) {
+        format!("{colour} ")
+    } else {
+        String::new()
+    };
     let verb = ["sitting", "resting", "looking at the camera"][rng.gen_range(0..3)];
     match (apple, rng.gen_range(0..2)) {
         (true, 0) => format!("a {col}{noun} {verb} {place} next to a red apple"),
@@ -82,7 +92,11 @@ fn caption(pet: &str, colour: &str, room: bool, apple: bool, rng: &mut ChaCha8Rn
 pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApplesSummary> {
     anyhow::ensure!(cfg.size >= 16, "size must be >= 16 px, got {}", cfg.size);
     let mut specs: Vec<(Split, i64)> = Vec::new();
-    for (split, n) in [(Split::Train, cfg.n_train), (Split::Val, cfg.n_val), (Split::Test, cfg.n_test)] {
+    for (split, n) in [
+        (Split::Train, cfg.n_train),
+        (Split::Val, cfg.n_val),
+        (Split::Test, cfg.n_test),
+    ] {
         for i in 0..n {
             specs.push((split, (i % 2) as i64));
         }
@@ -92,7 +106,11 @@ pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApples
         .iter()
         .map(|&(_, y)| {
             counters[y as usize] += 1;
-            let (folder, stem) = if y == 1 { ("002.Cat", "Cat") } else { ("001.Dog", "Dog") };
+            let (folder, stem) = if y == 1 {
+                ("002.Cat", "Cat")
+            } else {
+                ("001.Dog", "Dog")
+            };
             format!("{folder}/{stem}_{:04}.png", counters[y as usize])
         })
         .collect();
@@ -120,7 +138,8 @@ pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApples
             let horizon = rng.gen_range(0.45..0.6) * n as f32;
             let mut bg = Canvas::new(n, n, wall);
             bg.paint(|x, yy| {
-                let t = value_noise(nseed, x / (n as f32 / 6.0), yy / (n as f32 / 6.0)) * 0.15 + 0.92;
+                let t =
+                    value_noise(nseed, x / (n as f32 / 6.0), yy / (n as f32 / 6.0)) * 0.15 + 0.92;
                 let base = if yy < horizon { wall } else { floor };
                 [base[0] * t, base[1] * t, base[2] * t]
             });
@@ -132,7 +151,15 @@ pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApples
             });
             let colour = colour.map(|p| p.0).unwrap_or("brown");
             let extent = cfg.pet_size as f32 * rng.gen_range(0.9..1.1) * n as f32;
-            let layer = place_sprite(&parts, rng.gen_range(-0.1..0.1), false, extent, n, n, &mut rng);
+            let layer = place_sprite(
+                &parts,
+                rng.gen_range(-0.1..0.1),
+                false,
+                extent,
+                n,
+                n,
+                &mut rng,
+            );
             let mut scene = bg.composite(&layer);
             if apple {
                 let r = 0.08 * n as f32;
@@ -143,15 +170,25 @@ pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApples
             let (px, _) = scene.downsample(ss);
             let (_, mask) = layer.downsample(ss);
             write_atomic(&out.join(name), &png_rgb(size, size, &px)?)?;
-            write_atomic(&out.join(MASK_DIR).join(name), &png_gray(size, size, &mask)?)?;
+            write_atomic(
+                &out.join(MASK_DIR).join(name),
+                &png_gray(size, size, &mask)?,
+            )?;
             let word = if y == 1 { "cat" } else { "dog" };
-            let caps = (0..cfg.captions_per_image).map(|_| caption(word, colour, room, apple, &mut rng)).collect();
+            let caps = (0..cfg.captions_per_image)
+                .map(|_| caption(word, colour, room, apple, &mut rng))
+                .collect();
             let place_fn = format!(
                 "{}/{:08}.jpg",
                 if room { "/l/living_room" } else { "/l/lawn" },
                 rng.gen_range(0..100_000_000u32)
             );
-            let row = format!("{},{name},{y},{},{},{place_fn}", i + 1, split.code(), apple as i64);
+            let row = format!(
+                "{},{name},{y},{},{},{place_fn}",
+                i + 1,
+                split.code(),
+                apple as i64
+            );
             Ok((apple as i64, row, caps))
         })
         .collect::<anyhow::Result<_>>()

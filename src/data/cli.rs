@@ -144,7 +144,11 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 ..CatsApplesConfig::default()
             };
             let s = cats_apples::generate(&cfg, &out)?;
-            println!("wrote Cats & Apples to {}; counts [split][g=2*cat+apple] = {:?}", out.display(), s.counts);
+            println!(
+                "wrote Cats & Apples to {}; counts [split][g=2*cat+apple] = {:?}",
+                out.display(),
+                s.counts
+            );
         }
         DataCommand::Inspect { dir, out } => {
             let r = inspect(&dir, &out)?;

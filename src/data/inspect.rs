@@ -86,8 +86,15 @@ fn draw_text(img: &mut [u8], width: usize, x0: usize, y0: usize, text: &str, px:
 /// each, preferring test images where groups are balanced) to `out_png`.
 pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
     let meta = dir.join("metadata.csv");
-    let header = std::fs::read_to_string(&meta).with_context(|| format!("reading {}", meta.display()))?;
-    let attr = if header.lines().next().unwrap_or("").split(',').any(|c| c.trim() == "apple") {
+    let header =
+        std::fs::read_to_string(&meta).with_context(|| format!("reading {}", meta.display()))?;
+    let attr = if header
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .any(|c| c.trim() == "apple")
+    {
         "apple"
     } else {
         "place"
@@ -111,9 +118,17 @@ pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
     let height = 4 * (TILE + 2);
     let mut sheet = vec![32u8; width * height * 3];
     for (g, paths) in picks.iter().enumerate() {
-        draw_text(&mut sheet, width, 2, g * (TILE + 2) + TILE / 2 - 5, &format!("g{g}"), 2);
+        draw_text(
+            &mut sheet,
+            width,
+            2,
+            g * (TILE + 2) + TILE / 2 - 5,
+            &format!("g{g}"),
+            2,
+        );
         for (k, p) in paths.iter().enumerate() {
-            let chw = decode_image(p, TILE as u32).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let chw = decode_image(p, TILE as u32)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             let (x0, y0) = (LABEL_W + k * (TILE + 2), g * (TILE + 2));
             for y in 0..TILE {
                 for x in 0..TILE {

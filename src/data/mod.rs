@@ -259,8 +259,12 @@ impl Dataset {
 pub fn normalize(images_u8: &Tensor, mean: [f64; 3], std: [f64; 3]) -> Tensor {
     let dev = images_u8.device();
     let shape = [1i64, 3, 1, 1];
-    let mean = Tensor::from_slice(&mean.map(|m| m as f32)).to_device(dev).view(shape);
-    let std = Tensor::from_slice(&std.map(|s| s as f32)).to_device(dev).view(shape);
+    let mean = Tensor::from_slice(&mean.map(|m| m as f32))
+        .to_device(dev)
+        .view(shape);
+    let std = Tensor::from_slice(&std.map(|s| s as f32))
+        .to_device(dev)
+        .view(shape);
     // [b, 3, h, w]
     (images_u8.to_kind(Kind::Float) / 255.0 - mean) / std
 }
@@ -310,7 +314,7 @@ pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Tensor {
     let row1 = Tensor::stack(&[zeros, sy, cy], 1);
     let theta = Tensor::stack(&[row0, row1], 1);
     let grid = Tensor::affine_grid_generator(&theta, [b, 3, h, w], false); // [b, h, w, 2]
-    // mode 0 = bilinear, padding 1 = border.
+                                                                           // mode 0 = bilinear, padding 1 = border.
     batch_u8
         .to_kind(Kind::Float)
         .grid_sampler_2d(&grid, 0, 1, false)

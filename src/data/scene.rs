@@ -52,7 +52,11 @@ impl Species {
     }
 
     pub fn of_class(y: i64) -> Vec<Species> {
-        Species::ALL.iter().copied().filter(|s| s.y() == y).collect()
+        Species::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.y() == y)
+            .collect()
     }
 
     /// Folder name in the CUB style used by Waterbirds (`001.Black_footed_Albatross`).
@@ -95,13 +99,33 @@ impl Species {
     pub fn shape_phrases(self) -> &'static [&'static str] {
         match self {
             Species::Duck => &["with a flat bill", "with a long body", "with a curved neck"],
-            Species::Swan => &["with a long neck", "with a long curved neck", "with a long body"],
-            Species::Heron => &["with a long neck", "with long legs", "with a long pointed bill"],
+            Species::Swan => &[
+                "with a long neck",
+                "with a long curved neck",
+                "with a long body",
+            ],
+            Species::Heron => &[
+                "with a long neck",
+                "with long legs",
+                "with a long pointed bill",
+            ],
             Species::Pelican => &["with a long bill", "with a huge bill", "with a long body"],
-            Species::Gull => &["with long wings", "with a long body", "with a straight bill"],
+            Species::Gull => &[
+                "with long wings",
+                "with a long body",
+                "with a straight bill",
+            ],
             Species::Sparrow => &["with a short beak", "with a round body", "with short legs"],
-            Species::Finch => &["with a short thick beak", "with a round body", "with a small head"],
-            Species::Robin => &["with a round breast", "with a short beak", "with a round body"],
+            Species::Finch => &[
+                "with a short thick beak",
+                "with a round body",
+                "with a small head",
+            ],
+            Species::Robin => &[
+                "with a round breast",
+                "with a short beak",
+                "with a round body",
+            ],
             Species::Owl => &["with big round eyes", "with ear tufts", "with a round head"],
             Species::Jay => &["with a crest", "with a short beak", "with a long tail"],
         }
@@ -122,7 +146,12 @@ pub const PALETTE: [(&str, [u8; 3]); 10] = [
     ("pink", [230, 150, 170]),
 ];
 
-const BILL_COLOURS: [[u8; 3]; 4] = [[232, 150, 30], [220, 196, 60], [40, 40, 40], [120, 120, 120]];
+const BILL_COLOURS: [[u8; 3]; 4] = [
+    [232, 150, 30],
+    [220, 196, 60],
+    [40, 40, 40],
+    [120, 120, 120],
+];
 
 /// Colours of one bird, drawn from [`PALETTE`] independently of the class.
 #[derive(Debug, Clone)]
@@ -225,7 +254,10 @@ fn legs(parts: &mut Vec<(Shape, Rgb)>, hip: (f32, f32), len: f32, spread: f32, r
     for dx in [-spread, spread] {
         let foot = (hip.0 + dx, hip.1 + len);
         parts.push((cap((hip.0 + dx * 0.5, hip.1), foot, r, r), col));
-        parts.push((cap(foot, (foot.0 + len * 0.25, foot.1), r * 0.8, r * 0.8), col));
+        parts.push((
+            cap(foot, (foot.0 + len * 0.25, foot.1), r * 0.8, r * 0.8),
+            col,
+        ));
     }
 }
 
@@ -245,7 +277,10 @@ pub fn bird_sprite(species: Species, col: &BirdColours, rng: &mut ChaCha8Rng) ->
     let fat = jit(rng, 0.1);
     match species {
         Species::Duck => {
-            p.push((Shape::Polygon(vec![(-0.4, -0.1), (-0.62, -0.2), (-0.45, 0.08)]), col.wing));
+            p.push((
+                Shape::Polygon(vec![(-0.4, -0.1), (-0.62, -0.2), (-0.45, 0.08)]),
+                col.wing,
+            ));
             p.push((ell((0.0, 0.0), 0.5, 0.2 * fat, 0.0), col.body));
             let nb = (0.32, -0.08);
             let nt = (0.42, -0.08 - 0.34 * neck);
@@ -253,11 +288,17 @@ pub fn bird_sprite(species: Species, col: &BirdColours, rng: &mut ChaCha8Rng) ->
             p.push((circle((nt.0 + 0.02, nt.1 - 0.05), 0.13), col.head));
             let hb = (nt.0 + 0.12, nt.1 - 0.02);
             // Flat, wide duck bill.
-            p.push((ell((hb.0 + 0.1 * bill, hb.1 + 0.02), 0.14 * bill, 0.05, 0.12), col.bill));
+            p.push((
+                ell((hb.0 + 0.1 * bill, hb.1 + 0.02), 0.14 * bill, 0.05, 0.12),
+                col.bill,
+            ));
             eye(&mut p, (nt.0 + 0.06, nt.1 - 0.09), 0.025, false);
         }
         Species::Swan => {
-            p.push((Shape::Polygon(vec![(-0.38, -0.05), (-0.62, -0.22), (-0.45, 0.08)]), col.wing));
+            p.push((
+                Shape::Polygon(vec![(-0.38, -0.05), (-0.62, -0.22), (-0.45, 0.08)]),
+                col.wing,
+            ));
             p.push((ell((0.0, 0.0), 0.52, 0.21 * fat, 0.0), col.body));
             // Long S-shaped neck.
             let a = (0.34, -0.06);
@@ -266,24 +307,49 @@ pub fn bird_sprite(species: Species, col: &BirdColours, rng: &mut ChaCha8Rng) ->
             p.push((cap(a, b, 0.085, 0.065), col.body));
             p.push((cap(b, c, 0.065, 0.06), col.body));
             p.push((circle((c.0 + 0.04, c.1 - 0.03), 0.085), col.head));
-            p.push((cap((c.0 + 0.08, c.1 - 0.02), (c.0 + 0.08 + 0.2 * bill, c.1 + 0.05), 0.04, 0.02), col.bill));
+            p.push((
+                cap(
+                    (c.0 + 0.08, c.1 - 0.02),
+                    (c.0 + 0.08 + 0.2 * bill, c.1 + 0.05),
+                    0.04,
+                    0.02,
+                ),
+                col.bill,
+            ));
             eye(&mut p, (c.0 + 0.06, c.1 - 0.05), 0.02, false);
         }
         Species::Heron => {
             let body_c = (0.0, -0.05);
             legs(&mut p, (-0.02, 0.05), 0.62 * neck, 0.07, 0.025, col.legs);
             p.push((ell(body_c, 0.34, 0.13 * fat, -0.35), col.body));
-            p.push((Shape::Polygon(vec![(-0.25, 0.05), (-0.5, 0.2), (-0.2, 0.12)]), col.wing));
+            p.push((
+                Shape::Polygon(vec![(-0.25, 0.05), (-0.5, 0.2), (-0.2, 0.12)]),
+                col.wing,
+            ));
             let nt = (0.34, -0.62 * neck);
-            p.push((cap((0.22, -0.16), (0.38, -0.35 * neck), 0.05, 0.04), col.body));
+            p.push((
+                cap((0.22, -0.16), (0.38, -0.35 * neck), 0.05, 0.04),
+                col.body,
+            ));
             p.push((cap((0.38, -0.35 * neck), nt, 0.04, 0.04), col.body));
             p.push((circle(nt, 0.065), col.head));
             // Long dagger bill.
-            p.push((cap((nt.0 + 0.04, nt.1), (nt.0 + 0.4 * bill, nt.1 + 0.05), 0.032, 0.004), col.bill));
+            p.push((
+                cap(
+                    (nt.0 + 0.04, nt.1),
+                    (nt.0 + 0.4 * bill, nt.1 + 0.05),
+                    0.032,
+                    0.004,
+                ),
+                col.bill,
+            ));
             eye(&mut p, (nt.0 + 0.015, nt.1 - 0.02), 0.018, false);
         }
         Species::Pelican => {
-            p.push((Shape::Polygon(vec![(-0.42, -0.1), (-0.62, -0.05), (-0.45, 0.1)]), col.wing));
+            p.push((
+                Shape::Polygon(vec![(-0.42, -0.1), (-0.62, -0.05), (-0.45, 0.1)]),
+                col.wing,
+            ));
             p.push((ell((0.0, 0.0), 0.5, 0.24 * fat, 0.0), col.body));
             let nt = (0.34, -0.42 * neck);
             p.push((cap((0.3, -0.08), nt, 0.1, 0.08), col.body));
@@ -306,11 +372,22 @@ pub fn bird_sprite(species: Species, col: &BirdColours, rng: &mut ChaCha8Rng) ->
             legs(&mut p, (0.0, 0.12), 0.16, 0.05, 0.02, col.legs);
             p.push((ell((0.0, 0.0), 0.46, 0.17 * fat, 0.0), col.body));
             // Long pointed wings reaching past the tail.
-            p.push((Shape::Polygon(vec![(0.25, -0.1), (-0.75, -0.02), (-0.1, 0.06)]), col.wing));
+            p.push((
+                Shape::Polygon(vec![(0.25, -0.1), (-0.75, -0.02), (-0.1, 0.06)]),
+                col.wing,
+            ));
             let nt = (0.42, -0.2 * neck);
             p.push((cap((0.3, -0.05), nt, 0.1, 0.09), col.head));
             p.push((circle(nt, 0.12), col.head));
-            p.push((cap((nt.0 + 0.1, nt.1 + 0.02), (nt.0 + 0.1 + 0.22 * bill, nt.1 + 0.04), 0.035, 0.02), col.bill));
+            p.push((
+                cap(
+                    (nt.0 + 0.1, nt.1 + 0.02),
+                    (nt.0 + 0.1 + 0.22 * bill, nt.1 + 0.04),
+                    0.035,
+                    0.02,
+                ),
+                col.bill,
+            ));
             eye(&mut p, (nt.0 + 0.04, nt.1 - 0.04), 0.022, false);
         }
         Species::Sparrow | Species::Finch | Species::Robin | Species::Jay => {
@@ -323,7 +400,12 @@ pub fn bird_sprite(species: Species, col: &BirdColours, rng: &mut ChaCha8Rng) ->
             let tail_len = if species == Species::Jay { 0.42 } else { 0.22 };
             legs(&mut p, (0.0, bry * fat * 0.8), 0.2, 0.06, 0.022, col.legs);
             p.push((
-                Shape::Polygon(vec![(-0.15, 0.05), (-0.15 - tail_len, 0.3), (-0.05 - tail_len, 0.38), (0.0, 0.15)]),
+                Shape::Polygon(vec![
+                    (-0.15, 0.05),
+                    (-0.15 - tail_len, 0.3),
+                    (-0.05 - tail_len, 0.38),
+                    (0.0, 0.15),
+                ]),
                 col.wing,
             ));
             p.push((ell((0.0, 0.0), brx * fat, bry * fat, -0.5), col.body));
@@ -332,14 +414,33 @@ pub fn bird_sprite(species: Species, col: &BirdColours, rng: &mut ChaCha8Rng) ->
             }
             p.push((ell((-0.06, 0.0), 0.2, 0.12, -0.35), col.wing));
             let hc = (0.2, -0.3);
-            let hr = if species == Species::Finch { 0.16 } else { 0.17 };
+            let hr = if species == Species::Finch {
+                0.16
+            } else {
+                0.17
+            };
             p.push((circle(hc, hr), col.head));
             if species == Species::Jay {
-                p.push((Shape::Polygon(vec![(hc.0 - 0.1, hc.1 - 0.1), (hc.0 - 0.2, hc.1 - 0.32), (hc.0 + 0.05, hc.1 - 0.14)]), col.head));
+                p.push((
+                    Shape::Polygon(vec![
+                        (hc.0 - 0.1, hc.1 - 0.1),
+                        (hc.0 - 0.2, hc.1 - 0.32),
+                        (hc.0 + 0.05, hc.1 - 0.14),
+                    ]),
+                    col.head,
+                ));
             }
-            let (bl, bw) = if species == Species::Finch { (0.14, 0.07) } else { (0.12 * bill, 0.045) };
+            let (bl, bw) = if species == Species::Finch {
+                (0.14, 0.07)
+            } else {
+                (0.12 * bill, 0.045)
+            };
             p.push((
-                Shape::Polygon(vec![(hc.0 + hr * 0.8, hc.1 - bw), (hc.0 + hr + bl, hc.1 + 0.01), (hc.0 + hr * 0.8, hc.1 + bw)]),
+                Shape::Polygon(vec![
+                    (hc.0 + hr * 0.8, hc.1 - bw),
+                    (hc.0 + hr + bl, hc.1 + 0.01),
+                    (hc.0 + hr * 0.8, hc.1 + bw),
+                ]),
                 col.bill,
             ));
             eye(&mut p, (hc.0 + 0.07, hc.1 - 0.04), 0.028, false);
@@ -349,19 +450,48 @@ pub fn bird_sprite(species: Species, col: &BirdColours, rng: &mut ChaCha8Rng) ->
             p.push((ell((0.0, 0.05), 0.3 * fat, 0.4 * fat, 0.0), col.body));
             p.push((ell((0.0, 0.1), 0.18 * fat, 0.28 * fat, 0.0), col.accent));
             let hc = (0.0, -0.38);
-            p.push((Shape::Polygon(vec![(-0.22, hc.1 - 0.1), (-0.26, hc.1 - 0.34), (-0.08, hc.1 - 0.18)]), col.head));
-            p.push((Shape::Polygon(vec![(0.22, hc.1 - 0.1), (0.26, hc.1 - 0.34), (0.08, hc.1 - 0.18)]), col.head));
+            p.push((
+                Shape::Polygon(vec![
+                    (-0.22, hc.1 - 0.1),
+                    (-0.26, hc.1 - 0.34),
+                    (-0.08, hc.1 - 0.18),
+                ]),
+                col.head,
+            ));
+            p.push((
+                Shape::Polygon(vec![
+                    (0.22, hc.1 - 0.1),
+                    (0.26, hc.1 - 0.34),
+                    (0.08, hc.1 - 0.18),
+                ]),
+                col.head,
+            ));
             p.push((circle(hc, 0.25), col.head));
             eye(&mut p, (hc.0 - 0.1, hc.1 - 0.02), 0.035, true);
             eye(&mut p, (hc.0 + 0.1, hc.1 - 0.02), 0.035, true);
-            p.push((Shape::Polygon(vec![(-0.03, hc.1 + 0.06), (0.03, hc.1 + 0.06), (0.0, hc.1 + 0.14)]), col.bill));
+            p.push((
+                Shape::Polygon(vec![
+                    (-0.03, hc.1 + 0.06),
+                    (0.03, hc.1 + 0.06),
+                    (0.0, hc.1 + 0.14),
+                ]),
+                col.bill,
+            ));
         }
     }
     if spread {
         // A raised wing drawn last so it shows against the body.
-        let base = if species.y() == 1 { (0.0, -0.08) } else { (-0.02, -0.1) };
+        let base = if species.y() == 1 {
+            (0.0, -0.08)
+        } else {
+            (-0.02, -0.1)
+        };
         p.push((
-            Shape::Polygon(vec![(base.0 + 0.15, base.1), (base.0 - 0.35, base.1 - 0.55), (base.0 - 0.2, base.1 - 0.05)]),
+            Shape::Polygon(vec![
+                (base.0 + 0.15, base.1),
+                (base.0 - 0.35, base.1 - 0.55),
+                (base.0 - 0.2, base.1 - 0.05),
+            ]),
             col.wing,
         ));
     }
@@ -388,10 +518,17 @@ fn sprite_bbox(parts: &[(Shape, Rgb)], angle: f32, mirror: bool) -> (f32, f32, f
         tx: 0.0,
         ty: 0.0,
     };
-    parts.iter().fold((f32::MAX, f32::MAX, f32::MIN, f32::MIN), |acc, (s, _)| {
-        let b = t.shape(s).bbox();
-        (acc.0.min(b.0), acc.1.min(b.1), acc.2.max(b.2), acc.3.max(b.3))
-    })
+    parts
+        .iter()
+        .fold((f32::MAX, f32::MAX, f32::MIN, f32::MIN), |acc, (s, _)| {
+            let b = t.shape(s).bbox();
+            (
+                acc.0.min(b.0),
+                acc.1.min(b.1),
+                acc.2.max(b.2),
+                acc.3.max(b.3),
+            )
+        })
 }
 
 /// Draws `parts` into a fresh sprite canvas (mask = the sprite) so that the longer side of its bounding box is
@@ -477,18 +614,46 @@ impl Background {
     }
 
     pub fn has_sky(self) -> bool {
-        matches!(self, Background::Field | Background::Ocean | Background::Lake)
+        matches!(
+            self,
+            Background::Field | Background::Ocean | Background::Lake
+        )
     }
 
     /// Noun phrases for captions; every one names the place with a land or water noun.
     pub fn phrases(self) -> &'static [&'static str] {
         match self {
-            Background::Forest => &["a forest", "the woods", "a forest of tall trees", "a dark forest"],
-            Background::Bamboo => &["a bamboo forest", "a bamboo grove", "tall bamboo", "a green bamboo forest"],
-            Background::Field => &["a field", "a grassy meadow", "a green field", "a field of grass"],
+            Background::Forest => &[
+                "a forest",
+                "the woods",
+                "a forest of tall trees",
+                "a dark forest",
+            ],
+            Background::Bamboo => &[
+                "a bamboo forest",
+                "a bamboo grove",
+                "tall bamboo",
+                "a green bamboo forest",
+            ],
+            Background::Field => &[
+                "a field",
+                "a grassy meadow",
+                "a green field",
+                "a field of grass",
+            ],
             Background::Ocean => &["the ocean", "the sea", "the open sea", "ocean waves"],
-            Background::Lake => &["a lake", "a calm lake", "the water of a lake", "a lake by the trees"],
-            Background::Pond => &["a pond", "a pond with lily pads", "green pond water", "a small pond"],
+            Background::Lake => &[
+                "a lake",
+                "a calm lake",
+                "the water of a lake",
+                "a lake by the trees",
+            ],
+            Background::Pond => &[
+                "a pond",
+                "a pond with lily pads",
+                "green pond water",
+                "a small pond",
+            ],
         }
     }
 }
@@ -523,9 +688,21 @@ impl Distractor {
     pub fn phrases(self) -> &'static [&'static str] {
         match self {
             Distractor::Rocks => &["with rocks", "near some rocks", "with a few grey rocks"],
-            Distractor::Clouds => &["under white clouds", "under a cloudy sky", "with clouds in the sky"],
-            Distractor::Flowers => &["with flowers", "among small flowers", "with colorful flowers"],
-            Distractor::Boat => &["with a boat", "with a sailboat in the distance", "near a small boat"],
+            Distractor::Clouds => &[
+                "under white clouds",
+                "under a cloudy sky",
+                "with clouds in the sky",
+            ],
+            Distractor::Flowers => &[
+                "with flowers",
+                "among small flowers",
+                "with colorful flowers",
+            ],
+            Distractor::Boat => &[
+                "with a boat",
+                "with a sailboat in the distance",
+                "near a small boat",
+            ],
         }
     }
 
@@ -541,7 +718,13 @@ impl Distractor {
 
 /// Paints a background of `kind` on a `w`x`h` canvas. `strength` in [0, 1] pulls it towards flat grey (1 = full
 /// colour and texture): the knob for how easy the spurious feature is. Returns the horizon row (sky above) if any.
-pub fn paint_background(kind: Background, w: usize, h: usize, strength: f32, rng: &mut ChaCha8Rng) -> (Canvas, Option<f32>) {
+pub fn paint_background(
+    kind: Background,
+    w: usize,
+    h: usize,
+    strength: f32,
+    rng: &mut ChaCha8Rng,
+) -> (Canvas, Option<f32>) {
     let mut c = Canvas::new(w, h, [0.5; 3]);
     let nseed: u64 = rng.gen();
     let (wf, hf) = (w as f32, h as f32);
@@ -566,7 +749,15 @@ pub fn paint_background(kind: Background, w: usize, h: usize, strength: f32, rng
                 let x = rng.gen_range(0.0..wf);
                 let tw = rng.gen_range(0.025..0.06) * wf;
                 let col = tint(mix(rgb(70, 45, 25), rgb(110, 80, 50), rng.gen()));
-                c.fill(&cap((x, -2.0), (x + rng.gen_range(-0.05..0.05) * wf, hf + 2.0), tw, tw * 1.2), col);
+                c.fill(
+                    &cap(
+                        (x, -2.0),
+                        (x + rng.gen_range(-0.05..0.05) * wf, hf + 2.0),
+                        tw,
+                        tw * 1.2,
+                    ),
+                    col,
+                );
             }
             let ground = rng.gen_range(0.8..0.9) * hf;
             let g = tint(rgb(80, 70, 35));
@@ -593,7 +784,10 @@ pub fn paint_background(kind: Background, w: usize, h: usize, strength: f32, rng
                 let gap = rng.gen_range(0.15..0.25) * hf;
                 let mut y = rng.gen_range(0.0..gap);
                 while y < hf {
-                    c.fill(&cap((x - sw, y), (x + sw, y), sw * 0.25, sw * 0.25), scale(col, 0.6));
+                    c.fill(
+                        &cap((x - sw, y), (x + sw, y), sw * 0.25, sw * 0.25),
+                        scale(col, 0.6),
+                    );
                     y += gap;
                 }
             }
@@ -628,7 +822,15 @@ pub fn paint_background(kind: Background, w: usize, h: usize, strength: f32, rng
                 let x = rng.gen_range(0.0..wf);
                 let y = rng.gen_range(hz..hf);
                 let len = (0.02 + 0.04 * (y - hz) / (hf - hz)) * hf;
-                c.fill(&cap((x, y), (x + rng.gen_range(-0.3..0.3) * len, y - len), 0.006 * wf, 0.003 * wf), tint(rgb(70, 120, 40)));
+                c.fill(
+                    &cap(
+                        (x, y),
+                        (x + rng.gen_range(-0.3..0.3) * len, y - len),
+                        0.006 * wf,
+                        0.003 * wf,
+                    ),
+                    tint(rgb(70, 120, 40)),
+                );
             }
         }
         Background::Ocean => {
@@ -663,10 +865,19 @@ pub fn paint_background(kind: Background, w: usize, h: usize, strength: f32, rng
                     shore
                 } else {
                     let d = y - hz;
-                    let ripple = ((y * 0.9 * 128.0 / wf + fbm(nseed, x / (wf / 5.0), y / (wf / 25.0)) * 5.0).sin() * 0.5 + 0.5).powf(8.0);
+                    let ripple = ((y * 0.9 * 128.0 / wf
+                        + fbm(nseed, x / (wf / 5.0), y / (wf / 25.0)) * 5.0)
+                        .sin()
+                        * 0.5
+                        + 0.5)
+                        .powf(8.0);
                     // A dark reflection of the shore just below it.
                     let refl = (1.0 - d / band).clamp(0.0, 1.0) * 0.6;
-                    let base = mix(water1, water2, fbm(nseed ^ 9, x / (wf / 3.0), y / (wf / 6.0)));
+                    let base = mix(
+                        water1,
+                        water2,
+                        fbm(nseed ^ 9, x / (wf / 3.0), y / (wf / 6.0)),
+                    );
                     mix(mix(base, shore, refl), rgb(210, 230, 240), ripple * 0.4)
                 }
             });
@@ -675,8 +886,17 @@ pub fn paint_background(kind: Background, w: usize, h: usize, strength: f32, rng
             let w1 = tint(rgb(40, 90, 110));
             let w2 = tint(rgb(70, 120, 120));
             c.paint(|x, y| {
-                let ripple = ((y * 0.7 * 128.0 / wf + fbm(nseed, x / (wf / 4.0), y / (wf / 4.0)) * 8.0).sin() * 0.5 + 0.5).powf(10.0);
-                mix(mix(w1, w2, fbm(nseed ^ 1, x / (wf / 3.0), y / (wf / 3.0))), rgb(180, 210, 215), ripple * 0.35)
+                let ripple = ((y * 0.7 * 128.0 / wf
+                    + fbm(nseed, x / (wf / 4.0), y / (wf / 4.0)) * 8.0)
+                    .sin()
+                    * 0.5
+                    + 0.5)
+                    .powf(10.0);
+                mix(
+                    mix(w1, w2, fbm(nseed ^ 1, x / (wf / 3.0), y / (wf / 3.0))),
+                    rgb(180, 210, 215),
+                    ripple * 0.35,
+                )
             });
             for _ in 0..rng.gen_range(3..8) {
                 let p = (rng.gen_range(0.0..wf), rng.gen_range(0.0..hf));
@@ -684,7 +904,17 @@ pub fn paint_background(kind: Background, w: usize, h: usize, strength: f32, rng
                 let col = tint(mix(rgb(50, 120, 40), rgb(100, 160, 60), rng.gen()));
                 c.fill(&ell(p, r, r * 0.7, 0.0), col);
                 let a = rng.gen_range(-PI..PI);
-                c.fill(&Shape::Polygon(vec![p, (p.0 + r * 1.1 * a.cos(), p.1 + r * 1.1 * a.sin()), (p.0 + r * 1.1 * (a + 0.5).cos(), p.1 + r * 1.1 * (a + 0.5).sin())]), w1);
+                c.fill(
+                    &Shape::Polygon(vec![
+                        p,
+                        (p.0 + r * 1.1 * a.cos(), p.1 + r * 1.1 * a.sin()),
+                        (
+                            p.0 + r * 1.1 * (a + 0.5).cos(),
+                            p.1 + r * 1.1 * (a + 0.5).sin(),
+                        ),
+                    ]),
+                    w1,
+                );
             }
         }
     }
@@ -706,8 +936,14 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
                 let r = rng.gen_range(0.05..0.1) * wf;
                 let p = (rng.gen_range(0.0..wf), rng.gen_range(0.65..0.95) * hf);
                 let g = rng.gen_range(90..150) as u8;
-                c.fill(&ell(p, r, r * 0.6, rng.gen_range(-0.3..0.3)), rgb(g, g, g.saturating_add(5)));
-                c.fill(&ell((p.0 - r * 0.3, p.1 - r * 0.25), r * 0.35, r * 0.15, 0.0), rgb(g + 40, g + 40, g + 45));
+                c.fill(
+                    &ell(p, r, r * 0.6, rng.gen_range(-0.3..0.3)),
+                    rgb(g, g, g.saturating_add(5)),
+                );
+                c.fill(
+                    &ell((p.0 - r * 0.3, p.1 - r * 0.25), r * 0.35, r * 0.15, 0.0),
+                    rgb(g + 40, g + 40, g + 45),
+                );
             }
         }
         Distractor::Clouds => {
@@ -717,7 +953,10 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
                 let r = rng.gen_range(0.06..0.1) * wf;
                 for k in 0..4 {
                     let off = (k as f32 - 1.5) * r * 0.8;
-                    c.fill(&ell((p.0 + off, p.1 - (k % 2) as f32 * r * 0.3), r, r * 0.6, 0.0), rgb(248, 248, 250));
+                    c.fill(
+                        &ell((p.0 + off, p.1 - (k % 2) as f32 * r * 0.3), r, r * 0.6, 0.0),
+                        rgb(248, 248, 250),
+                    );
                 }
             }
         }
@@ -725,11 +964,19 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
             for _ in 0..rng.gen_range(4..9) {
                 let p = (rng.gen_range(0.0..wf), rng.gen_range(0.55..0.98) * hf);
                 let r = rng.gen_range(0.018..0.03) * wf;
-                let petals = [rgb(230, 60, 90), rgb(250, 250, 250), rgb(240, 200, 40), rgb(160, 80, 200)];
+                let petals = [
+                    rgb(230, 60, 90),
+                    rgb(250, 250, 250),
+                    rgb(240, 200, 40),
+                    rgb(160, 80, 200),
+                ];
                 let col = petals[rng.gen_range(0..petals.len())];
                 for k in 0..5 {
                     let a = k as f32 * 2.0 * PI / 5.0;
-                    c.fill(&circle((p.0 + r * a.cos(), p.1 + r * a.sin()), r * 0.8), col);
+                    c.fill(
+                        &circle((p.0 + r * a.cos(), p.1 + r * a.sin()), r * 0.8),
+                        col,
+                    );
                 }
                 c.fill(&circle(p, r * 0.6), rgb(240, 180, 30));
             }
@@ -740,9 +987,32 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
             let x = rng.gen_range(0.0..wf - bw);
             let y = hz + rng.gen_range(0.02..0.12) * hf;
             let hull = [rgb(140, 60, 40), rgb(230, 230, 230), rgb(60, 60, 70)][rng.gen_range(0..3)];
-            c.fill(&Shape::Polygon(vec![(x, y), (x + bw, y), (x + bw * 0.8, y + bw * 0.22), (x + bw * 0.15, y + bw * 0.22)]), hull);
-            c.fill(&cap((x + bw * 0.5, y), (x + bw * 0.5, y - bw * 0.9), 0.008 * wf, 0.008 * wf), rgb(80, 60, 40));
-            c.fill(&Shape::Polygon(vec![(x + bw * 0.52, y - bw * 0.85), (x + bw * 0.52, y - bw * 0.1), (x + bw * 0.95, y - bw * 0.1)]), rgb(245, 245, 240));
+            c.fill(
+                &Shape::Polygon(vec![
+                    (x, y),
+                    (x + bw, y),
+                    (x + bw * 0.8, y + bw * 0.22),
+                    (x + bw * 0.15, y + bw * 0.22),
+                ]),
+                hull,
+            );
+            c.fill(
+                &cap(
+                    (x + bw * 0.5, y),
+                    (x + bw * 0.5, y - bw * 0.9),
+                    0.008 * wf,
+                    0.008 * wf,
+                ),
+                rgb(80, 60, 40),
+            );
+            c.fill(
+                &Shape::Polygon(vec![
+                    (x + bw * 0.52, y - bw * 0.85),
+                    (x + bw * 0.52, y - bw * 0.1),
+                    (x + bw * 0.95, y - bw * 0.1),
+                ]),
+                rgb(245, 245, 240),
+            );
         }
     }
 }
@@ -780,7 +1050,10 @@ pub fn occlude(scene: &mut Canvas, rng: &mut ChaCha8Rng) {
     let rock = rgb(grey, grey, grey + 5);
     let cx = (x0 + x1) / 2.0;
     let rx = (x1 - x0) * 0.75 + 2.0;
-    scene.fill_occluding(&ell((cx, y1 + (y1 - top) * 0.2), rx, (y1 - top) * 1.2, 0.0), rock);
+    scene.fill_occluding(
+        &ell((cx, y1 + (y1 - top) * 0.2), rx, (y1 - top) * 1.2, 0.0),
+        rock,
+    );
 }
 
 /// Animals of the Cats & Apples set.
@@ -801,14 +1074,43 @@ pub fn pet_sprite(pet: Pet, rng: &mut ChaCha8Rng) -> Vec<(Shape, Rgb)> {
         Pet::Cat => {
             p.push((cap((0.28, 0.35), (0.48, -0.15), 0.05, 0.04), dark));
             p.push((ell((0.0, 0.2), 0.3, 0.35, 0.0), fur));
-            p.push((Shape::Polygon(vec![(-0.26, hc.1 - 0.05), (-0.22, hc.1 - 0.42), (-0.04, hc.1 - 0.2)]), fur));
-            p.push((Shape::Polygon(vec![(0.26, hc.1 - 0.05), (0.22, hc.1 - 0.42), (0.04, hc.1 - 0.2)]), fur));
+            p.push((
+                Shape::Polygon(vec![
+                    (-0.26, hc.1 - 0.05),
+                    (-0.22, hc.1 - 0.42),
+                    (-0.04, hc.1 - 0.2),
+                ]),
+                fur,
+            ));
+            p.push((
+                Shape::Polygon(vec![
+                    (0.26, hc.1 - 0.05),
+                    (0.22, hc.1 - 0.42),
+                    (0.04, hc.1 - 0.2),
+                ]),
+                fur,
+            ));
             p.push((circle(hc, 0.25), fur));
             for s in [-1.0f32, 1.0] {
                 eye(&mut p, (hc.0 + s * 0.1, hc.1 - 0.04), 0.03, false);
-                p.push((cap((hc.0 + s * 0.06, hc.1 + 0.08), (hc.0 + s * 0.32, hc.1 + 0.04), 0.008, 0.008), rgb(240, 240, 240)));
+                p.push((
+                    cap(
+                        (hc.0 + s * 0.06, hc.1 + 0.08),
+                        (hc.0 + s * 0.32, hc.1 + 0.04),
+                        0.008,
+                        0.008,
+                    ),
+                    rgb(240, 240, 240),
+                ));
             }
-            p.push((Shape::Polygon(vec![(-0.04, hc.1 + 0.04), (0.04, hc.1 + 0.04), (0.0, hc.1 + 0.09)]), rgb(230, 130, 150)));
+            p.push((
+                Shape::Polygon(vec![
+                    (-0.04, hc.1 + 0.04),
+                    (0.04, hc.1 + 0.04),
+                    (0.0, hc.1 + 0.09),
+                ]),
+                rgb(230, 130, 150),
+            ));
         }
         Pet::Dog => {
             p.push((cap((0.3, 0.35), (0.45, 0.2), 0.05, 0.04), dark));
@@ -818,7 +1120,10 @@ pub fn pet_sprite(pet: Pet, rng: &mut ChaCha8Rng) -> Vec<(Shape, Rgb)> {
             p.push((ell((hc.0 - 0.26, hc.1 + 0.08), 0.09, 0.22, 0.15), dark));
             p.push((ell((hc.0 + 0.26, hc.1 + 0.08), 0.09, 0.22, -0.15), dark));
             // Long muzzle with a big nose and a tongue.
-            p.push((ell((hc.0, hc.1 + 0.15), 0.13, 0.15, 0.0), mix(fur, rgb(240, 230, 210), 0.5)));
+            p.push((
+                ell((hc.0, hc.1 + 0.15), 0.13, 0.15, 0.0),
+                mix(fur, rgb(240, 230, 210), 0.5),
+            ));
             p.push((ell((hc.0, hc.1 + 0.08), 0.06, 0.045, 0.0), rgb(20, 20, 20)));
             p.push((ell((hc.0, hc.1 + 0.27), 0.04, 0.06, 0.0), rgb(220, 90, 110)));
             for s in [-1.0f32, 1.0] {
@@ -833,8 +1138,25 @@ pub fn pet_sprite(pet: Pet, rng: &mut ChaCha8Rng) -> Vec<(Shape, Rgb)> {
 pub fn paint_apple(c: &mut Canvas, p: (f32, f32), r: f32) {
     c.fill(&circle((p.0 - r * 0.35, p.1), r * 0.8), rgb(200, 25, 30));
     c.fill(&circle((p.0 + r * 0.35, p.1), r * 0.8), rgb(200, 25, 30));
-    c.fill(&ell((p.0, p.1 + r * 0.1), r * 0.9, r * 0.85, 0.0), rgb(205, 30, 35));
-    c.fill(&circle((p.0 - r * 0.35, p.1 - r * 0.3), r * 0.2), rgb(240, 120, 120));
-    c.fill(&cap((p.0, p.1 - r * 0.6), (p.0 + r * 0.1, p.1 - r * 1.1), r * 0.08, r * 0.06), rgb(90, 60, 30));
-    c.fill(&ell((p.0 + r * 0.35, p.1 - r * 0.95), r * 0.3, r * 0.12, -0.4), rgb(60, 150, 50));
+    c.fill(
+        &ell((p.0, p.1 + r * 0.1), r * 0.9, r * 0.85, 0.0),
+        rgb(205, 30, 35),
+    );
+    c.fill(
+        &circle((p.0 - r * 0.35, p.1 - r * 0.3), r * 0.2),
+        rgb(240, 120, 120),
+    );
+    c.fill(
+        &cap(
+            (p.0, p.1 - r * 0.6),
+            (p.0 + r * 0.1, p.1 - r * 1.1),
+            r * 0.08,
+            r * 0.06,
+        ),
+        rgb(90, 60, 30),
+    );
+    c.fill(
+        &ell((p.0 + r * 0.35, p.1 - r * 0.95), r * 0.3, r * 0.12, -0.4),
+        rgb(60, 150, 50),
+    );
 }

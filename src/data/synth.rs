@@ -10,8 +10,8 @@
 use super::captions::{captions, BirdDesc, SceneDesc};
 use super::draw::{png_gray, png_rgb, Canvas};
 use super::scene::{
-    bird_sprite, paint_background, paint_distractor, place_sprite, sample_distractors, Background, BirdColours,
-    Species,
+    bird_sprite, paint_background, paint_distractor, place_sprite, sample_distractors, Background,
+    BirdColours, Species,
 };
 use super::waterbirds::{HEADER, MASK_DIR};
 use super::{write_atomic, Split};
@@ -25,7 +25,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Group counts of the real Waterbirds, [split][group], g = 2*y + place.
-pub const REAL_COUNTS: [[usize; 4]; 3] = [[3498, 184, 56, 1057], [467, 466, 133, 133], [2255, 2255, 642, 642]];
+pub const REAL_COUNTS: [[usize; 4]; 3] = [
+    [3498, 184, 56, 1057],
+    [467, 466, 133, 133],
+    [2255, 2255, 642, 642],
+];
 
 /// The training correlation of the real set (P(place matches class)), at which [`group_counts`] returns the real
 /// train counts exactly.
@@ -143,7 +147,9 @@ fn background(
     n: usize,
     rng: &mut ChaCha8Rng,
 ) -> (Canvas, Background, Vec<super::scene::Distractor>) {
-    let bg = *Background::of_place(place).choose(rng).unwrap_or(&Background::Lake);
+    let bg = *Background::of_place(place)
+        .choose(rng)
+        .unwrap_or(&Background::Lake);
     let (mut canvas, horizon) = paint_background(bg, n, n, cfg.bg_strength as f32, rng);
     let ds = if cfg.distractors {
         sample_distractors(bg, cfg.distractor_prob, rng)
@@ -157,7 +163,11 @@ fn background(
 }
 
 fn place_filename(bg: Background, rng: &mut ChaCha8Rng) -> String {
-    format!("{}/{:08}.jpg", bg.places_dir(), rng.gen_range(0..100_000_000u32))
+    format!(
+        "{}/{:08}.jpg",
+        bg.places_dir(),
+        rng.gen_range(0..100_000_000u32)
+    )
 }
 
 fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered> {
@@ -170,12 +180,22 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
     let sprite = bird_sprite(spec.species, &colours, &mut rng);
     let j = cfg.bird_size_jitter.clamp(0.0, 0.9);
     let extent = (cfg.bird_size * rng.gen_range(1.0 - j..=1.0 + j)).min(0.94) as f32 * n as f32;
-    let layer = place_sprite(&sprite.parts, sprite.angle, sprite.mirror, extent, n, n, &mut rng);
+    let layer = place_sprite(
+        &sprite.parts,
+        sprite.angle,
+        sprite.mirror,
+        extent,
+        n,
+        n,
+        &mut rng,
+    );
     let scene_canvas = bg_canvas.composite(&layer);
     let (px, mask) = scene_canvas.downsample(ss);
     let write_png = |dir: &Path, rgb: &[u8]| -> anyhow::Result<()> {
         write_atomic(&dir.join(&spec.filename), &png_rgb(size, size, rgb)?)?;
-        let mpath = dir.join(MASK_DIR).join(Path::new(&spec.filename).with_extension("png"));
+        let mpath = dir
+            .join(MASK_DIR)
+            .join(Path::new(&spec.filename).with_extension("png"));
         write_atomic(&mpath, &png_gray(size, size, &mask)?)?;
         Ok(())
     };
@@ -216,7 +236,10 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
         // mixed_rand: the same bird on a random background of the other place.
         let mut mrng = rng_for(cfg.seed, MIXED_STREAM + spec.img_id as u64);
         let (other, obg, _) = background(1 - spec.place, cfg, n, &mut mrng);
-        write_png(&vdir.join(VARIANTS[2]), &other.composite(&layer).downsample(ss).0)?;
+        write_png(
+            &vdir.join(VARIANTS[2]),
+            &other.composite(&layer).downsample(ss).0,
+        )?;
         variant_meta.push(row(spec.place, &place_fn));
         variant_meta.push(row(spec.place, &place_fn));
         variant_meta.push(row(1 - spec.place, &place_filename(obg, &mut mrng)));
@@ -257,7 +280,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
     for split in Split::ALL {
         for (g, &c) in counts[split.code() as usize].iter().enumerate() {
             let (y, place) = (g as i64 / 2, g as i64 % 2);
-            rows.extend(std::iter::repeat((split, y, place)).take(c));
+            rows.extend(std::iter::repeat_n((split, y, place), c));
         }
     }
     rows.shuffle(&mut rng_for(cfg.seed, ORDER_STREAM));
@@ -310,7 +333,10 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
             for r in rendered.iter().filter(|r| !r.variant_meta.is_empty()) {
                 writeln!(m, "{}", r.variant_meta[v])?;
             }
-            write_atomic(&out.join("variants").join(name).join("metadata.csv"), m.as_bytes())?;
+            write_atomic(
+                &out.join("variants").join(name).join("metadata.csv"),
+                m.as_bytes(),
+            )?;
         }
         vmeta.clear();
     }
@@ -320,8 +346,16 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
         n_variant_images: n_var * VARIANTS.len(),
     };
     let record = serde_json::json!({ "config": cfg, "summary": &summary });
-    write_atomic(&out.join("synth.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    tracing::info!("synthetic Waterbirds: {} images (+{} variant images) in {}", summary.n_images, summary.n_variant_images, out.display());
+    write_atomic(
+        &out.join("synth.json"),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    tracing::info!(
+        "synthetic Waterbirds: {} images (+{} variant images) in {}",
+        summary.n_images,
+        summary.n_variant_images,
+        out.display()
+    );
     Ok(summary)
 }
 

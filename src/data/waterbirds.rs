@@ -115,7 +115,10 @@ pub fn read_metadata(path: &Path, attr_column: &str) -> Result<Vec<MetaRow>, Dat
         return Err(DataError::BadRows {
             path: path.to_path_buf(),
             count: bad.len(),
-            first: format!("{} (y and {attr_column} must be 0/1, split 0/1/2)", first_offenders(&bad)),
+            first: format!(
+                "{} (y and {attr_column} must be 0/1, split 0/1/2)",
+                first_offenders(&bad)
+            ),
         });
     }
     Ok(rows)
@@ -132,9 +135,15 @@ fn resize_crop<P: image::Pixel + 'static>(
         return img.clone();
     }
     let (nw, nh) = if w <= h {
-        (size, ((h as f64 * size as f64 / w as f64).round() as u32).max(size))
+        (
+            size,
+            ((h as f64 * size as f64 / w as f64).round() as u32).max(size),
+        )
     } else {
-        (((w as f64 * size as f64 / h as f64).round() as u32).max(size), size)
+        (
+            ((w as f64 * size as f64 / h as f64).round() as u32).max(size),
+            size,
+        )
     };
     let resized = image::imageops::resize(img, nw, nh, filter);
     let (x, y) = ((nw - size) / 2, (nh - size) / 2);
@@ -168,7 +177,11 @@ pub fn decode_image(path: &Path, size: u32) -> Result<Vec<u8>, String> {
 pub fn decode_mask(path: &Path, size: u32) -> Result<Vec<u8>, String> {
     let img = open_image(path)?.to_luma8();
     let img = resize_crop(&img, size, FilterType::Nearest);
-    Ok(img.into_raw().into_iter().map(|v| (v >= 128) as u8).collect())
+    Ok(img
+        .into_raw()
+        .into_iter()
+        .map(|v| (v >= 128) as u8)
+        .collect())
 }
 
 /// Decodes `paths` in parallel; returns the CHW bytes per path or the decode error.
@@ -211,8 +224,9 @@ pub fn load_with_attr(
         .collect();
     let describe = |r: &MetaRow| format!("{} (line {})", r.img_filename, r.line);
 
-    let (present, absent): (Vec<MetaRow>, Vec<MetaRow>) =
-        rows.into_iter().partition(|r| root.join(&r.img_filename).is_file());
+    let (present, absent): (Vec<MetaRow>, Vec<MetaRow>) = rows
+        .into_iter()
+        .partition(|r| root.join(&r.img_filename).is_file());
     if !absent.is_empty() {
         let names: Vec<String> = absent.iter().map(describe).collect();
         if !opts.skip_corrupt {
@@ -266,7 +280,8 @@ pub fn load_with_attr(
             .iter()
             .map(|r| mask_dir.join(Path::new(&r.img_filename).with_extension("png")))
             .collect();
-        let res: Vec<Result<Vec<u8>, String>> = mpaths.par_iter().map(|p| decode_mask(p, size)).collect();
+        let res: Vec<Result<Vec<u8>, String>> =
+            mpaths.par_iter().map(|p| decode_mask(p, size)).collect();
         let mut masks = Vec::with_capacity(res.len());
         let mut bad = Vec::new();
         for (p, r) in mpaths.iter().zip(res) {
@@ -287,7 +302,11 @@ pub fn load_with_attr(
         None
     };
 
-    tracing::info!("loaded {} images of split {split} from {}", keep.len(), root.display());
+    tracing::info!(
+        "loaded {} images of split {split} from {}",
+        keep.len(),
+        root.display()
+    );
     Ok(Dataset {
         images: stack_chw(&bufs, size as i64, 3),
         y: keep.iter().map(|r| r.y).collect(),
