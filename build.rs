@@ -14,10 +14,7 @@ fn libtorch_lib_dir() -> Option<PathBuf> {
     if std::env::var("LIBTORCH_USE_PYTORCH").as_deref() == Ok("1") {
         let python = std::env::var("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|_| "python3".into());
         let out = Command::new(python)
-            .args([
-                "-c",
-                "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))",
-            ])
+            .args(["-c", "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"])
             .output()
             .ok()?;
         return Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()));
@@ -28,9 +25,7 @@ fn libtorch_lib_dir() -> Option<PathBuf> {
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
-    let Some(lib) = libtorch_lib_dir() else {
-        return;
-    };
+    let Some(lib) = libtorch_lib_dir() else { return };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-search=native={}", lib.display());
