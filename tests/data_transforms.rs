@@ -31,14 +31,14 @@ fn augment_is_deterministic_given_manual_seed() {
     };
     let x = batch();
     tch::manual_seed(3);
-    let a = augment(&x, &cfg);
+    let a = augment(&x, &cfg).unwrap();
     tch::manual_seed(3);
-    let b = augment(&x, &cfg);
+    let b = augment(&x, &cfg).unwrap();
     assert_eq!(a.size(), x.size());
     assert_eq!(a.kind(), Kind::Uint8);
     assert!(a.equal(&b));
     tch::manual_seed(4);
-    assert!(!augment(&x, &cfg).equal(&a));
+    assert!(!augment(&x, &cfg).unwrap().equal(&a));
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn flip_only_gives_identity_or_mirror_per_image() {
     };
     let x = batch();
     tch::manual_seed(0);
-    let y = augment(&Tensor::cat(&[&x, &x, &x, &x], 0), &cfg);
+    let y = augment(&Tensor::cat(&[&x, &x, &x, &x], 0), &cfg).unwrap();
     let mut flipped = 0;
     for i in 0..16 {
         let xi = x.get(i % 4);
@@ -71,7 +71,7 @@ fn full_scale_crop_without_flip_is_identity() {
     };
     let x = batch();
     tch::manual_seed(1);
-    let y = augment(&x, &cfg);
+    let y = augment(&x, &cfg).unwrap();
     // Aspect jitter at area 1 crops a little in one axis; values stay within the ramp's range.
     let diff = (y.to_kind(Kind::Float) - x.to_kind(Kind::Float))
         .abs()
@@ -82,5 +82,11 @@ fn full_scale_crop_without_flip_is_identity() {
         flip: false,
         random_resized_crop: None,
     };
-    assert!(augment(&x, &none).equal(&x));
+    assert!(augment(&x, &none).unwrap().equal(&x));
+    let bad = AugmentConfig {
+        flip: false,
+        random_resized_crop: Some([0.0, 2.0]),
+    };
+    assert!(augment(&x, &bad).unwrap_err().to_string().contains("random_resized_crop"));
+    assert!(augment(&x.get(0), &cfg).is_err(), "a 3-d tensor is rejected");
 }
