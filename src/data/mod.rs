@@ -261,7 +261,8 @@ impl Dataset {
 /// uint8 images [.., 3, h, w] -> float (x/255 - mean)/std on the images' device.
 pub fn normalize(images_u8: &Tensor, mean: [f64; 3], std: [f64; 3]) -> Tensor {
     let dev = images_u8.device();
-    let shape = [1i64, 3, 1, 1];
+    // [3, 1, 1] broadcasts over [3, h, w] and [b, 3, h, w] alike.
+    let shape = [3i64, 1, 1];
     let mean = Tensor::from_slice(&mean.map(|m| m as f32))
         .to_device(dev)
         .view(shape);
@@ -278,10 +279,19 @@ pub fn normalize(images_u8: &Tensor, mean: [f64; 3], std: [f64; 3]) -> Tensor {
 /// batch, so there is no per-pixel loop on the host. Random numbers come from libtorch's generator: results are
 /// deterministic after `tch::manual_seed`. Crop boxes follow torchvision's `RandomResizedCrop` (area in `scale`,
 /// aspect ratio log-uniform in [3/4, 4/3]); boxes that do not fit are clamped into the image instead of retried.
-pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Tensor {
-    let (b, _c, h, w) = batch_u8.size4().expect("augment expects [b, 3, h, w]");
+pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Result<Tensor, DataError> {
+    let (b, c, h, w) = batch_u8
+        .size4()
+        .map_err(|_| DataError::Invalid(format!("augment expects [b, c, h, w], got {:?}", batch_u8.size())))?;
+    if let Some([lo, hi]) = cfg.random_resized_crop {
+        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+            return Err(DataError::Invalid(format!(
+                "random_resized_crop must be [min, max] with 0 < min <= max <= 1, got [{lo}, {hi}]"
+            )));
+        }
+    }
     if b == 0 || (!cfg.flip && cfg.random_resized_crop.is_none()) {
-        return batch_u8.shallow_clone();
+        return Ok(batch_u8.shallow_clone());
     }
     let dev = batch_u8.device();
     let opts = (Kind::Float, dev);
@@ -316,14 +326,21 @@ pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Tensor {
     let row0 = Tensor::stack(&[&sx * &sign, zeros.shallow_clone(), cx], 1);
     let row1 = Tensor::stack(&[zeros, sy, cy], 1);
     let theta = Tensor::stack(&[row0, row1], 1);
+<<<<<<< HEAD
     let grid = Tensor::affine_grid_generator(&theta, [b, 3, h, w], false); // [b, h, w, 2]
                                                                            // mode 0 = bilinear, padding 1 = border.
     batch_u8
+=======
+    // [b, h, w, 2]
+    let grid = Tensor::affine_grid_generator(&theta, [b, c, h, w], false);
+    // mode 0 = bilinear, padding 1 = border.
+    Ok(batch_u8
+>>>>>>> data
         .to_kind(Kind::Float)
         .grid_sampler_2d(&grid, 0, 1, false)
         .round()
         .clamp(0.0, 255.0)
-        .to_kind(Kind::Uint8)
+        .to_kind(Kind::Uint8))
 }
 
 /// Writes `bytes` to `path` atomically (`path.tmp` then rename), creating parent folders.

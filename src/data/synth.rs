@@ -280,7 +280,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
     for split in Split::ALL {
         for (g, &c) in counts[split.code() as usize].iter().enumerate() {
             let (y, place) = (g as i64 / 2, g as i64 % 2);
-            rows.extend(std::iter::repeat((split, y, place)).take(c));
+            rows.extend(std::iter::repeat_n((split, y, place), c));
         }
     }
     rows.shuffle(&mut rng_for(cfg.seed, ORDER_STREAM));

@@ -1,0 +1,199 @@
+//! The synthetic Waterbirds generator: byte-identical output for equal configs, group counts per split at two
+//! scales, the real loader reading what it writes (with masks), test variants, and captions that name the place.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use texplain::data::captions::WATER_WORDS;
+use texplain::data::synth::{generate, group_counts, SynthConfig, VARIANTS};
+use texplain::data::waterbirds::{load, read_metadata};
+use texplain::data::{LoadOptions, Split};
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn cfg(scale: f64, seed: u64) -> SynthConfig {
+    SynthConfig {
+        scale,
+        seed,
+        size: 32,
+        ..SynthConfig::default()
+    }
+}
+
+#[test]
+fn same_config_gives_byte_identical_files() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    generate(&cfg(0.01, 7), a.path()).unwrap();
+    generate(&cfg(0.01, 7), b.path()).unwrap();
+    let fa = files(a.path());
+    assert_eq!(fa, files(b.path()));
+    assert!(fa.len() > 100, "{} files", fa.len());
+    for f in &fa {
+        assert_eq!(
+            std::fs::read(a.path().join(f)).unwrap(),
+            std::fs::read(b.path().join(f)).unwrap(),
+            "{f:?}"
+        );
+    }
+    // A different seed changes the images.
+    let c = tempfile::tempdir().unwrap();
+    generate(&cfg(0.01, 8), c.path()).unwrap();
+    let png = fa
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "png") && !f.starts_with("fg_masks"))
+        .unwrap();
+    let other = files(c.path());
+    let same_name = other.iter().find(|f| *f == png);
+    if let Some(f) = same_name {
+        assert_ne!(
+            std::fs::read(a.path().join(png)).unwrap(),
+            std::fs::read(c.path().join(f)).unwrap()
+        );
+    }
+}
+
+fn counts_of(dir: &Path) -> [[usize; 4]; 3] {
+    let mut c = [[0usize; 4]; 3];
+    for r in read_metadata(&dir.join("metadata.csv"), "place").unwrap() {
+        c[r.split.code() as usize][(2 * r.y + r.place) as usize] += 1;
+    }
+    c
+}
+
+#[test]
+fn group_counts_per_split_at_two_scales() {
+    for (scale, expect) in [
+        (0.02, [[70, 4, 1, 21], [9, 9, 3, 3], [45, 45, 13, 13]]),
+        (0.05, [[175, 9, 3, 53], [23, 23, 7, 7], [113, 113, 32, 32]]),
+    ] {
+        assert_eq!(group_counts(scale, 0.95), expect);
+        let d = tempfile::tempdir().unwrap();
+        let c = SynthConfig {
+            variants: false,
+            ..cfg(scale, 1)
+        };
+        let s = generate(&c, d.path()).unwrap();
+        assert_eq!(s.counts, expect);
+        assert_eq!(counts_of(d.path()), expect, "scale {scale}");
+    }
+    // Another correlation keeps the class totals of the scaled real train split.
+    let c = group_counts(0.05, 0.5);
+    assert_eq!(c[0][0] + c[0][1], 184);
+    assert_eq!(c[0][2] + c[0][3], 56);
+    assert_eq!(c[0][0], 92);
+}
+
+#[test]
+fn real_loader_reads_the_synthetic_folder_with_masks_and_variants() {
+    let d = tempfile::tempdir().unwrap();
+    generate(&cfg(0.01, 3), d.path()).unwrap();
+    let header = std::fs::read_to_string(d.path().join("metadata.csv")).unwrap();
+    assert!(header.starts_with("img_id,img_filename,y,split,place,place_filename\n"));
+    let first_row = header.lines().nth(1).unwrap();
+    // Dotted species folder, PNG, places-style place_filename.
+    let fields: Vec<&str> = first_row.split(',').collect();
+    assert!(
+        fields[1].contains('.') && fields[1].split('/').next().unwrap().contains('.'),
+        "{first_row}"
+    );
+    assert!(
+        fields[5].starts_with('/') && fields[5].ends_with(".jpg"),
+        "{first_row}"
+    );
+
+    let o = LoadOptions {
+        image_size: 32,
+        skip_corrupt: false,
+    };
+    let test = load(d.path(), Split::Test, &o).unwrap();
+    let masks = test.bird_masks.as_ref().unwrap();
+    let frac = masks
+        .to_kind(tch::Kind::Float)
+        .mean(tch::Kind::Float)
+        .double_value(&[]);
+    assert!(
+        (0.04..0.4).contains(&frac),
+        "bird covers {frac} of the image"
+    );
+    for v in VARIANTS {
+        let vd = d.path().join("variants").join(v);
+        let ds = load(&vd, Split::Test, &o).unwrap();
+        assert_eq!(ds.img_ids, test.img_ids, "{v}");
+        assert_eq!(ds.y, test.y, "{v}");
+        let expect_place: Vec<i64> = if v == "mixed_rand" {
+            test.place.iter().map(|p| 1 - p).collect()
+        } else {
+            test.place.clone()
+        };
+        assert_eq!(ds.place, expect_place, "{v}");
+        assert!(
+            load(&vd, Split::Train, &o).unwrap().is_empty(),
+            "{v} holds test rows only"
+        );
+    }
+    // fg_only is black outside the bird (up to anti-aliased edge pixels just outside the thresholded mask).
+    let fg = load(&d.path().join("variants/fg_only"), Split::Test, &o).unwrap();
+    let m = fg.bird_masks.as_ref().unwrap();
+    let bg = m.ones_like() - m;
+    let outside = fg.images.to_kind(tch::Kind::Float) * bg.to_kind(tch::Kind::Float);
+    let mean_outside = outside.sum(tch::Kind::Float).double_value(&[])
+        / (3.0 * bg.sum(tch::Kind::Float).double_value(&[]));
+    assert!(mean_outside < 5.0, "{mean_outside}");
+}
+
+fn is_water_caption(c: &str) -> bool {
+    c.split(|ch: char| !ch.is_alphanumeric())
+        .any(|w| WATER_WORDS.contains(&w))
+}
+
+#[test]
+fn captions_name_the_place_and_mostly_say_bird() {
+    let d = tempfile::tempdir().unwrap();
+    let c = SynthConfig {
+        variants: false,
+        ..cfg(0.02, 5)
+    };
+    generate(&c, d.path()).unwrap();
+    let place: HashMap<i64, i64> = read_metadata(&d.path().join("metadata.csv"), "place")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.img_id, r.place))
+        .collect();
+    let mut rdr = csv::Reader::from_path(d.path().join("captions.csv")).unwrap();
+    assert_eq!(
+        rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["img_id", "caption"]
+    );
+    let mut per_image: HashMap<i64, usize> = HashMap::new();
+    let (mut n, mut bird) = (0, 0);
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        let id: i64 = rec[0].parse().unwrap();
+        let cap = &rec[1];
+        *per_image.entry(id).or_default() += 1;
+        assert_eq!(
+            is_water_caption(cap),
+            place[&id] == 1,
+            "img {id} place {}: {cap:?}",
+            place[&id]
+        );
+        n += 1;
+        bird += cap.split(' ').any(|w| w == "bird") as usize;
+    }
+    assert_eq!(per_image.len(), place.len());
+    assert!(per_image.values().all(|&k| k == 5));
+    assert!(bird * 10 > n * 6, "{bird} of {n} captions say 'bird'");
+}
