@@ -107,9 +107,9 @@ impl InputPipeline {
         )
     }
 
-    pub fn train_batch(&self, images_u8: &Tensor) -> Tensor {
-        let augmented = augment(&images_u8.to_device(self.device), &self.augment);
-        normalize(&augmented, self.normalize.mean, self.normalize.std)
+    pub fn train_batch(&self, images_u8: &Tensor) -> Result<Tensor> {
+        let augmented = augment(&images_u8.to_device(self.device), &self.augment)?;
+        Ok(normalize(&augmented, self.normalize.mean, self.normalize.std))
     }
 }
 
@@ -216,7 +216,7 @@ pub fn train_classifier(
             let lr = schedule.lr(step);
             opt.set_lr(lr);
             let index = Tensor::from_slice(chunk);
-            let xs = input.train_batch(&train.images.index_select(0, &index));
+            let xs = input.train_batch(&train.images.index_select(0, &index))?;
             let ys = labels.index_select(0, &index.to_device(input.device));
             let logits = model.forward_t(&xs, true); // [b, classes]
             let loss = logits.cross_entropy_for_logits(&ys);

@@ -326,16 +326,10 @@ pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Result<Tensor, DataErr
     let row0 = Tensor::stack(&[&sx * &sign, zeros.shallow_clone(), cx], 1);
     let row1 = Tensor::stack(&[zeros, sy, cy], 1);
     let theta = Tensor::stack(&[row0, row1], 1);
-<<<<<<< HEAD
-    let grid = Tensor::affine_grid_generator(&theta, [b, 3, h, w], false); // [b, h, w, 2]
-                                                                           // mode 0 = bilinear, padding 1 = border.
-    batch_u8
-=======
     // [b, h, w, 2]
     let grid = Tensor::affine_grid_generator(&theta, [b, c, h, w], false);
     // mode 0 = bilinear, padding 1 = border.
     Ok(batch_u8
->>>>>>> data
         .to_kind(Kind::Float)
         .grid_sampler_2d(&grid, 0, 1, false)
         .round()
