@@ -47,6 +47,8 @@ pub enum Command {
     Data(crate::data::cli::DataCommand),
     /// Aggregate results.csv files across seeds and runs.
     Compare(crate::report::CompareArgs),
+    /// Print a run's dominant words per class and split, or explain new images (with word clouds).
+    Explain(crate::pipeline::explain::ExplainArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,5 +111,6 @@ pub fn main() -> Result<()> {
         }
         Command::Data(cmd) => crate::data::cli::run(cmd),
         Command::Compare(args) => crate::report::run_compare(&args),
+        Command::Explain(args) => crate::pipeline::explain::explain_command(&args),
     }
 }

@@ -233,7 +233,7 @@ impl Default for LanguageModelSection {
 
 /// Where the (image, caption) pairs that train the translator come from (the role COCO plays in the paper).
 #[derive(Serialize, Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
 pub enum CaptionSource {
     /// A synthetic balanced caption set, generated into `root` when missing (`captions.csv` + `corpus.txt`).
     Synth {
@@ -631,6 +631,86 @@ fn validate(cfg: &Config) -> Result<()> {
     }
     if cfg.mitigation.methods.is_empty() {
         bail!("mitigation.methods: the method list is empty");
+    }
+    if cfg.mitigation.methods.iter().any(|m| m != "erm") {
+        validate_explanation(cfg)?;
+    }
+    Ok(())
+}
+
+/// Checks the sections that the explanation and mitigation stages read.
+fn validate_explanation(cfg: &Config) -> Result<()> {
+    let lm = &cfg.language_model;
+    if lm.pretrained.is_none() {
+        if lm.n_embd < 1 || lm.n_head < 1 || lm.n_embd % lm.n_head != 0 {
+            bail!("language_model.n_embd: {} must be a positive multiple of n_head {}", lm.n_embd, lm.n_head);
+        }
+        if lm.n_layer < 1 {
+            bail!("language_model.n_layer: {} must be at least 1", lm.n_layer);
+        }
+        validate_train("language_model.train", &lm.train)?;
+    }
+    let t = &cfg.translator;
+    let depth = cfg.classifier.num_hidden_layers;
+    if cfg.classifier.pretrained.is_none() && !(t.layer == -1 || (0..=depth).contains(&t.layer)) {
+        bail!("translator.layer: {} is outside -1 and 0..={depth} (the classifier's hidden_states)", t.layer);
+    }
+    if t.prefix_len < 1 || t.hidden_dim < 1 {
+        bail!("translator.prefix_len {} / hidden_dim {}: both must be positive", t.prefix_len, t.hidden_dim);
+    }
+    if !(0.0..1.0).contains(&t.val_fraction) {
+        bail!("translator.val_fraction: {} must lie in [0, 1)", t.val_fraction);
+    }
+    match &t.captions {
+        None => bail!(
+            "translator.captions: methods other than erm explain the classifier and need a caption set (kind: synth, csv or coco)"
+        ),
+        Some(CaptionSource::Csv { path }) if !path.is_file() => {
+            bail!("translator.captions.path: the file {} does not exist", path.display())
+        }
+        Some(CaptionSource::Coco { captions, images }) => {
+            if !captions.is_file() {
+                bail!("translator.captions.captions: the file {} does not exist", captions.display());
+            }
+            if !images.is_dir() {
+                bail!("translator.captions.images: the folder {} does not exist", images.display());
+            }
+        }
+        _ => {}
+    }
+    validate_train("translator.train", &t.train)?;
+    let m = &cfg.mitigation;
+    for class in [0, 1] {
+        if m.class_words.get(&class).is_none_or(|w| w.is_empty()) {
+            bail!("mitigation.class_words: class {class} has no words (e.g. {{0: [bird], 1: [bird]}})");
+        }
+    }
+    if let Some(layer) = m.gradcam.layer.filter(|&l| l != t.layer) {
+        bail!(
+            "mitigation.gradcam.layer: {layer} differs from translator.layer {}; GradCAM at a layer other than the translator's is not built yet",
+            t.layer
+        );
+    }
+    match m.gradcam.threshold {
+        Threshold::MeanStd { k } if !k.is_finite() => bail!("mitigation.gradcam.threshold.k: {k} is not a number"),
+        Threshold::Quantile { q } if !(0.0..=1.0).contains(&q) => {
+            bail!("mitigation.gradcam.threshold.q: {q} is outside [0, 1]")
+        }
+        _ => {}
+    }
+    if m.gradcam.batch_size == 0 || m.gradcam.sentences_per_image == 0 {
+        bail!("mitigation.gradcam.batch_size / sentences_per_image: both must be at least 1");
+    }
+    validate_train("mitigation.finetune", &m.finetune)?;
+    let e = &cfg.explain;
+    if e.top_k == 0 || e.batch_rows == 0 {
+        bail!("explain.top_k / batch_rows: both must be at least 1");
+    }
+    if m.methods.iter().any(|x| x == "oracle") && cfg.data.synth.is_none() && !cfg.data.root.join("fg_masks").is_dir() {
+        bail!(
+            "mitigation.methods: oracle needs the true bird masks ({}/fg_masks), which this data folder lacks",
+            cfg.data.root.display()
+        );
     }
     Ok(())
 }

@@ -205,7 +205,8 @@ pub fn train_classifier(
         csv.push_str(",val_worst_group,val_avg_plain");
     }
     csv.push('\n');
-    let mut best: Option<(f64, u32, Vec<(String, Tensor)>)> = None;
+    // (val worst group, val average, epoch, weights) of the best epoch so far.
+    let mut best: Option<(f64, f64, u32, Vec<(String, Tensor)>)> = None;
     let mut step = 0;
     let mut order: Vec<i64> = (0..n as i64).collect();
     let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, "train");
@@ -257,9 +258,10 @@ pub fn train_classifier(
                 val_worst_group = worst,
                 val_avg = eval.avg_plain
             );
-            let better = best.as_ref().is_none_or(|(w, _, _)| worst > *w);
+            // Ties on the worst group (common early, when a minority group is all wrong) go to the better average.
+            let better = best.as_ref().is_none_or(|(w, a, _, _)| (worst, eval.avg_plain) > (*w, *a));
             if cfg.select == Selection::WorstGroupVal && better {
-                best = Some((worst, epoch, snapshot(vs)));
+                best = Some((worst, eval.avg_plain, epoch, snapshot(vs)));
             }
         } else {
             tracing::info!(epoch, train_loss = loss_sum / n as f64);
@@ -269,7 +271,7 @@ pub fn train_classifier(
     progress.finish_and_clear();
     write_atomic(&out_dir.join("metrics.csv"), &csv).context("writing the per-epoch metrics")?;
     let summary = match best {
-        Some((worst, epoch, weights)) if cfg.select == Selection::WorstGroupVal => {
+        Some((worst, _, epoch, weights)) if cfg.select == Selection::WorstGroupVal => {
             restore(vs, &weights);
             TrainSummary {
                 selected_epoch: epoch,

@@ -13,18 +13,19 @@ use crate::explain::lm::pad_batch;
 use crate::models::gpt2::Gpt2;
 
 /// Which cam values become the mask.
+/// In YAML: `{rule: mean_std, k: 2.0}` or `{rule: quantile, q: 0.7}`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", tag = "rule", deny_unknown_fields)]
 pub enum Threshold {
     /// mean + k·std of the positive cam values of the image (MaskTune: k = 2).
-    MeanStd(f64),
+    MeanStd { k: f64 },
     /// The given quantile of the image's cam values (e.g. 0.7 masks the top 30 %).
-    Quantile(f64),
+    Quantile { q: f64 },
 }
 
 impl Default for Threshold {
     fn default() -> Self {
-        Threshold::MeanStd(2.0)
+        Threshold::MeanStd { k: 2.0 }
     }
 }
 
@@ -107,7 +108,7 @@ pub fn threshold_masks(cams: &Tensor, threshold: Threshold) -> Tensor {
     let b = cams.size()[0];
     let flat = cams.reshape([b, -1]); // [b, H*W]
     let cut = match threshold {
-        Threshold::MeanStd(k) => {
+        Threshold::MeanStd { k } => {
             let positive = flat.gt(0.0).to_kind(Kind::Float);
             let count = positive
                 .sum_dim_intlist(1, true, Kind::Float)
@@ -117,7 +118,7 @@ pub fn threshold_masks(cams: &Tensor, threshold: Threshold) -> Tensor {
                 / &count;
             mean + var.sqrt() * k
         }
-        Threshold::Quantile(q) => flat.quantile_scalar(q, 1, true, "linear"),
+        Threshold::Quantile { q } => flat.quantile_scalar(q, 1, true, "linear"),
     }; // [b, 1]
     flat.gt_tensor(&cut)
         .logical_and(&flat.gt(0.0))
@@ -189,9 +190,9 @@ mod tests {
         // One image whose cam is 1 on a 2x2 corner and 0.1 elsewhere (8x8).
         let mut cam = Tensor::full([1, 1, 8, 8], 0.1, (Kind::Float, Device::Cpu));
         let _ = cam.narrow(2, 0, 2).narrow(3, 0, 2).fill_(1.0);
-        let masks = threshold_masks(&cam, Threshold::MeanStd(1.0));
+        let masks = threshold_masks(&cam, Threshold::MeanStd { k: 1.0 });
         assert_eq!(masks.sum(Kind::Int64).int64_value(&[]), 4);
-        let q = threshold_masks(&cam, Threshold::Quantile(0.5));
+        let q = threshold_masks(&cam, Threshold::Quantile { q: 0.5 });
         assert_eq!(
             q.sum(Kind::Int64).int64_value(&[]),
             4,

@@ -9,7 +9,7 @@ use tch::{nn, Tensor};
 
 use crate::config::{CaptionSource, Experiment};
 use crate::data::captions::{self, CaptionPair};
-use crate::data::{Dataset, LoadOptions};
+use crate::data::LoadOptions;
 use crate::explain::lm::{self, CaptionExample};
 use crate::explain::sample::{sample_sentences, Nucleus};
 use crate::models::gpt2::{self, Gpt2};
@@ -54,7 +54,7 @@ pub fn load_captions(exp: &Experiment) -> Result<CaptionData> {
         CaptionSource::Synth { root, config } => {
             if !root.join("captions.csv").exists() {
                 tracing::info!(root = %root.display(), "generating the synthetic caption set");
-                captions::synth_caption_set(config, root)?;
+                super::generate_into(root, |dir| captions::synth_caption_set(config, dir).map(|_| ()))?;
             }
             let corpus = captions::load_corpus(&root.join("corpus.txt"))?;
             (
@@ -360,13 +360,13 @@ pub struct Explanations {
     pub counts: Vec<WordCounter>,
 }
 
-/// Samples `samples_per_image` sentences for every image of `data` and counts their words.
-pub fn explain_dataset(
+/// Samples `samples_per_image` sentences for every u8 image [n, 3, h, w] and counts their words.
+pub fn explain_images(
     exp: &Experiment,
     vit: &Vit,
     translator: &Translator,
     lm: &LanguageModel,
-    data: &Dataset,
+    images: &Tensor,
     filter: &WordFilter,
 ) -> Result<Explanations> {
     let e = &exp.config.explain;
@@ -381,13 +381,13 @@ pub fn explain_dataset(
     let eos = lm.tokenizer.eos_id() as i64;
     // Rows decoded together: images x samples, bounded so the KV cache stays small.
     let images_per_batch = (e.batch_rows / e.samples_per_image).max(1) as i64;
-    let n = data.len() as i64;
-    let mut sentences = Vec::with_capacity(data.len());
+    let n = images.size()[0];
+    let mut sentences = Vec::with_capacity(n as usize);
     let progress = crate::progress::bar(n as u64, "explain");
     for start in (0..n).step_by(images_per_batch as usize) {
         let len = (n - start).min(images_per_batch);
         let prefix = tch::no_grad(|| -> Result<Tensor> {
-            let xs = input.eval_batch(&data.images.narrow(0, start, len));
+            let xs = input.eval_batch(&images.narrow(0, start, len));
             let tokens = vit
                 .forward_features(&xs, exp.config.translator.layer, false)?
                 .tokens;
@@ -445,7 +445,7 @@ pub fn explain_stage(
         set_seed(stage_seed(seed, "explain"));
         let mut by_class = String::from("split,class,rank,word,count,freq\n");
         for (split, data) in [("train", &splits.train), ("test", &splits.test)] {
-            let explained = explain_dataset(exp, vit, translator, lm, data, &filter)?;
+            let explained = explain_images(exp, vit, translator, lm, &data.images, &filter)?;
             let mut tsv = String::from("img_id\tsentence\n");
             for (id, sents) in data.img_ids.iter().zip(&explained.sentences) {
                 for s in sents {
@@ -498,4 +498,82 @@ pub fn explain_stage(
         }
         write_atomic(&dir.join("words-by-class.csv"), by_class)
     })
+}
+
+/// `texplain explain`: print the dominant words of a finished run, per class and split, or explain new images
+/// with a seed's classifier, translator and language model (and write their word clouds).
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// A run directory written by `texplain run`.
+    pub run_dir: PathBuf,
+    /// Explain these image files instead of printing the run's words (repeatable).
+    #[arg(long = "image")]
+    pub images: Vec<PathBuf>,
+    /// Only this split (train or test).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Only this class (landbird or waterbird).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// The seed whose models explain (default: the run's first seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+pub fn explain_command(args: &ExplainArgs) -> Result<()> {
+    let config = args.run_dir.join("config.resolved.yaml");
+    let exp = Experiment::load(&config, &[])
+        .with_context(|| format!("{} is not a finished run directory", args.run_dir.display()))?;
+    let seed = args.seed.unwrap_or(exp.config.seeds[0]);
+    let seed_dir = args.run_dir.join(format!("seed-{seed}"));
+    let mut out = String::new();
+    if args.images.is_empty() {
+        let path = seed_dir.join("explain").join("words-by-class.csv");
+        let mut reader = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut current = (String::new(), String::new());
+        for record in reader.records() {
+            let r = record.with_context(|| format!("reading {}", path.display()))?;
+            let (split, class, rank, word, freq) = (&r[0], &r[1], &r[2], &r[3], &r[5]);
+            if args.split.as_deref().is_some_and(|s| s != split) || args.class.as_deref().is_some_and(|c| c != class) {
+                continue;
+            }
+            if (split, class) != (current.0.as_str(), current.1.as_str()) {
+                current = (split.to_string(), class.to_string());
+                out.push_str(&format!("\n{split} / {class} (seed {seed}):\n"));
+            }
+            out.push_str(&format!("  {rank:>2}. {word:<12} {:.3}\n", freq.parse::<f64>().unwrap_or(f64::NAN)));
+        }
+        out.push_str(&format!("\nword clouds: {}/cloud-<split>-<class>.png\n", seed_dir.join("explain").display()));
+    } else {
+        let captions = load_captions(&exp)?;
+        let lm = language_model_stage(&exp, &captions)?;
+        let (_, vit, _) = super::load_classifier(&exp, &seed_dir.join("erm"))?;
+        let translator_dir = seed_dir.join("translator");
+        let mut vs = nn::VarStore::new(exp.device);
+        let translator = Translator::new(&vs.root(), &translator::Config::from_json(&translator_dir.join("config.json"))?);
+        crate::models::load_safetensors(&mut vs, &translator_dir.join("model.safetensors"), &Default::default())?;
+        let opts = LoadOptions { image_size: exp.config.data.image_size, skip_corrupt: false };
+        let images = captions::load_images(&args.images, &opts)?;
+        let filter = WordFilter::new(&exp.config.explain.words)?;
+        set_seed(stage_seed(seed, "explain-cli"));
+        let explained = explain_images(&exp, &vit, &translator, &lm, &images, &filter)?;
+        let cloud_dir = seed_dir.join("explain").join("images");
+        let class_words: HashSet<String> = exp.config.mitigation.class_words.values().flatten().cloned().collect();
+        for (path, counts) in args.images.iter().zip(&explained.counts) {
+            let top = dominant_words(counts, exp.config.explain.top_k);
+            out.push_str(&format!("\n{}:\n", path.display()));
+            for (rank, (word, _, freq)) in top.iter().enumerate() {
+                out.push_str(&format!("  {:>2}. {word:<12} {freq:.3}\n", rank + 1));
+            }
+            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
+            let words: Vec<(String, f64)> = top.into_iter().map(|(w, _, f)| (w, f)).collect();
+            let options = wordcloud::CloudOptions { title: Some(stem.clone()), ..Default::default() };
+            let png = cloud_dir.join(format!("{stem}.png"));
+            wordcloud::save_png(&wordcloud::render(&words, &class_words, &options), &png)?;
+            out.push_str(&format!("  cloud: {}\n", png.display()));
+        }
+    }
+    use std::io::Write;
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
 }

@@ -135,7 +135,7 @@ pub fn load_splits(exp: &Experiment) -> Result<Splits> {
             )
         })?;
         tracing::info!(root = %data.root.display(), "generating the synthetic Waterbirds set");
-        crate::data::synth::generate(synth, &data.root)?;
+        generate_into(&data.root, |dir| crate::data::synth::generate(synth, dir).map(|_| ()))?;
     }
     let opts = LoadOptions {
         image_size: data.image_size,
@@ -166,6 +166,25 @@ pub fn load_splits(exp: &Experiment) -> Result<Splits> {
         "data loaded"
     );
     Ok(splits)
+}
+
+/// Generates a dataset into `<root>.partial` and renames it to `root` once complete, so an interrupted
+/// generation is never mistaken for a finished one.
+pub fn generate_into(root: &Path, generate: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let mut partial = root.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    if root.exists() {
+        anyhow::bail!(
+            "{} exists but is not a finished dataset; move it away (it is never deleted) or point the config elsewhere",
+            root.display()
+        );
+    }
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
+    }
+    generate(&partial).with_context(|| format!("generating {}", root.display()))?;
+    std::fs::rename(&partial, root).with_context(|| format!("renaming {} to {}", partial.display(), root.display()))
 }
 
 pub fn input_pipeline(exp: &Experiment) -> InputPipeline {

@@ -1,0 +1,149 @@
+//! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs, a killed
+//! run resumes (finished stages skipped, the interrupted one redone) and ends with the same results as an
+//! uninterrupted run, and `texplain explain` reads the run directory.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_texplain");
+
+/// A config small enough to run in seconds; data folders are shared between the runs of this file.
+fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
+    let text = format!(
+        r#"name: tiny
+seeds: [3]
+device: cpu
+threads: 2
+data:
+  root: {data}/wb
+  synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
+  image_size: 32
+classifier:
+  hidden_size: 32
+  num_hidden_layers: 2
+  num_attention_heads: 2
+  patch_size: 8
+  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
+language_model:
+  n_embd: 32
+  n_layer: 1
+  n_head: 2
+  val_sentences: 50
+  train: {{lr: 3.0e-3, epochs: 1, batch_size: 64}}
+translator:
+  hidden_dim: 32
+  captions:
+    kind: synth
+    root: {data}/captions
+    config: {{n_images: 120, size: 32, corpus_sentences: 1500, supersample: 1}}
+  train: {{lr: 1.0e-3, epochs: 1, batch_size: 32}}
+explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
+mitigation:
+  methods: [erm, random, texplain, oracle]
+  class_words: {{0: [bird], 1: [bird]}}
+  gradcam: {{overlays: 2, sentences_per_image: 2}}
+  finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
+"#,
+        data = data.display()
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(config: &Path, out: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .expect("the texplain binary runs")
+}
+
+#[test]
+fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+
+    let straight = tmp.path().join("straight");
+    let done = run(&config, &straight);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    for file in [
+        "config.resolved.yaml",
+        "run.json",
+        "results.csv",
+        "table.md",
+        "lm/tokenizer.json",
+        "seed-3/erm/model.safetensors",
+        "seed-3/translator/model.safetensors",
+        "seed-3/explain/words-train.csv",
+        "seed-3/explain/cloud-test-waterbird.png",
+        "seed-3/flags/flags.csv",
+        "seed-3/masks/masks.safetensors",
+        "seed-3/texplain/results.csv",
+        "seed-3/random/results.csv",
+        "seed-3/oracle/results.csv",
+    ] {
+        assert!(straight.join(file).exists(), "missing {file}");
+    }
+    let table = std::fs::read_to_string(straight.join("table.md")).unwrap();
+    for method in ["erm", "random", "texplain", "oracle"] {
+        assert!(table.contains(&format!("| {method} |")), "{table}");
+    }
+
+    // Kill a second run in the middle of a stage, after the LM and ERM stages finished.
+    let resumed = tmp.path().join("resumed");
+    let mut child = Command::new(BIN)
+        .args(["run", config.to_str().unwrap(), "--out", resumed.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let partial = resumed.join("seed-3/translator.partial");
+    while !partial.exists() && child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().ok();
+    child.wait().unwrap();
+    assert!(resumed.join("seed-3/erm/stage.json").exists(), "ERM finished before the kill");
+    assert!(!resumed.join("seed-3/translator").exists(), "the interrupted stage must not look finished");
+
+    let again = run(&config, &resumed);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(log.contains("skipped"), "finished stages are skipped on rerun: {log}");
+    assert!(!resumed.join("seed-3/translator.partial").exists());
+    assert_eq!(
+        std::fs::read_to_string(straight.join("results.csv")).unwrap(),
+        std::fs::read_to_string(resumed.join("results.csv")).unwrap(),
+        "a resumed run ends with the same results as an uninterrupted one"
+    );
+
+    // A third run finds every stage finished and changes nothing.
+    let third = run(&config, &resumed);
+    assert!(third.status.success());
+    let log = String::from_utf8_lossy(&third.stderr);
+    assert!(!log.contains("stage finished"), "nothing is recomputed: {log}");
+
+    // `texplain explain` reads the run directory.
+    let explained = Command::new(BIN)
+        .args(["explain", straight.to_str().unwrap(), "--split", "test"])
+        .output()
+        .unwrap();
+    assert!(explained.status.success(), "{}", String::from_utf8_lossy(&explained.stderr));
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(text.contains("test / landbird") && text.contains("test / waterbird"), "{text}");
+    assert!(!text.contains("train /"), "--split filters: {text}");
+}
+
+#[test]
+fn bad_config_fails_with_a_named_error_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("bad.yaml");
+    std::fs::write(&config, "name: bad\ndata: {root: /nonexistent/wb, image_size: 32}\n").unwrap();
+    let out = tmp.path().join("out");
+    let result = run(&config, &out);
+    assert!(!result.status.success());
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(err.contains("bad.yaml") && err.contains("data.root") && err.contains("/nonexistent/wb"), "{err}");
+    assert!(!out.exists(), "no run directory for a rejected config");
+}
