@@ -229,12 +229,19 @@ fn linear_probe_place_is_easier_than_class() {
         let lin = nn::linear(vs.root(), x.size()[1], 2, Default::default());
         let mut opt = nn::Adam::default().build(&vs, 1e-3).unwrap();
         for _ in 0..150 {
-            let loss = lin.forward(&x.index_select(0, &tr)).cross_entropy_for_logits(&t.index_select(0, &tr));
+            let loss = lin
+                .forward(&x.index_select(0, &tr))
+                .cross_entropy_for_logits(&t.index_select(0, &tr));
             opt.backward_step(&loss);
         }
-        let acc = lin.forward(&x.index_select(0, &te)).accuracy_for_logits(&t.index_select(0, &te));
+        let acc = lin
+            .forward(&x.index_select(0, &te))
+            .accuracy_for_logits(&t.index_select(0, &te));
         accs.push(acc.double_value(&[]));
     }
-    eprintln!("linear probe on pixels, held-out accuracy: place {:.3}, class y {:.3}", accs[0], accs[1]);
+    eprintln!(
+        "linear probe on pixels, held-out accuracy: place {:.3}, class y {:.3}",
+        accs[0], accs[1]
+    );
     assert!(accs[0] > 0.9 && accs[0] > accs[1] + 0.15, "{accs:?}");
 }
