@@ -2,7 +2,7 @@
 //! scales, the real loader reading what it writes (with masks), test variants, and captions that name the place.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use texplain::data::captions::WATER_WORDS;
+use texplain::data::captions::{LAND_WORDS, WATER_WORDS};
 use texplain::data::synth::{generate, group_counts, SynthConfig, VARIANTS};
 use texplain::data::waterbirds::{load, read_metadata};
 use texplain::data::{LoadOptions, Split};

@@ -646,7 +646,7 @@ impl Background {
                 "a lake",
                 "a calm lake",
                 "the water of a lake",
-                "a lake by the trees",
+                "a lake near the shore",
             ],
             Background::Pond => &[
                 "a pond",
