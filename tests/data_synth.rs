@@ -159,6 +159,11 @@ fn is_water_caption(c: &str) -> bool {
         .any(|w| WATER_WORDS.contains(&w))
 }
 
+fn is_land_caption(c: &str) -> bool {
+    c.split(|ch: char| !ch.is_alphanumeric())
+        .any(|w| LAND_WORDS.contains(&w))
+}
+
 #[test]
 fn captions_name_the_place_and_mostly_say_bird() {
     let d = tempfile::tempdir().unwrap();
@@ -187,6 +192,12 @@ fn captions_name_the_place_and_mostly_say_bird() {
         assert_eq!(
             is_water_caption(cap),
             place[&id] == 1,
+            "img {id} place {}: {cap:?}",
+            place[&id]
+        );
+        assert_eq!(
+            is_land_caption(cap),
+            place[&id] == 0,
             "img {id} place {}: {cap:?}",
             place[&id]
         );
