@@ -199,3 +199,20 @@ fn inspect_counts_fixture_and_writes_sheet() {
     let img = image::open(&png).unwrap();
     assert_eq!(img.height(), 4 * 66);
 }
+
+#[test]
+fn inspect_caption_set_counts_prominence_tiers() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = CaptionSetConfig {
+        n_images: 84,
+        size: 16,
+        corpus_sentences: 10,
+        ..CaptionSetConfig::default()
+    };
+    synth_caption_set(&cfg, d.path()).unwrap();
+    let png = d.path().join("sheet.png");
+    let r = texplain::data::inspect::inspect_caption_set(d.path(), &png).unwrap();
+    assert_eq!(r.tiers.iter().sum::<usize>(), 84);
+    assert!(r.tiers[0] >= 24 && r.tiers[3] > 0, "{:?}", r.tiers);
+    assert!(png.is_file());
+}

@@ -87,6 +87,12 @@ fn full_scale_crop_without_flip_is_identity() {
         flip: false,
         random_resized_crop: Some([0.0, 2.0]),
     };
-    assert!(augment(&x, &bad).unwrap_err().to_string().contains("random_resized_crop"));
-    assert!(augment(&x.get(0), &cfg).is_err(), "a 3-d tensor is rejected");
+    assert!(augment(&x, &bad)
+        .unwrap_err()
+        .to_string()
+        .contains("random_resized_crop"));
+    assert!(
+        augment(&x.get(0), &cfg).is_err(),
+        "a 3-d tensor is rejected"
+    );
 }

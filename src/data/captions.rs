@@ -75,7 +75,7 @@ pub fn prominence(v: f32) -> Prominence {
 
 /// Water nouns the grammar uses for water places (and never for land places).
 pub const WATER_WORDS: [&str; 6] = ["water", "ocean", "sea", "waves", "lake", "pond"];
-/// Land nouns the grammar uses for land places.
+/// Land nouns the grammar uses for land places (and never for water places).
 pub const LAND_WORDS: [&str; 8] = [
     "forest", "woods", "trees", "bamboo", "grove", "field", "meadow", "grass",
 ];
@@ -360,7 +360,12 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
         "bird_size must be an increasing range in (0, 1], got {:?}",
         cfg.bird_size
     );
-    let f = cfg.no_bird_fraction.clamp(0.0, 0.95);
+    anyhow::ensure!(
+        (0.0..=0.95).contains(&cfg.no_bird_fraction),
+        "no_bird_fraction must be in [0, 0.95], got {}",
+        cfg.no_bird_fraction
+    );
+    let f = cfg.no_bird_fraction;
     let n_sp = Species::ALL.len();
     let none_slots = ((n_sp as f64) * f / (1.0 - f)).round() as usize;
     let slots = n_sp + none_slots;

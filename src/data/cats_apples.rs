@@ -8,7 +8,7 @@
 //! masks of the animal in `fg_masks/`, and `captions.csv` (`img_id,caption`) that mention the apple when present.
 //! Load with `waterbirds::load_with_attr(root, split, opts, "apple")`.
 use super::draw::{png_gray, png_rgb, rgb, value_noise, Canvas};
-use super::scene::{paint_apple, pet_sprite, place_sprite, Pet, PALETTE};
+use super::scene::{paint_apple, pet_sprite, place_sprite, Pet};
 use super::waterbirds::MASK_DIR;
 use super::{write_atomic, Split};
 use anyhow::Context;
@@ -144,12 +144,7 @@ pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApples
                 [base[0] * t, base[1] * t, base[2] * t]
             });
             let pet = if y == 1 { Pet::Cat } else { Pet::Dog };
-            let parts = pet_sprite(pet, &mut rng);
-            let colour = PALETTE.iter().find(|p| {
-                let c = rgb(p.1[0], p.1[1], p.1[2]);
-                parts.iter().any(|(_, col)| *col == c)
-            });
-            let colour = colour.map(|p| p.0).unwrap_or("brown");
+            let (parts, colour) = pet_sprite(pet, &mut rng);
             let extent = cfg.pet_size as f32 * rng.gen_range(0.9..1.1) * n as f32;
             let layer = place_sprite(
                 &parts,

@@ -1,7 +1,7 @@
 //! `texplain data ...`: generate the synthetic data sets and inspect any Waterbirds-family folder.
 use super::captions::{synth_caption_set, CaptionSetConfig};
 use super::cats_apples::{self, CatsApplesConfig};
-use super::inspect::inspect;
+use super::inspect::{inspect, inspect_caption_set};
 use super::synth::{generate, SynthConfig};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -61,7 +61,8 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Print split x group counts of a folder and write a contact sheet.
+    /// Print split x group counts of a Waterbirds-family folder (or prominence counts of a synthetic caption set,
+    /// detected by its `scenes.csv`) and write a contact sheet.
     Inspect {
         dir: PathBuf,
         #[arg(long)]
@@ -151,8 +152,11 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             );
         }
         DataCommand::Inspect { dir, out } => {
-            let r = inspect(&dir, &out)?;
-            print!("{r}");
+            if !dir.join("metadata.csv").is_file() && dir.join("scenes.csv").is_file() {
+                print!("{}", inspect_caption_set(&dir, &out)?);
+            } else {
+                print!("{}", inspect(&dir, &out)?);
+            }
             println!("contact sheet: {}", out.display());
         }
     }

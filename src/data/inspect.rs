@@ -114,19 +114,29 @@ pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
             }
         }
     }
+    let labels: Vec<String> = (0..4).map(|g| format!("g{g}")).collect();
+    write_sheet(&picks, &labels, out_png)?;
+    Ok(InspectReport {
+        attr: attr.to_string(),
+        counts,
+    })
+}
+
+/// Writes a contact sheet: one labelled row of tiles per entry of `rows`.
+fn write_sheet(rows: &[Vec<PathBuf>], labels: &[String], out_png: &Path) -> anyhow::Result<()> {
     let width = LABEL_W + SHEET_COLUMNS * (TILE + 2);
-    let height = 4 * (TILE + 2);
+    let height = rows.len() * (TILE + 2);
     let mut sheet = vec![32u8; width * height * 3];
-    for (g, paths) in picks.iter().enumerate() {
+    for (g, paths) in rows.iter().enumerate() {
         draw_text(
             &mut sheet,
             width,
             2,
             g * (TILE + 2) + TILE / 2 - 5,
-            &format!("g{g}"),
+            &labels[g],
             2,
         );
-        for (k, p) in paths.iter().enumerate() {
+        for (k, p) in paths.iter().take(SHEET_COLUMNS).enumerate() {
             let chw = decode_image(p, TILE as u32)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             let (x0, y0) = (LABEL_W + k * (TILE + 2), g * (TILE + 2));
@@ -141,8 +151,58 @@ pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
         }
     }
     write_atomic(out_png, &png_rgb(width, height, &sheet)?)?;
-    Ok(InspectReport {
-        attr: attr.to_string(),
-        counts,
-    })
+    Ok(())
+}
+
+/// Counts of a synthetic caption set by how prominently its captions may name the bird.
+#[derive(Debug, Clone)]
+pub struct CaptionSetReport {
+    /// [no bird, faint, secondary, main] image counts (see [`super::captions::prominence`]).
+    pub tiers: [usize; 4],
+}
+
+impl fmt::Display for CaptionSetReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.tiers;
+        writeln!(
+            f,
+            "{:<8} {:>7} {:>7} {:>9} {:>7}",
+            "", "no-bird", "faint", "secondary", "main"
+        )?;
+        writeln!(
+            f,
+            "{:<8} {:>7} {:>7} {:>9} {:>7}",
+            "images", t[0], t[1], t[2], t[3]
+        )
+    }
+}
+
+/// Contact sheet of a synthetic caption set (`scenes.csv` from [`super::captions::synth_caption_set`]): rows 0..3 =
+/// no bird (including invisible ones), faint, secondary, main bird.
+pub fn inspect_caption_set(dir: &Path, out_png: &Path) -> anyhow::Result<CaptionSetReport> {
+    use super::captions::{prominence, Prominence};
+    let path = dir.join("scenes.csv");
+    let mut rdr =
+        csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rows: Vec<Vec<PathBuf>> = vec![Vec::new(); 4];
+    let mut tiers = [0usize; 4];
+    for rec in rdr.records() {
+        let rec = rec.with_context(|| format!("reading {}", path.display()))?;
+        let vis: f32 = rec
+            .get(5)
+            .unwrap_or("")
+            .parse()
+            .with_context(|| format!("{}: bad visibility {:?}", path.display(), rec.get(5)))?;
+        let tier = match (rec.get(1) == Some("1"), prominence(vis)) {
+            (false, _) | (true, Prominence::Invisible) => 0,
+            (true, Prominence::Faint) => 1,
+            (true, Prominence::Secondary) => 2,
+            (true, Prominence::Main) => 3,
+        };
+        tiers[tier] += 1;
+        rows[tier].push(dir.join(rec.get(0).unwrap_or("")));
+    }
+    let labels: Vec<String> = (0..4).map(|t| t.to_string()).collect();
+    write_sheet(&rows, &labels, out_png)?;
+    Ok(CaptionSetReport { tiers })
 }

@@ -280,9 +280,12 @@ pub fn normalize(images_u8: &Tensor, mean: [f64; 3], std: [f64; 3]) -> Tensor {
 /// deterministic after `tch::manual_seed`. Crop boxes follow torchvision's `RandomResizedCrop` (area in `scale`,
 /// aspect ratio log-uniform in [3/4, 4/3]); boxes that do not fit are clamped into the image instead of retried.
 pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Result<Tensor, DataError> {
-    let (b, c, h, w) = batch_u8
-        .size4()
-        .map_err(|_| DataError::Invalid(format!("augment expects [b, c, h, w], got {:?}", batch_u8.size())))?;
+    let (b, c, h, w) = batch_u8.size4().map_err(|_| {
+        DataError::Invalid(format!(
+            "augment expects [b, c, h, w], got {:?}",
+            batch_u8.size()
+        ))
+    })?;
     if let Some([lo, hi]) = cfg.random_resized_crop {
         if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
             return Err(DataError::Invalid(format!(

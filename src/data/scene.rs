@@ -646,7 +646,7 @@ impl Background {
                 "a lake",
                 "a calm lake",
                 "the water of a lake",
-                "a lake by the trees",
+                "a lake near the shore",
             ],
             Background::Pond => &[
                 "a pond",
@@ -1063,9 +1063,10 @@ pub enum Pet {
     Cat,
 }
 
-/// Parts of a sitting cat (pointed ears, round face, long upright tail) or dog (floppy ears, long muzzle).
-pub fn pet_sprite(pet: Pet, rng: &mut ChaCha8Rng) -> Vec<(Shape, Rgb)> {
-    let (_, c) = PALETTE[rng.gen_range(0..PALETTE.len())];
+/// Parts of a sitting cat (pointed ears, round face, long upright tail) or dog (floppy ears, long muzzle), and the
+/// palette name of its fur.
+pub fn pet_sprite(pet: Pet, rng: &mut ChaCha8Rng) -> (Vec<(Shape, Rgb)>, &'static str) {
+    let (name, c) = PALETTE[rng.gen_range(0..PALETTE.len())];
     let fur = rgb(c[0], c[1], c[2]);
     let dark = scale(fur, 0.65);
     let mut p = Vec::new();
@@ -1131,7 +1132,7 @@ pub fn pet_sprite(pet: Pet, rng: &mut ChaCha8Rng) -> Vec<(Shape, Rgb)> {
             }
         }
     }
-    p
+    (p, name)
 }
 
 /// Draws a red apple of radius `r` px centred at `p`.

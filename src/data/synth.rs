@@ -274,6 +274,11 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
         "bird_size must be in (0, 1], got {}",
         cfg.bird_size
     );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&cfg.distractor_prob),
+        "distractor_prob must be in [0, 1], got {}",
+        cfg.distractor_prob
+    );
     let counts = group_counts(cfg.scale, cfg.correlation);
     // Rows in split/group order, then shuffled so img_ids do not reveal the group.
     let mut rows: Vec<(Split, i64, i64)> = Vec::new();
