@@ -643,7 +643,11 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
     let lm = &cfg.language_model;
     if lm.pretrained.is_none() {
         if lm.n_embd < 1 || lm.n_head < 1 || lm.n_embd % lm.n_head != 0 {
-            bail!("language_model.n_embd: {} must be a positive multiple of n_head {}", lm.n_embd, lm.n_head);
+            bail!(
+                "language_model.n_embd: {} must be a positive multiple of n_head {}",
+                lm.n_embd,
+                lm.n_head
+            );
         }
         if lm.n_layer < 1 {
             bail!("language_model.n_layer: {} must be at least 1", lm.n_layer);
@@ -653,13 +657,23 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
     let t = &cfg.translator;
     let depth = cfg.classifier.num_hidden_layers;
     if cfg.classifier.pretrained.is_none() && !(t.layer == -1 || (0..=depth).contains(&t.layer)) {
-        bail!("translator.layer: {} is outside -1 and 0..={depth} (the classifier's hidden_states)", t.layer);
+        bail!(
+            "translator.layer: {} is outside -1 and 0..={depth} (the classifier's hidden_states)",
+            t.layer
+        );
     }
     if t.prefix_len < 1 || t.hidden_dim < 1 {
-        bail!("translator.prefix_len {} / hidden_dim {}: both must be positive", t.prefix_len, t.hidden_dim);
+        bail!(
+            "translator.prefix_len {} / hidden_dim {}: both must be positive",
+            t.prefix_len,
+            t.hidden_dim
+        );
     }
     if !(0.0..1.0).contains(&t.val_fraction) {
-        bail!("translator.val_fraction: {} must lie in [0, 1)", t.val_fraction);
+        bail!(
+            "translator.val_fraction: {} must lie in [0, 1)",
+            t.val_fraction
+        );
     }
     match &t.captions {
         None => bail!(
@@ -692,7 +706,9 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
         );
     }
     match m.gradcam.threshold {
-        Threshold::MeanStd { k } if !k.is_finite() => bail!("mitigation.gradcam.threshold.k: {k} is not a number"),
+        Threshold::MeanStd { k } if !k.is_finite() => {
+            bail!("mitigation.gradcam.threshold.k: {k} is not a number")
+        }
         Threshold::Quantile { q } if !(0.0..=1.0).contains(&q) => {
             bail!("mitigation.gradcam.threshold.q: {q} is outside [0, 1]")
         }
@@ -706,7 +722,10 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
     if e.top_k == 0 || e.batch_rows == 0 {
         bail!("explain.top_k / batch_rows: both must be at least 1");
     }
-    if m.methods.iter().any(|x| x == "oracle") && cfg.data.synth.is_none() && !cfg.data.root.join("fg_masks").is_dir() {
+    if m.methods.iter().any(|x| x == "oracle")
+        && cfg.data.synth.is_none()
+        && !cfg.data.root.join("fg_masks").is_dir()
+    {
         bail!(
             "mitigation.methods: oracle needs the true bird masks ({}/fg_masks), which this data folder lacks",
             cfg.data.root.display()

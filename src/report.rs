@@ -76,18 +76,7 @@ pub struct ResultRow {
     pub n: usize,
 }
 
-/// Write `bytes` to `path` atomically (`path.tmp`, then rename) so a crash never leaves a half-written artifact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
+use crate::rundir::write_file_atomic as write_atomic;
 
 /// The `results.csv` text of `rows`. All rows must have the same number of groups.
 pub fn results_to_csv(rows: &[ResultRow], path_for_errors: &Path) -> Result<String> {

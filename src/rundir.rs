@@ -10,19 +10,22 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers never see a
-/// half-written file.
-pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+/// Writes `bytes` to `path` through `path.tmp` in the same folder and a rename, creating parent folders, so
+/// readers never see a half-written file. The one primitive every module writes artifacts with.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// [`write_file_atomic`] with the path in the error.
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    write_file_atomic(path, bytes.as_ref()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Serializes `value` as pretty JSON and writes it atomically.

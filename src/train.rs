@@ -109,7 +109,11 @@ impl InputPipeline {
 
     pub fn train_batch(&self, images_u8: &Tensor) -> Result<Tensor> {
         let augmented = augment(&images_u8.to_device(self.device), &self.augment)?;
-        Ok(normalize(&augmented, self.normalize.mean, self.normalize.std))
+        Ok(normalize(
+            &augmented,
+            self.normalize.mean,
+            self.normalize.std,
+        ))
     }
 }
 
@@ -205,8 +209,7 @@ pub fn train_classifier(
         csv.push_str(",val_worst_group,val_avg_plain");
     }
     csv.push('\n');
-    // (val worst group, val average, epoch, weights) of the best epoch so far.
-    let mut best: Option<(f64, f64, u32, Vec<(String, Tensor)>)> = None;
+    let mut best: Option<Best> = None;
     let mut step = 0;
     let mut order: Vec<i64> = (0..n as i64).collect();
     let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, "train");
@@ -259,7 +262,9 @@ pub fn train_classifier(
                 val_avg = eval.avg_plain
             );
             // Ties on the worst group (common early, when a minority group is all wrong) go to the better average.
-            let better = best.as_ref().is_none_or(|(w, a, _, _)| (worst, eval.avg_plain) > (*w, *a));
+            let better = best
+                .as_ref()
+                .is_none_or(|(w, a, _, _)| (worst, eval.avg_plain) > (*w, *a));
             if cfg.select == Selection::WorstGroupVal && better {
                 best = Some((worst, eval.avg_plain, epoch, snapshot(vs)));
             }
@@ -285,6 +290,9 @@ pub fn train_classifier(
     };
     Ok(summary)
 }
+
+/// (val worst group, val average, epoch, weights) of the best epoch so far.
+type Best = (f64, f64, u32, Vec<(String, Tensor)>);
 
 fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs

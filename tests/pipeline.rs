@@ -53,7 +53,12 @@ mitigation:
 
 fn run(config: &Path, out: &Path) -> std::process::Output {
     Command::new(BIN)
-        .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .expect("the texplain binary runs")
 }
@@ -65,7 +70,11 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
 
     let straight = tmp.path().join("straight");
     let done = run(&config, &straight);
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     for file in [
         "config.resolved.yaml",
         "run.json",
@@ -92,25 +101,46 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
     // Kill a second run in the middle of a stage, after the LM and ERM stages finished.
     let resumed = tmp.path().join("resumed");
     let mut child = Command::new(BIN)
-        .args(["run", config.to_str().unwrap(), "--out", resumed.to_str().unwrap()])
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            resumed.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
     let partial = resumed.join("seed-3/translator.partial");
-    while !partial.exists() && child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(120) {
+    while !partial.exists()
+        && child.try_wait().unwrap().is_none()
+        && started.elapsed() < Duration::from_secs(120)
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().ok();
     child.wait().unwrap();
-    assert!(resumed.join("seed-3/erm/stage.json").exists(), "ERM finished before the kill");
-    assert!(!resumed.join("seed-3/translator").exists(), "the interrupted stage must not look finished");
+    assert!(
+        resumed.join("seed-3/erm/stage.json").exists(),
+        "ERM finished before the kill"
+    );
+    assert!(
+        !resumed.join("seed-3/translator").exists(),
+        "the interrupted stage must not look finished"
+    );
 
     let again = run(&config, &resumed);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let log = String::from_utf8_lossy(&again.stderr);
-    assert!(log.contains("skipped"), "finished stages are skipped on rerun: {log}");
+    assert!(
+        log.contains("skipped"),
+        "finished stages are skipped on rerun: {log}"
+    );
     assert!(!resumed.join("seed-3/translator.partial").exists());
     assert_eq!(
         std::fs::read_to_string(straight.join("results.csv")).unwrap(),
@@ -122,16 +152,26 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
     let third = run(&config, &resumed);
     assert!(third.status.success());
     let log = String::from_utf8_lossy(&third.stderr);
-    assert!(!log.contains("stage finished"), "nothing is recomputed: {log}");
+    assert!(
+        !log.contains("stage finished"),
+        "nothing is recomputed: {log}"
+    );
 
     // `texplain explain` reads the run directory.
     let explained = Command::new(BIN)
         .args(["explain", straight.to_str().unwrap(), "--split", "test"])
         .output()
         .unwrap();
-    assert!(explained.status.success(), "{}", String::from_utf8_lossy(&explained.stderr));
+    assert!(
+        explained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&explained.stderr)
+    );
     let text = String::from_utf8_lossy(&explained.stdout);
-    assert!(text.contains("test / landbird") && text.contains("test / waterbird"), "{text}");
+    assert!(
+        text.contains("test / landbird") && text.contains("test / waterbird"),
+        "{text}"
+    );
     assert!(!text.contains("train /"), "--split filters: {text}");
 }
 
@@ -139,11 +179,18 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
 fn bad_config_fails_with_a_named_error_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("bad.yaml");
-    std::fs::write(&config, "name: bad\ndata: {root: /nonexistent/wb, image_size: 32}\n").unwrap();
+    std::fs::write(
+        &config,
+        "name: bad\ndata: {root: /nonexistent/wb, image_size: 32}\n",
+    )
+    .unwrap();
     let out = tmp.path().join("out");
     let result = run(&config, &out);
     assert!(!result.status.success());
     let err = String::from_utf8_lossy(&result.stderr);
-    assert!(err.contains("bad.yaml") && err.contains("data.root") && err.contains("/nonexistent/wb"), "{err}");
+    assert!(
+        err.contains("bad.yaml") && err.contains("data.root") && err.contains("/nonexistent/wb"),
+        "{err}"
+    );
     assert!(!out.exists(), "no run directory for a rejected config");
 }

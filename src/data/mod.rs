@@ -342,14 +342,5 @@ pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Result<Tensor, DataErr
 
 /// Writes `bytes` to `path` atomically (`path.tmp` then rename), creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
-        }
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    crate::rundir::write_file_atomic(path, bytes).map_err(|e| DataError::io(path, e))
 }

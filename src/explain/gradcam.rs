@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn mean_std_threshold_masks_the_hot_region_only() {
         // One image whose cam is 1 on a 2x2 corner and 0.1 elsewhere (8x8).
-        let mut cam = Tensor::full([1, 1, 8, 8], 0.1, (Kind::Float, Device::Cpu));
+        let cam = Tensor::full([1, 1, 8, 8], 0.1, (Kind::Float, Device::Cpu));
         let _ = cam.narrow(2, 0, 2).narrow(3, 0, 2).fill_(1.0);
         let masks = threshold_masks(&cam, Threshold::MeanStd { k: 1.0 });
         assert_eq!(masks.sum(Kind::Int64).int64_value(&[]), 4);
@@ -203,11 +203,11 @@ mod tests {
     #[test]
     fn masks_apply_and_score_against_the_true_bird() {
         let images = Tensor::full([1, 3, 4, 4], 200, (Kind::Uint8, Device::Cpu));
-        let mut masks = Tensor::zeros([1, 1, 4, 4], (Kind::Bool, Device::Cpu));
+        let masks = Tensor::zeros([1, 1, 4, 4], (Kind::Bool, Device::Cpu));
         let _ = masks.narrow(2, 0, 2).fill_(1); // top half masked
         let masked = apply_masks(&images, &masks, false);
         assert_eq!(masked.sum(Kind::Int64).int64_value(&[]), 200 * 3 * 8);
-        let mut bird = Tensor::zeros([1, 1, 4, 4], (Kind::Uint8, Device::Cpu));
+        let bird = Tensor::zeros([1, 1, 4, 4], (Kind::Uint8, Device::Cpu));
         let _ = bird.narrow(2, 3, 1).fill_(1); // the bird is the bottom row
         let (iou, on_bird) = mask_scores(&masks, &bird);
         assert!((iou - 8.0 / 12.0).abs() < 1e-6, "{iou}");

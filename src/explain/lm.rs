@@ -44,7 +44,12 @@ pub fn masked_lm_loss(logits: &Tensor, targets: &Tensor, mask: &Tensor) -> Tenso
 
 /// Next-token loss of caption `ids` [b, t] (EOS-terminated, padded) after prefix embeddings [b, k, d]:
 /// position k-1+j predicts token j. The LM is frozen, so it runs in eval mode (no dropout).
-pub fn prefix_caption_loss(lm: &Gpt2, prefix: &Tensor, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+pub fn prefix_caption_loss(
+    lm: &Gpt2,
+    prefix: &Tensor,
+    ids: &Tensor,
+    mask: &Tensor,
+) -> Result<Tensor> {
     let k = prefix.size()[1];
     let t = ids.size()[1];
     let tokens = Tensor::embedding(lm.wte(), ids, -1, false, false); // [b, t, d]
@@ -224,7 +229,7 @@ mod tests {
         let logits = Tensor::zeros([2, 3, 5], (Kind::Float, Device::Cpu));
         let loss = masked_lm_loss(&logits, &ids, &mask).double_value(&[]);
         assert!((loss - 5f64.ln()).abs() < 1e-6);
-        let mut peaked = Tensor::zeros([2, 3, 5], (Kind::Float, Device::Cpu));
+        let peaked = Tensor::zeros([2, 3, 5], (Kind::Float, Device::Cpu));
         let _ = peaked.get(1).get(1).get(0).fill_(100.0); // a padded position, confidently wrong target? ignored
         let loss2 = masked_lm_loss(&peaked, &ids, &mask).double_value(&[]);
         assert!((loss2 - loss).abs() < 1e-6);

@@ -54,7 +54,9 @@ pub fn load_captions(exp: &Experiment) -> Result<CaptionData> {
         CaptionSource::Synth { root, config } => {
             if !root.join("captions.csv").exists() {
                 tracing::info!(root = %root.display(), "generating the synthetic caption set");
-                super::generate_into(root, |dir| captions::synth_caption_set(config, dir).map(|_| ()))?;
+                super::generate_into(root, |dir| {
+                    captions::synth_caption_set(config, dir).map(|_| ())
+                })?;
             }
             let corpus = captions::load_corpus(&root.join("corpus.txt"))?;
             (
@@ -417,6 +419,9 @@ pub fn explain_images(
     Ok(Explanations { sentences, counts })
 }
 
+/// Words drawn in a class x split cloud (more crowd the canvas and slow the placement down).
+const CLOUD_WORDS: usize = 25;
+
 /// Class names of Waterbirds-format data (y = 0 / 1), used in file names and cloud titles.
 pub const CLASS_NAMES: [&str; 2] = ["landbird", "waterbird"];
 
@@ -471,7 +476,7 @@ pub fn explain_stage(
                         total.merge(counts);
                     }
                 }
-                let top = dominant_words(&total, 50);
+                let top = dominant_words(&total, CLOUD_WORDS);
                 for (rank, (word, count, freq)) in top.iter().take(e.top_k).enumerate() {
                     by_class.push_str(&format!(
                         "{split},{name},{},{word},{count},{freq:.6}\n",
@@ -529,45 +534,77 @@ pub fn explain_command(args: &ExplainArgs) -> Result<()> {
     let mut out = String::new();
     if args.images.is_empty() {
         let path = seed_dir.join("explain").join("words-by-class.csv");
-        let mut reader = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut reader =
+            csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut current = (String::new(), String::new());
         for record in reader.records() {
             let r = record.with_context(|| format!("reading {}", path.display()))?;
             let (split, class, rank, word, freq) = (&r[0], &r[1], &r[2], &r[3], &r[5]);
-            if args.split.as_deref().is_some_and(|s| s != split) || args.class.as_deref().is_some_and(|c| c != class) {
+            if args.split.as_deref().is_some_and(|s| s != split)
+                || args.class.as_deref().is_some_and(|c| c != class)
+            {
                 continue;
             }
             if (split, class) != (current.0.as_str(), current.1.as_str()) {
                 current = (split.to_string(), class.to_string());
                 out.push_str(&format!("\n{split} / {class} (seed {seed}):\n"));
             }
-            out.push_str(&format!("  {rank:>2}. {word:<12} {:.3}\n", freq.parse::<f64>().unwrap_or(f64::NAN)));
+            out.push_str(&format!(
+                "  {rank:>2}. {word:<12} {:.3}\n",
+                freq.parse::<f64>().unwrap_or(f64::NAN)
+            ));
         }
-        out.push_str(&format!("\nword clouds: {}/cloud-<split>-<class>.png\n", seed_dir.join("explain").display()));
+        out.push_str(&format!(
+            "\nword clouds: {}/cloud-<split>-<class>.png\n",
+            seed_dir.join("explain").display()
+        ));
     } else {
         let captions = load_captions(&exp)?;
         let lm = language_model_stage(&exp, &captions)?;
         let (_, vit, _) = super::load_classifier(&exp, &seed_dir.join("erm"))?;
         let translator_dir = seed_dir.join("translator");
         let mut vs = nn::VarStore::new(exp.device);
-        let translator = Translator::new(&vs.root(), &translator::Config::from_json(&translator_dir.join("config.json"))?);
-        crate::models::load_safetensors(&mut vs, &translator_dir.join("model.safetensors"), &Default::default())?;
-        let opts = LoadOptions { image_size: exp.config.data.image_size, skip_corrupt: false };
+        let translator = Translator::new(
+            &vs.root(),
+            &translator::Config::from_json(&translator_dir.join("config.json"))?,
+        );
+        crate::models::load_safetensors(
+            &mut vs,
+            &translator_dir.join("model.safetensors"),
+            &Default::default(),
+        )?;
+        let opts = LoadOptions {
+            image_size: exp.config.data.image_size,
+            skip_corrupt: false,
+        };
         let images = captions::load_images(&args.images, &opts)?;
         let filter = WordFilter::new(&exp.config.explain.words)?;
         set_seed(stage_seed(seed, "explain-cli"));
         let explained = explain_images(&exp, &vit, &translator, &lm, &images, &filter)?;
         let cloud_dir = seed_dir.join("explain").join("images");
-        let class_words: HashSet<String> = exp.config.mitigation.class_words.values().flatten().cloned().collect();
+        let class_words: HashSet<String> = exp
+            .config
+            .mitigation
+            .class_words
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
         for (path, counts) in args.images.iter().zip(&explained.counts) {
             let top = dominant_words(counts, exp.config.explain.top_k);
             out.push_str(&format!("\n{}:\n", path.display()));
             for (rank, (word, _, freq)) in top.iter().enumerate() {
                 out.push_str(&format!("  {:>2}. {word:<12} {freq:.3}\n", rank + 1));
             }
-            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "image".into());
             let words: Vec<(String, f64)> = top.into_iter().map(|(w, _, f)| (w, f)).collect();
-            let options = wordcloud::CloudOptions { title: Some(stem.clone()), ..Default::default() };
+            let options = wordcloud::CloudOptions {
+                title: Some(stem.clone()),
+                ..Default::default()
+            };
             let png = cloud_dir.join(format!("{stem}.png"));
             wordcloud::save_png(&wordcloud::render(&words, &class_words, &options), &png)?;
             out.push_str(&format!("  cloud: {}\n", png.display()));

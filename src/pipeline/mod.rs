@@ -135,7 +135,9 @@ pub fn load_splits(exp: &Experiment) -> Result<Splits> {
             )
         })?;
         tracing::info!(root = %data.root.display(), "generating the synthetic Waterbirds set");
-        generate_into(&data.root, |dir| crate::data::synth::generate(synth, dir).map(|_| ()))?;
+        generate_into(&data.root, |dir| {
+            crate::data::synth::generate(synth, dir).map(|_| ())
+        })?;
     }
     let opts = LoadOptions {
         image_size: data.image_size,
@@ -181,10 +183,12 @@ pub fn generate_into(root: &Path, generate: impl FnOnce(&Path) -> Result<()>) ->
         );
     }
     if partial.exists() {
-        std::fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("removing {}", partial.display()))?;
     }
     generate(&partial).with_context(|| format!("generating {}", root.display()))?;
-    std::fs::rename(&partial, root).with_context(|| format!("renaming {} to {}", partial.display(), root.display()))
+    std::fs::rename(&partial, root)
+        .with_context(|| format!("renaming {} to {}", partial.display(), root.display()))
 }
 
 pub fn input_pipeline(exp: &Experiment) -> InputPipeline {

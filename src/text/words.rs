@@ -234,7 +234,7 @@ fn write_csv(path: &Path, header: &[&str], rows: Vec<Vec<String>>) -> Result<(),
     let bytes = w
         .into_inner()
         .map_err(|e| csv_err(csv::Error::from(e.into_error())))?;
-    crate::report::write_atomic(path, &bytes).map_err(|source| WordsError::Io {
+    crate::rundir::write_file_atomic(path, &bytes).map_err(|source| WordsError::Io {
         path: path.to_path_buf(),
         source,
     })
