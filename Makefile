@@ -24,3 +24,8 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# A GPU build: links the whole wheel's libtorch (libtorch_cuda included) into target/cuda/release/texplain.
+# Run it where PyTorch 2.11 with CUDA is installed, with that PyTorch's lib/ on LD_LIBRARY_PATH (README "GPU").
+build-cuda:
+	LIBTORCH=$$(scripts/fetch-libtorch.sh --cuda) CARGO_TARGET_DIR=target/cuda cargo build --release

@@ -13,7 +13,7 @@ fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
         r#"name: tiny
 seeds: [3]
 device: cpu
-threads: 2
+threads: 1
 data:
   root: {data}/wb
   synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
