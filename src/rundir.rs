@@ -70,6 +70,28 @@ struct StageRecord {
     hash: String,
     inputs: Vec<String>,
     seconds: f64,
+    /// Every file the stage wrote (relative to its folder); a stage missing one is redone.
+    files: Vec<String>,
+}
+
+/// Files under `dir`, relative to it, sorted.
+fn list_files(dir: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// A finished stage: its folder and the hash it was computed from (downstream stages hash it in).
@@ -95,7 +117,8 @@ pub fn run_stage(
     let record_path = dir.join("stage.json");
     if let Ok(text) = std::fs::read_to_string(&record_path) {
         if let Ok(record) = serde_json::from_str::<StageRecord>(&text) {
-            if record.hash == hash {
+            let complete = record.files.iter().all(|f| dir.join(f).is_file());
+            if record.hash == hash && complete {
                 tracing::info!(stage = %dir.display(), "finished earlier with the same inputs; skipped");
                 return Ok(StageDone {
                     dir,
@@ -103,7 +126,11 @@ pub fn run_stage(
                     skipped: true,
                 });
             }
-            tracing::info!(stage = %dir.display(), "inputs changed since it ran; redoing it");
+            if complete {
+                tracing::info!(stage = %dir.display(), "inputs changed since it ran; redoing it");
+            } else {
+                tracing::info!(stage = %dir.display(), "some of its files are missing; redoing it");
+            }
         }
     }
     let partial = parent.join(format!("{name}.partial"));
@@ -123,6 +150,7 @@ pub fn run_stage(
         hash: hash.clone(),
         inputs: key.inputs.clone(),
         seconds: started.elapsed().as_secs_f64(),
+        files: list_files(&partial)?,
     };
     write_json(&partial.join("stage.json"), &record)?;
     std::fs::rename(&partial, &dir)
@@ -223,6 +251,19 @@ mod tests {
             std::fs::read_to_string(done.dir.join("out.txt")).unwrap(),
             "y"
         );
+    }
+
+    #[test]
+    fn stage_with_a_missing_file_is_redone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = StageKey::new("erm");
+        let build = |dir: &Path| write_atomic(&dir.join("sub/model.bin"), "weights");
+        run_stage(tmp.path(), "erm", &key, build).unwrap();
+        std::fs::remove_file(tmp.path().join("erm/sub/model.bin")).unwrap();
+        let done = run_stage(tmp.path(), "erm", &key, build).unwrap();
+        assert!(!done.skipped, "a deleted checkpoint must not be trusted");
+        assert!(done.dir.join("sub/model.bin").exists());
+        assert!(run_stage(tmp.path(), "erm", &key, build).unwrap().skipped);
     }
 
     #[test]
