@@ -47,6 +47,8 @@ pub enum Command {
     Data(crate::data::cli::DataCommand),
     /// Aggregate results.csv files across seeds and runs.
     Compare(crate::report::CompareArgs),
+    /// Measure training and sampling throughput on random weights (compare with scripts/bench_reference.py).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,5 +111,6 @@ pub fn main() -> Result<()> {
         }
         Command::Data(cmd) => crate::data::cli::run(cmd),
         Command::Compare(args) => crate::report::run_compare(&args),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }
