@@ -5,6 +5,11 @@
 //! run once, then one token per step for every row. Word limits are counted on tokens that start a word (every
 //! token of a word-level tokenizer; `Ġ`-initial tokens of GPT-2's BPE): EOS is blocked before `min_words`, and a
 //! row ends when it would start word `max_words + 1`. Determinism: one tch generator seeded by the caller.
+//!
+//! Step count: with a word-level vocabulary (every token but EOS starts a word) a row holds exactly `max_words`
+//! words after `max_words` tokens, so decoding stops there instead of sampling one more token only to see it start
+//! a new word; the forward pass after the last sampled token is skipped; and on the CPU (where a host read costs
+//! nothing) the all-rows-finished check runs every step, on CUDA every 8 steps to keep the queue full.
 use tch::{Device, Kind, Tensor};
 
 use crate::models::gpt2::{Gpt2, KvCache};
@@ -42,8 +47,27 @@ pub fn sample_sentences(
     let (b, k, d) = prefix.size3()?;
     let rows = b * n as i64;
     let device = prefix.device();
-    let max_steps = (cfg.max_words as i64 * 4).min(lm.config().n_positions - k); // BPE words can span tokens
-    let word_start = word_start.to_device(device);
+    // Whether every token but EOS starts a word (word-level tokenizer): then the word count is the token count.
+    let word_level = word_start
+        .logical_or(
+            &Tensor::arange(word_start.size1()?, (Kind::Int64, word_start.device())).eq(eos_id),
+        )
+        .all()
+        .int64_value(&[])
+        == 1;
+    let max_steps = if word_level {
+        cfg.max_words as i64
+    } else {
+        cfg.max_words as i64 * 4 // BPE words can span tokens
+    }
+    .min(lm.config().n_positions - k);
+    anyhow::ensure!(
+        max_steps > 0,
+        "sampling needs max_words > 0 and room after the {k} prefix positions, got max_words {}",
+        cfg.max_words
+    );
+    let check_every = if device.is_cuda() { 8 } else { 1 };
+    let word_start = word_start.to_device(device).to_kind(Kind::Int64); // [vocab] 0/1
     let tokens = tch::no_grad(|| -> anyhow::Result<Tensor> {
         let prefix = prefix
             .unsqueeze(1)
@@ -63,14 +87,16 @@ pub fn sample_sentences(
                 .shallow_clone()
                 .masked_fill_(&blocked, f64::NEG_INFINITY);
             let next = sample_top_p(&logits, cfg.top_p, cfg.temperature); // [rows]
-            let starts = word_start.index_select(0, &next).to_kind(Kind::Int64);
-            words = &words + &starts;
+            words += word_start.index_select(0, &next);
             let ends = next.eq(eos_id).logical_or(&words.gt(cfg.max_words as i64));
             done = done.logical_or(&ends);
             let next = next.masked_fill(&done, eos_id);
             out.push(next.shallow_clone());
-            // One device->host sync every 8 steps to stop early; the rows themselves never leave the device.
-            if step % 8 == 7 && done.all().int64_value(&[]) == 1 {
+            // A device->host sync every `check_every` steps to stop early; the rows themselves never leave the
+            // device. No forward pass after the last token.
+            if step + 1 == max_steps
+                || (step % check_every == check_every - 1 && done.all().int64_value(&[]) == 1)
+            {
                 break;
             }
             let embeds = Tensor::embedding(lm.wte(), &next.unsqueeze(1), -1, false, false); // [rows, 1, d]
@@ -103,6 +129,59 @@ pub fn sample_sentences(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::gpt2::Config;
+    use tch::nn;
+
+    /// A random 2-layer GPT-2 over 50 tokens (EOS = 0) and a prefix for 2 images.
+    fn tiny_lm() -> (nn::VarStore, Gpt2, Tensor) {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = Config {
+            n_embd: 16,
+            n_layer: 2,
+            n_head: 2,
+            n_positions: 32,
+            ..Config::tiny(50, 0, 0)
+        };
+        let lm = Gpt2::new(&vs.root(), &cfg);
+        let prefix = Tensor::randn([2, 3, 16], (Kind::Float, Device::Cpu));
+        (vs, lm, prefix)
+    }
+
+    #[test]
+    fn word_limits_bound_the_sentences() {
+        let (_vs, lm, prefix) = tiny_lm();
+        // Word-level vocabulary: every token but EOS starts a word. Even tokens start words in the BPE-like case.
+        let word_level = Tensor::arange(50, (Kind::Int64, Device::Cpu)).ne(0);
+        let bpe_like = Tensor::arange(50, (Kind::Int64, Device::Cpu))
+            .remainder(2)
+            .eq(0)
+            .logical_and(&word_level);
+        for (mask, min_words, max_words) in
+            [(&word_level, 6, 6), (&word_level, 2, 5), (&bpe_like, 3, 4)]
+        {
+            let cfg = Nucleus {
+                top_p: 0.95,
+                temperature: 1.0,
+                min_words,
+                max_words,
+            };
+            let out = sample_sentences(&lm, &prefix, 4, &cfg, 0, mask).unwrap();
+            assert_eq!(out.len(), 2);
+            let starts: Vec<bool> = Vec::try_from(mask).unwrap();
+            for sentence in out.iter().flatten() {
+                let words = sentence.iter().filter(|&&t| starts[t as usize]).count();
+                assert!(
+                    (min_words..=max_words).contains(&words),
+                    "{words} words outside {min_words}..={max_words}: {sentence:?}"
+                );
+                assert!(!sentence.contains(&0), "EOS inside a sentence");
+                if min_words == max_words && std::ptr::eq(mask, &word_level) {
+                    assert_eq!(sentence.len(), max_words);
+                }
+            }
+        }
+    }
 
     #[test]
     fn top_p_keeps_only_the_nucleus() {
