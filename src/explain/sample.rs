@@ -25,13 +25,67 @@ pub struct Nucleus {
 
 /// Keeps the smallest set of most probable tokens whose mass reaches `top_p` and samples from it.
 /// `logits`: [rows, vocab] -> token ids [rows].
+///
+/// On the CPU by rejection ([`nucleus_by_rejection`]): sorting every row of the vocabulary at every step was the
+/// larger part of a sampling step there. On CUDA by sorting ([`nucleus_by_sort`]): the GPU sorts fast and the
+/// rejection loop would need a host read per step.
 pub fn sample_top_p(logits: &Tensor, top_p: f64, temperature: f64) -> Tensor {
-    let probs = (logits / temperature).softmax(-1, Kind::Float); // [rows, vocab]
+    let probs = if temperature == 1.0 {
+        logits.softmax(-1, Kind::Float)
+    } else {
+        (logits / temperature).softmax(-1, Kind::Float)
+    }; // [rows, vocab]
+    if probs.device().is_cuda() {
+        nucleus_by_sort(&probs, top_p)
+    } else {
+        nucleus_by_rejection(&probs, top_p)
+    }
+}
+
+/// Nucleus sampling by sorting: `probs` [rows, vocab] (rows sum to 1) -> token ids [rows].
+pub fn nucleus_by_sort(probs: &Tensor, top_p: f64) -> Tensor {
     let (sorted, order) = probs.sort(-1, true);
     let before = sorted.cumsum(-1, Kind::Float) - &sorted; // mass of the strictly more probable tokens
     let kept = sorted.masked_fill(&before.gt(top_p), 0.0); // the first token always survives (before = 0)
     let choice = kept.multinomial(1, false); // [rows, 1]; multinomial renormalises
     order.gather(-1, &choice, false).squeeze_dim(-1)
+}
+
+/// Candidates drawn per row and round in [`nucleus_by_rejection`].
+const CANDIDATES: i64 = 4;
+/// Rounds before [`nucleus_by_rejection`] hands the remaining rows to [`nucleus_by_sort`].
+const MAX_ROUNDS: usize = 4;
+
+/// Nucleus sampling without sorting, exact: draw from the full distribution and keep the first draw that lies in
+/// the nucleus. A token lies in it when the tokens strictly more probable than it hold at most `top_p` of the mass
+/// (the criterion of [`nucleus_by_sort`]; tied probabilities all count as inside), so accepted draws follow the
+/// renormalised nucleus distribution. Every draw is accepted with probability >= `top_p`, so with 4 candidates
+/// per round a row stays undecided with probability <= (1 - top_p)^4 (6e-6 at 0.95); rows still undecided after
+/// [`MAX_ROUNDS`] rounds are sampled by sorting. `probs` [rows, vocab] -> token ids [rows].
+pub fn nucleus_by_rejection(probs: &Tensor, top_p: f64) -> Tensor {
+    let rows = probs.size()[0];
+    let device = probs.device();
+    let mut chosen = Tensor::full([rows], -1, (Kind::Int64, device)); // -1 = undecided
+    for _ in 0..MAX_ROUNDS {
+        // Several draws with replacement come from one cumulative sum per row (a single draw would take
+        // libtorch's exponential-noise path, one random number per vocabulary entry).
+        let candidates = probs.multinomial(CANDIDATES, true); // [rows, c]
+        let p = probs.gather(-1, &candidates, false).unsqueeze(-1); // [rows, c, 1]
+        let all = probs.unsqueeze(1); // [rows, 1, vocab]
+        let before =
+            all.masked_fill(&all.le_tensor(&p), 0.0)
+                .sum_dim_intlist(-1, false, Kind::Float); // [rows, c]
+        let inside = before.le(top_p); // [rows, c]
+        let first = inside.to_kind(Kind::Float).argmax(-1, true); // [rows, 1]: the first accepted draw
+        let pick = candidates.gather(-1, &first, false).squeeze_dim(-1); // [rows]
+        let take = chosen.lt(0).logical_and(&inside.any_dim(-1, false)); // [rows]
+        chosen = pick.where_self(&take, &chosen);
+        if chosen.lt(0).any().int64_value(&[]) == 0 {
+            return chosen;
+        }
+    }
+    let sorted = nucleus_by_sort(probs, top_p);
+    chosen.where_self(&chosen.ge(0), &sorted)
 }
 
 /// Samples `n` sentences for each prefix. `prefix`: [b, k, d_lm]. Returns token ids per image per sample,
@@ -187,22 +241,56 @@ mod tests {
     fn top_p_keeps_only_the_nucleus() {
         tch::manual_seed(0);
         // Probabilities 0.6, 0.3, 0.1: top_p 0.5 keeps only token 0; 0.8 keeps tokens 0 and 1.
-        let logits = Tensor::from_slice(&[0.6f32, 0.3, 0.1])
-            .log()
+        let probs = Tensor::from_slice(&[0.6f32, 0.3, 0.1])
             .unsqueeze(0)
             .repeat([2000, 1]);
-        let only_first = sample_top_p(&logits, 0.5, 1.0);
-        assert_eq!(only_first.eq(0).sum(Kind::Int64).int64_value(&[]), 2000);
-        let two = sample_top_p(&logits, 0.8, 1.0);
-        assert_eq!(
-            two.eq(2).sum(Kind::Int64).int64_value(&[]),
-            0,
-            "token 2 lies outside the 0.8 nucleus"
-        );
-        let ones = two.eq(1).sum(Kind::Int64).int64_value(&[]) as f64 / 2000.0;
-        assert!(
-            (ones - 1.0 / 3.0).abs() < 0.05,
-            "renormalised 0.3/0.9, got {ones}"
-        );
+        let logits = probs.log();
+        let samplers: [(&str, &dyn Fn(f64) -> Tensor); 3] = [
+            ("sample_top_p", &|p| sample_top_p(&logits, p, 1.0)),
+            ("by_sort", &|p| nucleus_by_sort(&probs, p)),
+            ("by_rejection", &|p| nucleus_by_rejection(&probs, p)),
+        ];
+        for (name, sample) in samplers {
+            let only_first = sample(0.5);
+            assert_eq!(
+                only_first.eq(0).sum(Kind::Int64).int64_value(&[]),
+                2000,
+                "{name}"
+            );
+            let two = sample(0.8);
+            assert_eq!(
+                two.eq(2).sum(Kind::Int64).int64_value(&[]),
+                0,
+                "{name}: token 2 lies outside the 0.8 nucleus"
+            );
+            let ones = two.eq(1).sum(Kind::Int64).int64_value(&[]) as f64 / 2000.0;
+            assert!(
+                (ones - 1.0 / 3.0).abs() < 0.05,
+                "{name}: renormalised 0.3/0.9, got {ones}"
+            );
+            let all = sample(1.0);
+            let twos = all.eq(2).sum(Kind::Int64).int64_value(&[]) as f64 / 2000.0;
+            assert!(
+                (twos - 0.1).abs() < 0.03,
+                "{name}: top_p 1 keeps all, got {twos}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejection_and_sorting_agree_on_a_flat_distribution() {
+        // Near-uniform rows (a random LM): the nucleus is most of the vocabulary and draws get rejected often
+        // enough to exercise the acceptance test. Both samplers must give the same token frequencies.
+        tch::manual_seed(3);
+        let logits = Tensor::randn([1, 20], (Kind::Float, Device::Cpu)) * 0.5;
+        let probs = logits.softmax(-1, Kind::Float).repeat([20000, 1]);
+        let freq = |t: Tensor| t.bincount(None::<Tensor>, 20).to_kind(Kind::Float) / 20000.0;
+        let a = freq(nucleus_by_sort(&probs, 0.7));
+        let b = freq(nucleus_by_rejection(&probs, 0.7));
+        let max_gap = (&a - &b).abs().max().double_value(&[]);
+        assert!(max_gap < 0.015, "{a} vs {b}");
+        let outside = a.eq(0.0).sum(Kind::Int64).int64_value(&[]);
+        assert!(outside > 0, "top_p 0.7 leaves some tokens out");
+        assert!(a.eq(0.0).eq_tensor(&b.eq(0.0)).all().int64_value(&[]) == 1);
     }
 }
