@@ -127,7 +127,7 @@ pub fn sample_sentences(
             .unsqueeze(1)
             .expand([b, n as i64, k, d], false)
             .reshape([rows, k, d]); // [rows, k, d]
-        let mut cache = KvCache::new(lm.config().n_layer);
+        let mut cache = KvCache::with_capacity(lm.config().n_layer, k + max_steps);
         let mut logits = lm
             .forward_embeds(&prefix, Some(&mut cache), false)?
             .select(1, k - 1); // [rows, vocab]
