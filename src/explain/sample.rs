@@ -2,9 +2,9 @@
 //! "N sentences per image with nucleus sampling, p = 0.95").
 //!
 //! All images of a batch and all their samples decode together, one row each, with the KV cache: the prefix is
-//! run once, then one token per step for every row. Word limits are counted on tokens that start a word (every
-//! token of a word-level tokenizer; `Ġ`-initial tokens of GPT-2's BPE): EOS is blocked before `min_words`, and a
-//! row ends when it would start word `max_words + 1`. Determinism: one tch generator seeded by the caller.
+//! run once per image and its cache repeated for the samples, then one token per step for every row. Word limits
+//! are counted on tokens that start a word (every token of a word-level tokenizer; `Ġ`-initial tokens of GPT-2's
+//! BPE): EOS is blocked before `min_words`, and a row ends when it would start word `max_words + 1`. Determinism: one tch generator seeded by the caller.
 //!
 //! Step count: with a word-level vocabulary (every token but EOS starts a word) a row holds exactly `max_words`
 //! words after `max_words` tokens, so decoding stops there instead of sampling one more token only to see it start
@@ -98,7 +98,7 @@ pub fn sample_sentences(
     eos_id: i64,
     word_start: &Tensor,
 ) -> anyhow::Result<Vec<Vec<Vec<u32>>>> {
-    let (b, k, d) = prefix.size3()?;
+    let (b, k, _) = prefix.size3()?;
     let rows = b * n as i64;
     let device = prefix.device();
     // Whether every token but EOS starts a word (word-level tokenizer): then the word count is the token count.
@@ -123,14 +123,16 @@ pub fn sample_sentences(
     let check_every = if device.is_cuda() { 8 } else { 1 };
     let word_start = word_start.to_device(device).to_kind(Kind::Int64); // [vocab] 0/1
     let tokens = tch::no_grad(|| -> anyhow::Result<Tensor> {
-        let prefix = prefix
-            .unsqueeze(1)
-            .expand([b, n as i64, k, d], false)
-            .reshape([rows, k, d]); // [rows, k, d]
+        // The samples of an image share its prefix: run it once per image, then repeat the cached keys/values
+        // and the last logits n times (rows image-major: image * n + sample).
         let mut cache = KvCache::with_capacity(lm.config().n_layer, k + max_steps);
-        let mut logits = lm
-            .forward_embeds(&prefix, Some(&mut cache), false)?
-            .select(1, k - 1); // [rows, vocab]
+        let last = lm
+            .forward_embeds(prefix, Some(&mut cache), false)?
+            .select(1, k - 1); // [b, vocab]
+        let per_row =
+            Tensor::arange(b, (Kind::Int64, device)).repeat_interleave_self_int(n as i64, 0, None); // [rows]
+        cache.select(&per_row);
+        let mut logits = last.index_select(0, &per_row); // [rows, vocab]
         let mut words = Tensor::zeros([rows], (Kind::Int64, device));
         let mut done = Tensor::zeros([rows], (Kind::Bool, device));
         let mut out = Vec::with_capacity(max_steps as usize);
