@@ -51,41 +51,46 @@ pub fn nucleus_by_sort(probs: &Tensor, top_p: f64) -> Tensor {
     order.gather(-1, &choice, false).squeeze_dim(-1)
 }
 
-/// Candidates drawn per row and round in [`nucleus_by_rejection`].
-const CANDIDATES: i64 = 4;
+/// Candidates drawn per row and round in [`nucleus_by_rejection`]: 2 is the fewest that libtorch draws from a
+/// cumulative sum (a single draw takes its exponential-noise path, one random number per vocabulary entry).
+const CANDIDATES: i64 = 2;
 /// Rounds before [`nucleus_by_rejection`] hands the remaining rows to [`nucleus_by_sort`].
-const MAX_ROUNDS: usize = 4;
+const MAX_ROUNDS: usize = 8;
 
 /// Nucleus sampling without sorting, exact: draw from the full distribution and keep the first draw that lies in
 /// the nucleus. A token lies in it when the tokens strictly more probable than it hold at most `top_p` of the mass
 /// (the criterion of [`nucleus_by_sort`]; tied probabilities all count as inside), so accepted draws follow the
-/// renormalised nucleus distribution. Every draw is accepted with probability >= `top_p`, so with 4 candidates
-/// per round a row stays undecided with probability <= (1 - top_p)^4 (6e-6 at 0.95); rows still undecided after
-/// [`MAX_ROUNDS`] rounds are sampled by sorting. `probs` [rows, vocab] -> token ids [rows].
+/// renormalised nucleus distribution. Every draw is accepted with probability >= `top_p`, so after a round of 2
+/// candidates a row is undecided with probability <= (1 - top_p)^2 (0.25% at 0.95); later rounds redraw only for
+/// those rows, and rows still undecided after [`MAX_ROUNDS`] rounds are sampled by sorting.
+/// `probs` [rows, vocab] -> token ids [rows].
 pub fn nucleus_by_rejection(probs: &Tensor, top_p: f64) -> Tensor {
-    let rows = probs.size()[0];
-    let device = probs.device();
-    let mut chosen = Tensor::full([rows], -1, (Kind::Int64, device)); // -1 = undecided
-    for _ in 0..MAX_ROUNDS {
-        // Several draws with replacement come from one cumulative sum per row (a single draw would take
-        // libtorch's exponential-noise path, one random number per vocabulary entry).
-        let candidates = probs.multinomial(CANDIDATES, true); // [rows, c]
-        let p = probs.gather(-1, &candidates, false).unsqueeze(-1); // [rows, c, 1]
-        let all = probs.unsqueeze(1); // [rows, 1, vocab]
-        let before =
-            all.masked_fill(&all.le_tensor(&p), 0.0)
-                .sum_dim_intlist(-1, false, Kind::Float); // [rows, c]
-        let inside = before.le(top_p); // [rows, c]
-        let first = inside.to_kind(Kind::Float).argmax(-1, true); // [rows, 1]: the first accepted draw
-        let pick = candidates.gather(-1, &first, false).squeeze_dim(-1); // [rows]
-        let take = chosen.lt(0).logical_and(&inside.any_dim(-1, false)); // [rows]
-        chosen = pick.where_self(&take, &chosen);
-        if chosen.lt(0).any().int64_value(&[]) == 0 {
+    let mut chosen = rejection_round(probs, top_p); // [rows], -1 = undecided
+    for _ in 1..MAX_ROUNDS {
+        let open = chosen.lt(0).nonzero().squeeze_dim(-1); // [u]
+        if open.size()[0] == 0 {
             return chosen;
         }
+        let redrawn = rejection_round(&probs.index_select(0, &open), top_p); // [u]
+        chosen = chosen.index_put(&[Some(open)], &redrawn, false);
     }
     let sorted = nucleus_by_sort(probs, top_p);
     chosen.where_self(&chosen.ge(0), &sorted)
+}
+
+/// One round of [`nucleus_by_rejection`]: the first of [`CANDIDATES`] draws per row that lies in the nucleus, or
+/// -1. `probs` [rows, vocab] -> [rows].
+fn rejection_round(probs: &Tensor, top_p: f64) -> Tensor {
+    let candidates = probs.multinomial(CANDIDATES, true); // [rows, c]
+    let p = probs.gather(-1, &candidates, false).unsqueeze(-1); // [rows, c, 1]
+    let all = probs.unsqueeze(1); // [rows, 1, vocab]
+    let before = all
+        .masked_fill(&all.le_tensor(&p), 0.0)
+        .sum_dim_intlist(-1, false, Kind::Float); // [rows, c]: mass strictly more probable than each draw
+    let inside = before.le(top_p); // [rows, c]
+    let first = inside.to_kind(Kind::Float).argmax(-1, true); // [rows, 1]: the first accepted draw
+    let pick = candidates.gather(-1, &first, false).squeeze_dim(-1); // [rows]
+    pick.masked_fill(&inside.any_dim(-1, false).logical_not(), -1)
 }
 
 /// Samples `n` sentences for each prefix. `prefix`: [b, k, d_lm]. Returns token ids per image per sample,
