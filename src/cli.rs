@@ -49,6 +49,8 @@ pub enum Command {
     Compare(crate::report::CompareArgs),
     /// Print a run's dominant words per class and split, or explain new images (with word clouds).
     Explain(crate::pipeline::explain::ExplainArgs),
+    /// Measure training and sampling throughput on random weights (compare with scripts/bench_reference.py).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -112,5 +114,6 @@ pub fn main() -> Result<()> {
         Command::Data(cmd) => crate::data::cli::run(cmd),
         Command::Compare(args) => crate::report::run_compare(&args),
         Command::Explain(args) => crate::pipeline::explain::explain_command(&args),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }

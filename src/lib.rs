@@ -2,6 +2,7 @@
 //! spurious correlations (TExplain, "Learned visual features to textual explanations").
 //!
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

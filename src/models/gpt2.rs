@@ -170,26 +170,39 @@ impl Config {
     }
 }
 
-/// Per-layer cached keys and values, `[b, n_head, t_past, head_dim]` each.
+/// Per-layer cached keys and values, `[b, n_head, t, head_dim]` each: `t = len()` when the cache grows by
+/// concatenation ([`KvCache::new`], HF's `DynamicCache`), `t = capacity` for a preallocated cache
+/// ([`KvCache::with_capacity`]) whose first `len()` positions are filled.
 #[derive(Debug)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    len: i64,
+    /// Positions preallocated per layer; 0 = grow by concatenation.
+    capacity: i64,
 }
 
 impl KvCache {
-    /// An empty cache for a model with `n_layer` blocks.
+    /// An empty cache for a model with `n_layer` blocks that grows by concatenation.
     pub fn new(n_layer: i64) -> Self {
         KvCache {
             layers: (0..n_layer).map(|_| None).collect(),
+            len: 0,
+            capacity: 0,
+        }
+    }
+
+    /// An empty cache whose buffers hold `capacity` positions, allocated on the first forward pass: each later
+    /// step writes only its own positions instead of copying the whole past (sampling's decode loop).
+    pub fn with_capacity(n_layer: i64, capacity: i64) -> Self {
+        KvCache {
+            capacity: capacity.max(1),
+            ..Self::new(n_layer)
         }
     }
 
     /// Number of cached positions.
     pub fn len(&self) -> i64 {
-        match self.layers.first() {
-            Some(Some((k, _))) => k.size()[2],
-            _ => 0,
-        }
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -236,8 +249,17 @@ impl Conv1D {
         }
     }
 
+    /// `[.., nx] -> [.., nf]`, one `addmm` as HF's `Conv1D` (bias added inside the product's kernel).
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.matmul(&self.weight) + &self.bias
+        let size = xs.size();
+        let nx = self.weight.size()[0];
+        let mut out_size = size.clone();
+        *out_size
+            .last_mut()
+            .expect("Conv1D input has a feature dimension") = self.weight.size()[1];
+        self.bias
+            .addmm(&xs.reshape([-1, nx]), &self.weight)
+            .view(out_size.as_slice())
     }
 }
 
@@ -250,6 +272,15 @@ fn layer_norm(vs: nn::Path, d: i64, eps: f64) -> nn::LayerNorm {
             ..Default::default()
         },
     )
+}
+
+/// One layer's view of a [`KvCache`] during a forward pass.
+struct LayerPast<'a> {
+    slot: &'a mut Option<(Tensor, Tensor)>,
+    /// Positions already cached.
+    len: i64,
+    /// Preallocated positions, 0 when the cache grows by concatenation.
+    capacity: i64,
 }
 
 #[derive(Debug)]
@@ -293,12 +324,7 @@ impl Block {
     }
 
     /// `xs`: `[b, t, d]`; `past`: this layer's cache slot, extended in place when given.
-    fn forward_t(
-        &self,
-        xs: &Tensor,
-        past: Option<&mut Option<(Tensor, Tensor)>>,
-        train: bool,
-    ) -> Tensor {
+    fn forward_t(&self, xs: &Tensor, past: Option<LayerPast<'_>>, train: bool) -> Tensor {
         let (b, t, d) = xs.size3().expect("gpt2 block input is [b, t, d]");
         let hd = d / self.n_head;
         let qkv = self.c_attn.forward(&xs.apply(&self.ln_1)); // [b, t, 3d]
@@ -307,13 +333,25 @@ impl Block {
         let q = heads(&parts[0]);
         let (mut k, mut v) = (heads(&parts[1]), heads(&parts[2]));
         let mut t_past = 0;
-        if let Some(slot) = past {
-            if let Some((pk, pv)) = slot.as_ref() {
-                t_past = pk.size()[2];
-                k = Tensor::cat(&[pk, &k], 2); // [b, H, t_past + t, hd]
-                v = Tensor::cat(&[pv, &v], 2);
+        if let Some(past) = past {
+            t_past = past.len;
+            if past.capacity > 0 {
+                let (bk, bv) = past.slot.get_or_insert_with(|| {
+                    let shape = [b, self.n_head, past.capacity, hd];
+                    let zeros = || Tensor::zeros(shape, (k.kind(), k.device()));
+                    (zeros(), zeros())
+                }); // [b, H, capacity, hd]
+                bk.narrow(2, t_past, t).copy_(&k);
+                bv.narrow(2, t_past, t).copy_(&v);
+                k = bk.narrow(2, 0, t_past + t); // [b, H, t_past + t, hd]
+                v = bv.narrow(2, 0, t_past + t);
+            } else {
+                if let Some((pk, pv)) = past.slot.as_ref() {
+                    k = Tensor::cat(&[pk, &k], 2); // [b, H, t_past + t, hd]
+                    v = Tensor::cat(&[pv, &v], 2);
+                }
+                *past.slot = Some((k.shallow_clone(), v.shallow_clone()));
             }
-            *slot = Some((k.shallow_clone(), v.shallow_clone()));
         }
         let attn_p = if train { self.attn_p } else { 0.0 };
         let a = if t == 1 {
@@ -486,6 +524,16 @@ impl Gpt2 {
                 )));
             }
         }
+        if let Some(c) = cache
+            .as_ref()
+            .filter(|c| c.capacity > 0 && past + t > c.capacity)
+        {
+            return Err(ModelError::Input(format!(
+                "kv cache holds {} positions, {} were asked for",
+                c.capacity,
+                past + t
+            )));
+        }
         if past + t > self.cfg.n_positions {
             return Err(ModelError::Input(format!(
                 "gpt2 sequence of {} positions exceeds n_positions {}",
@@ -499,8 +547,14 @@ impl Gpt2 {
         match cache {
             Some(c) => {
                 for (block, slot) in self.blocks.iter().zip(c.layers.iter_mut()) {
-                    xs = block.forward_t(&xs, Some(slot), train);
+                    let layer = LayerPast {
+                        slot,
+                        len: c.len,
+                        capacity: c.capacity,
+                    };
+                    xs = block.forward_t(&xs, Some(layer), train);
                 }
+                c.len += t;
             }
             None => {
                 for block in &self.blocks {
@@ -579,6 +633,49 @@ mod tests {
         let _ = lm.forward(&five, Some(&mut cache), false).unwrap();
         assert_eq!(cache.len(), 5);
         assert!(lm.forward(&five, Some(&mut cache), false).is_err());
+    }
+
+    #[test]
+    fn preallocated_cache_gives_the_same_logits() {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let lm = Gpt2::new(&vs.root(), &Config::tiny(50, 0, 0));
+        let ids = Tensor::randint(50, [2, 7], (Kind::Int64, Device::Cpu));
+        let full = lm.forward(&ids, None, false).unwrap(); // [2, 7, vocab]
+        let mut grown = KvCache::new(4);
+        let mut fixed = KvCache::with_capacity(4, 7);
+        // Chunks 3, 1, 2, 1 through both caches; the last chunk is repeated row-wise by select.
+        let mut pos = 0;
+        for chunk in [3, 1, 2] {
+            let part = ids.narrow(1, pos, chunk);
+            let a = lm.forward(&part, Some(&mut grown), false).unwrap();
+            let b = lm.forward(&part, Some(&mut fixed), false).unwrap();
+            let want = full.narrow(1, pos, chunk);
+            for (name, got) in [("grown", &a), ("fixed", &b)] {
+                let diff = (got - &want).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "{name} chunk at {pos}: {diff}");
+            }
+            pos += chunk;
+        }
+        assert_eq!((grown.len(), fixed.len()), (6, 6));
+        fixed.select(&Tensor::from_slice(&[1i64, 1]));
+        let last = lm
+            .forward(
+                &ids.narrow(1, 6, 1).get(1).repeat([2, 1]),
+                Some(&mut fixed),
+                false,
+            )
+            .unwrap(); // [2, 1, vocab]
+        let diff = (last.get(0).get(0) - full.get(1).get(6))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-5, "{diff}");
+        assert!(
+            lm.forward(&ids.narrow(1, 0, 1), Some(&mut fixed), false)
+                .is_err(),
+            "the 8th position exceeds the capacity of 7"
+        );
     }
 
     #[test]
