@@ -253,7 +253,8 @@ pub fn mask_stage(
             .into_iter()
             .collect();
         let sentences = read_sentences(&explain.dir.join("sentences-train.tsv"))?;
-        let (masks, _) = gradcam_cams(exp, vit, translator, lm, splits, &flags, &rows, &sentences)?; // [n, 1, H, W] bool
+        let (masks, cams) =
+            gradcam_cams(exp, vit, translator, lm, splits, &flags, &rows, &sentences)?; // [n, 1, H, W]
         let row_of: HashMap<usize, i64> = rows
             .iter()
             .enumerate()
@@ -306,16 +307,18 @@ pub fn mask_stage(
         let tensors = [("masks", masks.to_kind(Kind::Uint8)), ("rows", index)];
         Tensor::write_safetensors(&tensors, dir.join("masks.safetensors"))
             .context("writing the masks")?;
+        let n_overlays = g.overlays.min(sel.texplain.len());
+        let overlay_rows: Vec<(usize, i64)> = sel.texplain[..n_overlays]
+            .iter()
+            .map(|r| (*r, row_of[r]))
+            .collect();
         write_overlays(
-            exp,
-            vit,
-            translator,
-            lm,
             splits,
             &flags,
-            &sel.texplain,
-            &sentences,
-            dir,
+            &overlay_rows,
+            &masks,
+            &cams,
+            &dir.join("overlays"),
         )
     })
 }
@@ -439,30 +442,17 @@ fn gradcam_cams(
     Ok((Tensor::cat(&all_masks, 0), Tensor::cat(&all_cams, 0)))
 }
 
-/// Overlays for the first `gradcam.overlays` TExplain samples: original | cam overlay | masked, one PNG each.
-#[allow(clippy::too_many_arguments)]
+/// Overlays (original | cam overlay | masked, one PNG each) for (training row, row in `masks`/`cams`) pairs.
 fn write_overlays(
-    exp: &Experiment,
-    vit: &Vit,
-    translator: &TrainedTranslator,
-    lm: &LanguageModel,
     splits: &Splits,
     flags: &[Flag],
-    selected: &[usize],
-    sentences: &HashMap<i64, Vec<String>>,
-    dir: &Path,
+    rows: &[(usize, i64)],
+    masks: &Tensor,
+    cams: &Tensor,
+    overlay_dir: &Path,
 ) -> Result<()> {
-    let n = exp.config.mitigation.gradcam.overlays.min(selected.len());
-    if n == 0 {
-        return Ok(());
-    }
-    let rows = &selected[..n];
-    let (masks, cams) = gradcam_cams(exp, vit, translator, lm, splits, flags, rows, sentences)?;
-    let overlay_dir = dir.join("overlays");
-    std::fs::create_dir_all(&overlay_dir)?;
-    for (k, &r) in rows.iter().enumerate() {
+    for &(r, k) in rows {
         let image = splits.train.images.get(r as i64); // [3, H, W]
-        let k = k as i64;
         let mask = masks.get(k);
         let panels = [
             image.shallow_clone(),
@@ -471,12 +461,8 @@ fn write_overlays(
         ];
         let strip = Tensor::cat(&panels, 2); // [3, H, 3W]
         let target = flags[r].target.as_deref().unwrap_or("none");
-        let name = format!(
-            "{}-g{}-{}.png",
-            splits.train.img_ids[r],
-            splits.train.group(r),
-            target
-        );
+        let train = &splits.train;
+        let name = format!("{}-g{}-{}.png", train.img_ids[r], train.group(r), target);
         save_u8_png(&strip, &overlay_dir.join(name))?;
     }
     Ok(())
