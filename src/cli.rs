@@ -49,6 +49,9 @@ pub enum Command {
     Compare(crate::report::CompareArgs),
     /// Print a run's dominant words per class and split, or explain new images (with word clouds).
     Explain(crate::pipeline::explain::ExplainArgs),
+    /// Faithfulness tables of a finished run: share of sentences with water/land (or apple) words per class
+    /// and attribute (paper 4.1 and 5.8).
+    Faithfulness(crate::faithfulness::FaithfulnessArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -112,5 +115,6 @@ pub fn main() -> Result<()> {
         Command::Data(cmd) => crate::data::cli::run(cmd),
         Command::Compare(args) => crate::report::run_compare(&args),
         Command::Explain(args) => crate::pipeline::explain::explain_command(&args),
+        Command::Faithfulness(args) => crate::faithfulness::faithfulness_command(&args),
     }
 }
