@@ -13,6 +13,9 @@ use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+/// img_id -> (y, attribute).
+pub type Labels = HashMap<i64, (i64, i64)>;
+
 use crate::config::{DataKind, Experiment};
 use crate::data::captions::{LAND_WORDS, WATER_WORDS};
 
@@ -83,7 +86,7 @@ fn words_of(sentence: &str) -> impl Iterator<Item = String> + '_ {
 pub fn share_table(
     split: &str,
     sentences: &[(i64, String)],
-    labels: &HashMap<i64, (i64, i64)>,
+    labels: &Labels,
     sets: &[WordSet],
     class_names: [&str; 2],
     attr_names: [&str; 2],
@@ -216,8 +219,7 @@ pub fn run_tables(args: &FaithfulnessArgs) -> Result<String> {
     let meta =
         crate::data::waterbirds::read_metadata(&root.join("metadata.csv"), data.kind.attr_column())
             .with_context(|| format!("reading the run's dataset {}", root.display()))?;
-    let labels: HashMap<i64, (i64, i64)> =
-        meta.iter().map(|r| (r.img_id, (r.y, r.place))).collect();
+    let labels: Labels = meta.iter().map(|r| (r.img_id, (r.y, r.place))).collect();
     let sets = word_sets(data.kind);
     let seeds = match args.seed {
         Some(s) => vec![s],
@@ -261,7 +263,7 @@ pub fn faithfulness_command(args: &FaithfulnessArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn tiny() -> (Vec<(i64, String)>, HashMap<i64, (i64, i64)>) {
+    fn tiny() -> (Vec<(i64, String)>, Labels) {
         // img 1: landbird on water, img 2: waterbird on land, img 3: waterbird on water.
         let labels = HashMap::from([(1, (0, 1)), (2, (1, 0)), (3, (1, 1))]);
         let sentences = [
