@@ -438,9 +438,11 @@ const CLOUD_WORDS: usize = 25;
 /// Class names (y = 0 / 1) for file names and cloud titles: they come from `data.kind` (landbird/waterbird,
 /// dog/cat), or name the place when `data.label: place` swapped the label.
 pub fn class_names(exp: &Experiment) -> [&'static str; 2] {
-    match exp.config.data.label {
-        crate::config::Label::Place => ["land", "water"],
-        crate::config::Label::Y => exp.config.data.kind.class_names(),
+    use crate::config::{DataKind, Label};
+    match (exp.config.data.label, exp.config.data.kind) {
+        (Label::Y, kind) => kind.class_names(),
+        (Label::Place, DataKind::Waterbirds) => ["land", "water"],
+        (Label::Place, DataKind::CatsApples) => ["no_apple", "apple"],
     }
 }
 
