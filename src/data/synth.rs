@@ -1,8 +1,8 @@
 //! Synthetic Waterbirds: procedurally drawn birds (landbirds vs waterbirds, told apart by shape) pasted on drawn
 //! land/water backgrounds with the group counts of the real dataset (Sagawa et al. 2020: train 3498/184/56/1057,
 //! val 467/466/133/133, test 2255/2255/642/642), written in the real `waterbirds_v1.0` format, plus true bird masks,
-//! 5 grammar captions per image and Background-Challenge-style test variants (Xiao et al. 2020:
-//! `fg_only`, `bg_only`, `mixed_rand`).
+//! 5 grammar captions per image and Background-Challenge-style variants (Xiao et al. 2020: `fg_only`, `bg_only`,
+//! `mixed_rand`), of the test split only or, with `variant_splits: all`, of every split (for sanity classifiers).
 //!
 //! The background fills most of the image and differs in colour and texture between places, while the class is
 //! only in the bird's silhouette (colours come from one shared palette), so the spurious feature is much easier to
