@@ -51,6 +51,9 @@ pub enum Command {
     Explain(crate::pipeline::explain::ExplainArgs),
     /// Measure training and sampling throughput on random weights (compare with scripts/bench_reference.py).
     Bench(crate::bench::BenchArgs),
+    /// Faithfulness tables of a finished run: share of sentences with water/land (or apple) words per class
+    /// and attribute (paper 4.1 and 5.8).
+    Faithfulness(crate::faithfulness::FaithfulnessArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -115,5 +118,6 @@ pub fn main() -> Result<()> {
         Command::Compare(args) => crate::report::run_compare(&args),
         Command::Explain(args) => crate::pipeline::explain::explain_command(&args),
         Command::Bench(args) => crate::bench::run(&args),
+        Command::Faithfulness(args) => crate::faithfulness::faithfulness_command(&args),
     }
 }

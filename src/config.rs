@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::data::captions::CaptionSetConfig;
+use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 use crate::explain::gradcam::Threshold;
 use crate::report::PaperTable;
@@ -72,6 +73,57 @@ pub struct DataSection {
     /// Skip corrupt or missing images (with a warning naming how many) instead of failing.
     #[serde(default)]
     pub skip_corrupt: bool,
+    /// Which dataset family `root` holds: `waterbirds` (attribute column `place`) or `cats_apples` (attribute
+    /// column `apple`, y 0 dog / 1 cat). The attribute is loaded into `Dataset::place` either way.
+    #[serde(default)]
+    pub kind: DataKind,
+    /// For `kind: cats_apples`: when set and `root` is missing, the Cats & Apples set is generated there first.
+    #[serde(default)]
+    pub cats_apples: Option<CatsApplesConfig>,
+    /// Read `<root>/variants/<variant>/` (`fg_only`, `bg_only`, `mixed_rand`) instead of `root`; `data.synth`
+    /// still generates into `root` and must set `variants: true, variant_splits: all` so the variant has every split.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// The class the classifier is trained and evaluated on: `y` (the default) or the attribute (`place`).
+    /// With `place`, `y` and `place` are swapped at load time, so groups become g = 2*place + y.
+    #[serde(default)]
+    pub label: Label,
+}
+
+/// The dataset family of `data.root`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DataKind {
+    #[default]
+    Waterbirds,
+    CatsApples,
+}
+
+impl DataKind {
+    /// The metadata column of the spurious attribute.
+    pub fn attr_column(self) -> &'static str {
+        match self {
+            DataKind::Waterbirds => "place",
+            DataKind::CatsApples => "apple",
+        }
+    }
+
+    /// Class names (y = 0 / 1) for file names and word-cloud titles.
+    pub fn class_names(self) -> [&'static str; 2] {
+        match self {
+            DataKind::Waterbirds => ["landbird", "waterbird"],
+            DataKind::CatsApples => ["dog", "cat"],
+        }
+    }
+}
+
+/// The label a classifier learns (see [`DataSection::label`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    #[default]
+    Y,
+    Place,
 }
 
 /// Optimisation settings shared by every trained part (ERM, LM pretraining, translator, fine-tuning).
@@ -241,6 +293,12 @@ pub enum CaptionSource {
         #[serde(default)]
         config: CaptionSetConfig,
     },
+    /// A synthetic balanced Cats & Dogs & apples caption set, generated into `root` when missing.
+    CatsApples {
+        root: PathBuf,
+        #[serde(default)]
+        config: CatsApplesCaptionConfig,
+    },
     /// A CSV `image,caption` (image paths relative to the CSV).
     Csv { path: PathBuf },
     /// COCO captions JSON (`captions_train2017.json`) and its image folder.
@@ -296,6 +354,8 @@ pub struct ExplainSection {
     /// Sequences decoded together (images x samples) in one batch.
     pub batch_rows: usize,
     pub words: WordConfig,
+    /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).
+    pub run: bool,
 }
 
 impl Default for ExplainSection {
@@ -309,6 +369,7 @@ impl Default for ExplainSection {
             top_k: 10,
             batch_rows: 2048,
             words: WordConfig::default(),
+            run: false,
         }
     }
 }
@@ -560,7 +621,7 @@ fn validate(cfg: &Config) -> Result<()> {
             cfg.data.image_size
         );
     }
-    if !cfg.data.root.exists() && cfg.data.synth.is_none() {
+    if !cfg.data.root.exists() && cfg.data.synth.is_none() && cfg.data.cats_apples.is_none() {
         bail!(
             "data.root: the folder {} does not exist (give a Waterbirds folder with metadata.csv, or a data.synth block to generate one there)",
             cfg.data.root.display()
@@ -632,7 +693,26 @@ fn validate(cfg: &Config) -> Result<()> {
     if cfg.mitigation.methods.is_empty() {
         bail!("mitigation.methods: the method list is empty");
     }
-    if cfg.mitigation.methods.iter().any(|m| m != "erm") {
+    if cfg.data.cats_apples.is_some() && cfg.data.kind != DataKind::CatsApples {
+        bail!("data.cats_apples: a Cats & Apples generator block needs data.kind: cats_apples");
+    }
+    if cfg.data.synth.is_some() && cfg.data.kind != DataKind::Waterbirds {
+        bail!("data.synth: the synthetic Waterbirds generator needs data.kind: waterbirds (use data.cats_apples)");
+    }
+    if let Some(v) = &cfg.data.variant {
+        if !crate::data::synth::VARIANTS.contains(&v.as_str()) {
+            bail!(
+                "data.variant: unknown variant {v:?} ({})",
+                crate::data::synth::VARIANTS.join(", ")
+            );
+        }
+        if let Some(s) = &cfg.data.synth {
+            if !s.variants || s.variant_splits != crate::data::synth::VariantSplits::All {
+                bail!("data.variant: {v:?} is read with every split, so data.synth needs variants: true and variant_splits: all");
+            }
+        }
+    }
+    if cfg.explain.run || cfg.mitigation.methods.iter().any(|m| m != "erm") {
         validate_explanation(cfg)?;
     }
     Ok(())

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod explain;
+pub mod faithfulness;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;

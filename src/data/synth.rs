@@ -1,8 +1,8 @@
 //! Synthetic Waterbirds: procedurally drawn birds (landbirds vs waterbirds, told apart by shape) pasted on drawn
 //! land/water backgrounds with the group counts of the real dataset (Sagawa et al. 2020: train 3498/184/56/1057,
 //! val 467/466/133/133, test 2255/2255/642/642), written in the real `waterbirds_v1.0` format, plus true bird masks,
-//! 5 grammar captions per image and Background-Challenge-style test variants (Xiao et al. 2020:
-//! `fg_only`, `bg_only`, `mixed_rand`).
+//! 5 grammar captions per image and Background-Challenge-style variants (Xiao et al. 2020: `fg_only`, `bg_only`,
+//! `mixed_rand`), of the test split only or, with `variant_splits: all`, of every split (for sanity classifiers).
 //!
 //! The background fills most of the image and differs in colour and texture between places, while the class is
 //! only in the bird's silhouette (colours come from one shared palette), so the spurious feature is much easier to
@@ -60,8 +60,11 @@ pub struct SynthConfig {
     /// Background colour/texture strength in [0, 1] (0 = flat grey): the spurious feature's difficulty.
     pub bg_strength: f64,
     pub captions_per_image: usize,
-    /// Write the `variants/` test folders.
+    /// Write the `variants/` folders.
     pub variants: bool,
+    /// Which splits the variant folders hold: `test` (the Background Challenge's test-only variants) or `all`
+    /// (train/val/test with the same rows as the main set, for training sanity classifiers on a variant).
+    pub variant_splits: VariantSplits,
     /// Anti-aliasing: draw at `supersample` x the size, then box-filter down.
     pub supersample: u32,
 }
@@ -80,8 +83,26 @@ impl Default for SynthConfig {
             bg_strength: 1.0,
             captions_per_image: 5,
             variants: true,
+            variant_splits: VariantSplits::Test,
             supersample: 2,
         }
+    }
+}
+
+/// The splits written into `variants/<name>/` (see [`SynthConfig::variant_splits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariantSplits {
+    /// Only the test split (the default; the main set's bytes do not depend on this choice).
+    #[default]
+    Test,
+    /// Train, val and test: the variant folder is a complete Waterbirds-format dataset.
+    All,
+}
+
+impl VariantSplits {
+    fn includes(self, split: Split) -> bool {
+        self == VariantSplits::All || split == Split::Test
     }
 }
 
@@ -226,7 +247,7 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
         )
     };
     let mut variant_meta = Vec::new();
-    if cfg.variants && spec.split == Split::Test {
+    if cfg.variants && cfg.variant_splits.includes(spec.split) {
         let vdir = out.join("variants");
         // fg_only: the bird on black (the Background Challenge's only_fg; masked pixels = 0 as in MaskTune).
         let fg = Canvas::new(n, n, [0.0; 3]).composite(&layer);

@@ -64,6 +64,19 @@ pub fn load_captions(exp: &Experiment) -> Result<CaptionData> {
                 Some(corpus),
             )
         }
+        CaptionSource::CatsApples { root, config } => {
+            if !root.join("captions.csv").exists() {
+                tracing::info!(root = %root.display(), "generating the Cats & Apples caption set");
+                super::generate_into(root, |dir| {
+                    crate::data::cats_apples::caption_set(config, dir).map(|_| ())
+                })?;
+            }
+            let corpus = captions::load_corpus(&root.join("corpus.txt"))?;
+            (
+                captions::load_csv(&root.join("captions.csv"))?,
+                Some(corpus),
+            )
+        }
         CaptionSource::Csv { path } => (captions::load_csv(path)?, None),
         CaptionSource::Coco {
             captions: json,
@@ -422,8 +435,16 @@ pub fn explain_images(
 /// Words drawn in a class x split cloud (more crowd the canvas and slow the placement down).
 const CLOUD_WORDS: usize = 25;
 
-/// Class names of Waterbirds-format data (y = 0 / 1), used in file names and cloud titles.
-pub const CLASS_NAMES: [&str; 2] = ["landbird", "waterbird"];
+/// Class names (y = 0 / 1) for file names and cloud titles: they come from `data.kind` (landbird/waterbird,
+/// dog/cat), or name the place when `data.label: place` swapped the label.
+pub fn class_names(exp: &Experiment) -> [&'static str; 2] {
+    use crate::config::{DataKind, Label};
+    match (exp.config.data.label, exp.config.data.kind) {
+        (Label::Y, kind) => kind.class_names(),
+        (Label::Place, DataKind::Waterbirds) => ["land", "water"],
+        (Label::Place, DataKind::CatsApples) => ["no_apple", "apple"],
+    }
+}
 
 /// Explains the train and test splits with the seed's translator: `sentences-<split>.tsv`,
 /// `words-<split>.csv` (top words per image), `words-by-class.csv`, and one word cloud per class x split.
@@ -469,7 +490,7 @@ pub fn explain_stage(
                 &per_image,
                 e.top_k,
             )?;
-            for (class, name) in CLASS_NAMES.iter().enumerate() {
+            for (class, name) in class_names(exp).iter().enumerate() {
                 let mut total = WordCounter::new();
                 for (counts, &y) in explained.counts.iter().zip(&data.y) {
                     if y == class as i64 {
@@ -517,7 +538,7 @@ pub struct ExplainArgs {
     /// Only this split (train or test).
     #[arg(long)]
     pub split: Option<String>,
-    /// Only this class (landbird or waterbird).
+    /// Only this class (its name in the run: landbird or waterbird, dog or cat).
     #[arg(long)]
     pub class: Option<String>,
     /// The seed whose models explain (default: the run's first seed).

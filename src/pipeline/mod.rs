@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use tch::nn;
 
-use crate::config::Experiment;
+use crate::config::{Experiment, Label};
 use crate::data::{waterbirds, Dataset, LoadOptions, Split};
 use crate::metrics;
 use crate::models::vit::{self, Vit};
@@ -64,7 +64,8 @@ pub fn run(exp: &Experiment) -> Result<()> {
 
     let splits = load_splits(exp)?;
     let methods = mitigate::ordered_methods(&cfg.mitigation.methods);
-    let explains = methods.iter().any(|m| m != "erm");
+    let mitigates = methods.iter().any(|m| m != "erm");
+    let explains = mitigates || cfg.explain.run;
     let (captions, lm) = if explains {
         let captions = explain::load_captions(exp)?;
         let lm = explain::language_model_stage(exp, &captions)?;
@@ -96,6 +97,9 @@ pub fn run(exp: &Experiment) -> Result<()> {
             lm,
             &splits,
         )?;
+        if !mitigates {
+            continue;
+        }
         mitigate::flag_stage(exp, seed, &seed_dir, &explained, &vit, &splits)?;
         let masks = mitigate::mask_stage(
             exp,
@@ -124,32 +128,58 @@ pub fn run(exp: &Experiment) -> Result<()> {
     write_json(&out.join("run.json"), &info)
 }
 
-/// Generates the synthetic set when `data.synth` is given and `data.root` is missing, then loads all splits.
+/// Generates the synthetic set when a generator block (`data.synth` or `data.cats_apples`) is given and
+/// `data.root` is missing, then loads all splits of `data.root` (or of its `variants/<data.variant>` folder).
+///
+/// With `data.label: place` the loaded `y` and `place` are swapped, so the classifier learns the attribute and the
+/// groups read g = 2*place + y (e.g. group 1 = land background with a waterbird).
 pub fn load_splits(exp: &Experiment) -> Result<Splits> {
     let data = &exp.config.data;
     if !data.root.join("metadata.csv").exists() {
-        let synth = data.synth.as_ref().with_context(|| {
-            format!(
-                "data.root: {} has no metadata.csv and the config has no data.synth block",
-                data.root.display()
-            )
-        })?;
-        tracing::info!(root = %data.root.display(), "generating the synthetic Waterbirds set");
-        generate_into(&data.root, |dir| {
-            crate::data::synth::generate(synth, dir).map(|_| ())
-        })?;
+        if let Some(cfg) = &data.cats_apples {
+            tracing::info!(root = %data.root.display(), "generating the Cats & Apples set");
+            generate_into(&data.root, |dir| {
+                crate::data::cats_apples::generate(cfg, dir).map(|_| ())
+            })?;
+        } else {
+            let synth = data.synth.as_ref().with_context(|| {
+                format!(
+                    "data.root: {} has no metadata.csv and the config has no data.synth block",
+                    data.root.display()
+                )
+            })?;
+            tracing::info!(root = %data.root.display(), "generating the synthetic Waterbirds set");
+            generate_into(&data.root, |dir| {
+                crate::data::synth::generate(synth, dir).map(|_| ())
+            })?;
+        }
     }
+    let root = match &data.variant {
+        Some(v) => data.root.join("variants").join(v),
+        None => data.root.clone(),
+    };
     let opts = LoadOptions {
         image_size: data.image_size,
         skip_corrupt: data.skip_corrupt,
     };
-    let load = |split| {
-        waterbirds::load(&data.root, split, &opts).with_context(|| format!("loading {split} split"))
+    let attr = data.kind.attr_column();
+    let load = |split| -> Result<Dataset> {
+        let mut d = waterbirds::load_with_attr(&root, split, &opts, attr)
+            .with_context(|| format!("loading {split} split of {}", root.display()))?;
+        if data.label == Label::Place {
+            std::mem::swap(&mut d.y, &mut d.place);
+        }
+        Ok(d)
     };
-    let metadata = std::fs::read(data.root.join("metadata.csv"))?;
+    let metadata = std::fs::read(root.join("metadata.csv"))
+        .with_context(|| format!("reading {}/metadata.csv", root.display()))?;
     let mut hasher = Sha256::new();
     hasher.update(&metadata);
     hasher.update(serde_json::to_vec(&opts)?);
+    // The label choice changes what every stage learns; the default keeps the historical fingerprint.
+    if data.label != Label::Y {
+        hasher.update(serde_json::to_vec(&data.label)?);
+    }
     let fingerprint = hasher
         .finalize()
         .iter()
