@@ -1,7 +1,12 @@
 //! Tensor transforms: normalisation values, augmentation determinism under `tch::manual_seed`, flips, and the
 //! identity crop.
+use std::sync::Mutex;
 use tch::{Kind, Tensor};
 use texplain::data::{augment, normalize, AugmentConfig};
+
+/// libtorch's generator is global and the tests of this file run in parallel threads: every test that seeds it
+/// and draws from it holds this lock, so another test's draws cannot interleave.
+static GENERATOR: Mutex<()> = Mutex::new(());
 
 fn batch() -> Tensor {
     // [4, 3, 8, 8]: a horizontal ramp, different per image.
@@ -25,6 +30,7 @@ fn normalize_maps_pixels_to_expected_values() {
 
 #[test]
 fn augment_is_deterministic_given_manual_seed() {
+    let _generator = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = AugmentConfig {
         flip: true,
         random_resized_crop: Some([0.3, 1.0]),
@@ -43,6 +49,7 @@ fn augment_is_deterministic_given_manual_seed() {
 
 #[test]
 fn flip_only_gives_identity_or_mirror_per_image() {
+    let _generator = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = AugmentConfig {
         flip: true,
         random_resized_crop: None,
@@ -65,6 +72,7 @@ fn flip_only_gives_identity_or_mirror_per_image() {
 
 #[test]
 fn full_scale_crop_without_flip_is_identity() {
+    let _generator = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = AugmentConfig {
         flip: false,
         random_resized_crop: Some([1.0, 1.0]),
