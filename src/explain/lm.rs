@@ -58,6 +58,60 @@ pub fn prefix_caption_loss(
     Ok(masked_lm_loss(&logits.narrow(1, k - 1, t), ids, mask))
 }
 
+/// The loop both trainings share: shuffled mini-batches over `n_train` examples with the configured optimiser,
+/// schedule and clipping, then the mean loss over `n_val` held-out examples without gradients.
+/// `batch_loss(indices, held_out)` is the mean loss of those train (or, when `held_out`, validation) examples.
+/// Returns (train loss per epoch, validation loss).
+fn fit(
+    vs: &nn::VarStore,
+    cfg: &TrainConfig,
+    (n_train, n_val): (usize, usize),
+    what: &str,
+    rng: &mut ChaCha8Rng,
+    batch_loss: impl Fn(&[usize], bool) -> Result<Tensor>,
+) -> Result<(Vec<f64>, f64)> {
+    let mut opt = build_optimizer(vs, cfg)?;
+    let steps_per_epoch = n_train.div_ceil(cfg.batch_size);
+    let schedule = LrSchedule::new(cfg, steps_per_epoch);
+    let mut order: Vec<usize> = (0..n_train).collect();
+    let mut losses = Vec::new();
+    let mut step = 0;
+    let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, what);
+    for _ in 0..cfg.epochs {
+        order.shuffle(rng);
+        let mut sum = 0.0;
+        for chunk in order.chunks(cfg.batch_size) {
+            opt.set_lr(schedule.lr(step));
+            let loss = batch_loss(chunk, false)?;
+            opt.zero_grad();
+            loss.backward();
+            if let Some(max) = cfg.grad_clip {
+                opt.clip_grad_norm(max);
+            }
+            opt.step();
+            sum += loss.double_value(&[]) * chunk.len() as f64;
+            step += 1;
+            progress.inc(1);
+        }
+        losses.push(sum / n_train as f64);
+        tracing::info!(
+            epoch = losses.len(),
+            loss = losses.last().copied(),
+            "{what}"
+        );
+    }
+    progress.finish_and_clear();
+    let val_loss = tch::no_grad(|| -> Result<f64> {
+        let mut sum = 0.0;
+        let all: Vec<usize> = (0..n_val).collect();
+        for chunk in all.chunks(cfg.batch_size) {
+            sum += batch_loss(chunk, true)?.double_value(&[]) * chunk.len() as f64;
+        }
+        Ok(sum / n_val.max(1) as f64)
+    })?;
+    Ok((losses, val_loss))
+}
+
 /// Pretrains `lm` on token sequences (each starts with BOS and ends with EOS). Returns the mean train loss per
 /// epoch and the held-out loss on `val`.
 pub fn pretrain_lm(
@@ -70,51 +124,18 @@ pub fn pretrain_lm(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Vec<f64>, f64)> {
     let device = vs.device();
-    let mut opt = build_optimizer(vs, cfg)?;
-    let schedule = LrSchedule::new(cfg, train.len().div_ceil(cfg.batch_size));
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut losses = Vec::new();
-    let mut step = 0;
-    let progress = crate::progress::bar(cfg.epochs as u64 * schedule_steps(train.len(), cfg), "lm");
-    for _ in 0..cfg.epochs {
-        order.shuffle(rng);
-        let mut sum = 0.0;
-        for chunk in order.chunks(cfg.batch_size) {
-            opt.set_lr(schedule.lr(step));
-            let seqs: Vec<&[i64]> = chunk.iter().map(|&i| train[i].as_slice()).collect();
-            let loss = next_token_loss(lm, &seqs, pad, device, true)?;
-            opt.zero_grad();
-            loss.backward();
-            if let Some(max) = cfg.grad_clip {
-                opt.clip_grad_norm(max);
-            }
-            opt.step();
-            sum += loss.double_value(&[]) * chunk.len() as f64;
-            step += 1;
-            progress.inc(1);
-        }
-        losses.push(sum / train.len() as f64);
-        tracing::info!(
-            epoch = losses.len(),
-            loss = losses.last().copied(),
-            "language model"
-        );
-    }
-    progress.finish_and_clear();
-    let val_loss = tch::no_grad(|| -> Result<f64> {
-        let mut sum = 0.0;
-        for chunk in val.chunks(cfg.batch_size) {
-            let seqs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
-            sum += next_token_loss(lm, &seqs, pad, device, false)?.double_value(&[])
-                * chunk.len() as f64;
-        }
-        Ok(sum / val.len().max(1) as f64)
-    })?;
-    Ok((losses, val_loss))
-}
-
-fn schedule_steps(n: usize, cfg: &TrainConfig) -> u64 {
-    n.div_ceil(cfg.batch_size) as u64
+    fit(
+        vs,
+        cfg,
+        (train.len(), val.len()),
+        "language model",
+        rng,
+        |index, held_out| {
+            let set = if held_out { val } else { train };
+            let seqs: Vec<&[i64]> = index.iter().map(|&i| set[i].as_slice()).collect();
+            next_token_loss(lm, &seqs, pad, device, !held_out)
+        },
+    )
 }
 
 /// Plain language-model loss of BOS-initial sequences: position i predicts token i+1.
@@ -156,11 +177,6 @@ pub fn train_translator(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Vec<f64>, f64)> {
     let device = vs.device();
-    let mut opt = build_optimizer(vs, cfg)?;
-    let schedule = LrSchedule::new(cfg, train.len().div_ceil(cfg.batch_size));
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut losses = Vec::new();
-    let mut step = 0;
     let batch_loss = |examples: &[&CaptionExample]| -> Result<Tensor> {
         let index: Vec<i64> = examples.iter().map(|e| e.image as i64).collect();
         let feats =
@@ -170,44 +186,17 @@ pub fn train_translator(
         let (ids, mask) = pad_batch(&seqs, pad, device);
         prefix_caption_loss(lm, &prefix, &ids, &mask)
     };
-    let progress = crate::progress::bar(
-        cfg.epochs as u64 * schedule_steps(train.len(), cfg),
+    fit(
+        vs,
+        cfg,
+        (train.len(), val.len()),
         "translator",
-    );
-    for _ in 0..cfg.epochs {
-        order.shuffle(rng);
-        let mut sum = 0.0;
-        for chunk in order.chunks(cfg.batch_size) {
-            opt.set_lr(schedule.lr(step));
-            let examples: Vec<&CaptionExample> = chunk.iter().map(|&i| &train[i]).collect();
-            let loss = batch_loss(&examples)?;
-            opt.zero_grad();
-            loss.backward();
-            if let Some(max) = cfg.grad_clip {
-                opt.clip_grad_norm(max);
-            }
-            opt.step();
-            sum += loss.double_value(&[]) * chunk.len() as f64;
-            step += 1;
-            progress.inc(1);
-        }
-        losses.push(sum / train.len() as f64);
-        tracing::info!(
-            epoch = losses.len(),
-            loss = losses.last().copied(),
-            "translator"
-        );
-    }
-    progress.finish_and_clear();
-    let val_loss = tch::no_grad(|| -> Result<f64> {
-        let mut sum = 0.0;
-        for chunk in val.chunks(cfg.batch_size) {
-            let examples: Vec<&CaptionExample> = chunk.iter().collect();
-            sum += batch_loss(&examples)?.double_value(&[]) * chunk.len() as f64;
-        }
-        Ok(sum / val.len().max(1) as f64)
-    })?;
-    Ok((losses, val_loss))
+        rng,
+        |index, held_out| {
+            let set = if held_out { val } else { train };
+            batch_loss(&index.iter().map(|&i| &set[i]).collect::<Vec<_>>())
+        },
+    )
 }
 
 #[cfg(test)]
