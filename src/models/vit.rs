@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::{
-    load_safetensors, read_json, sub_path, write_json, Activation, LoadOpts, LoadReport,
-    ModelError, Result,
+    load_safetensors, read_json, save_folder, sub_path, write_json, Activation, LoadOpts,
+    LoadReport, ModelError, Result,
 };
 
 /// ViT hyper-parameters, with the field names and defaults of HF's `ViTConfig` (`config.json`).
@@ -522,6 +522,11 @@ impl Vit {
             &Self::load_opts(new_head),
         )?;
         Ok((model, report))
+    }
+
+    /// Writes `config.json` + `model.safetensors` into `dir` (an HF folder; `vs` must hold this model only).
+    pub fn save_hf_folder(&self, vs: &nn::VarStore, dir: &Path) -> Result<()> {
+        save_folder(vs, dir, |p| self.cfg.to_hf_json(p))
     }
 
     /// Checks that `xs` is `[b, num_channels, image_size, image_size]`.
