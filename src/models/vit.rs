@@ -593,6 +593,9 @@ impl Vit {
     ///
     /// `layer` follows HF's `hidden_states` indexing: 0 = embeddings, i = after block i (before the final
     /// layernorm), and -1 = `last_hidden_state` (after `vit.layernorm`). `xs`: `[b, c, H, W]`.
+    ///
+    /// For a gradient with respect to the tokens (GradCAM) while the ViT is frozen, detach them, call
+    /// `set_requires_grad(true)` and continue from there ([`Vit::head_from_tokens`] for the logits, or the translator).
     pub fn forward_features(&self, xs: &Tensor, layer: i64, train: bool) -> Result<Features> {
         self.check_layer(layer)?;
         let (hs, last, logits) = self.forward_hidden_states(xs, train)?;
