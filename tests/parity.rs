@@ -310,3 +310,29 @@ fn saved_checkpoint_has_hf_names_and_reloads() {
     let (a, b) = tch::no_grad(|| (vit.forward_t(&xs, false), vit2.forward_t(&xs, false)));
     assert!(a.equal(&b));
 }
+
+#[test]
+fn half_precision_checkpoint_loads_into_the_f32_model() {
+    let bf16 = edited_folder("vit", |ts| {
+        for (_, t) in ts.iter_mut() {
+            *t = t.to_kind(Kind::BFloat16);
+        }
+    });
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let (vit, report) = Vit::from_hf_folder(&mut vs, bf16.path(), None).unwrap();
+    assert_eq!(report, Default::default());
+    let w = &vs.variables()["vit.encoder.layer.0.attention.attention.query.weight"];
+    assert_eq!(w.kind(), Kind::Float);
+    let want = Tensor::read_safetensors(fixtures().join("vit/model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == "vit.encoder.layer.0.attention.attention.query.weight")
+        .unwrap()
+        .1;
+    assert!(w.equal(&want.to_kind(Kind::BFloat16).to_kind(Kind::Float)));
+    let io = io("vit_io.safetensors");
+    let logits = tch::no_grad(|| vit.forward_t(&io["pixel_values"], false));
+    // bf16 weights (8 bits of mantissa) move the logits, but only a little.
+    let err = max_abs(&logits, &io["logits"]);
+    assert!(err < 0.1, "{err}");
+}

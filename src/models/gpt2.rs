@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::{
-    load_safetensors, read_json, sub_path, write_json, Activation, LoadOpts, LoadReport,
-    ModelError, Result,
+    load_safetensors, read_json, save_folder, sub_path, write_json, Activation, LoadOpts,
+    LoadReport, ModelError, Result,
 };
 
 /// GPT-2 hyper-parameters with HF `GPT2Config`'s field names and defaults. Unknown `config.json` fields are ignored.
@@ -464,6 +464,12 @@ impl Gpt2 {
         let model = Gpt2::new(&vs.root(), &cfg);
         let report = load_safetensors(vs, &dir.join("model.safetensors"), &Self::load_opts())?;
         Ok((model, report))
+    }
+
+    /// Writes `config.json` + `model.safetensors` into `dir` (an HF folder without `lm_head.weight`, as
+    /// `save_pretrained` writes tied weights; `vs` must hold this model only).
+    pub fn save_hf_folder(&self, vs: &nn::VarStore, dir: &Path) -> Result<()> {
+        save_folder(vs, dir, |p| self.cfg.to_hf_json(p))
     }
 
     /// The token embedding matrix `[vocab, d]` (also the LM head).

@@ -339,6 +339,22 @@ pub fn save_safetensors(vs: &nn::VarStore, path: &Path) -> Result<()> {
     })
 }
 
+/// Writes `config.json` (via `write_config`) and `model.safetensors` (every variable of `vs`) into `dir`, creating it:
+/// an HF-style folder that `from_hf_folder` (and transformers' `from_pretrained`) reads back. `vs` must hold this one
+/// model only.
+pub(crate) fn save_folder(
+    vs: &nn::VarStore,
+    dir: &Path,
+    write_config: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    write_config(&dir.join("config.json"))?;
+    save_safetensors(vs, &dir.join("model.safetensors"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

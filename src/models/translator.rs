@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
-use super::{read_json, write_json, ModelError, Result};
+use super::{load_safetensors, read_json, save_folder, write_json, LoadOpts, ModelError, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +86,28 @@ impl Translator {
             fc2: nn::linear(vs / "fc2", cfg.hidden_dim, cfg.hidden_dim, lc),
             fc3: nn::linear(vs / "fc3", cfg.hidden_dim, cfg.prefix_len * cfg.out_dim, lc),
         }
+    }
+
+    /// Writes `config.json` + `model.safetensors` into `dir` (`vs` must hold this translator only, at its root).
+    pub fn save_folder(&self, vs: &nn::VarStore, dir: &Path) -> Result<()> {
+        save_folder(vs, dir, |p| self.cfg.to_json(p))
+    }
+
+    /// Builds a translator from a folder written by [`Translator::save_folder`] into `vs` (at its root). Every
+    /// parameter must be present; any other key is an error too (our own format, nothing to tolerate).
+    pub fn from_folder(vs: &mut nn::VarStore, dir: &Path) -> Result<Self> {
+        let cfg = Config::from_json(&dir.join("config.json"))?;
+        let model = Translator::new(&vs.root(), &cfg);
+        let path = dir.join("model.safetensors");
+        let report = load_safetensors(vs, &path, &LoadOpts::default())?;
+        if !report.unused.is_empty() {
+            return Err(ModelError::InvalidConfig(format!(
+                "{}: unexpected translator keys {:?}",
+                path.display(),
+                report.unused
+            )));
+        }
+        Ok(model)
     }
 
     pub fn config(&self) -> &Config {
@@ -171,6 +193,25 @@ mod tests {
         let lhs = f(&(&a + &b)) - f(&zero);
         let rhs = f(&a) - f(&zero) + f(&b) - f(&zero);
         assert!(lhs.allclose(&rhs, 1e-4, 1e-4, false));
+    }
+
+    #[test]
+    fn folder_round_trip() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let tr = Translator::new(
+            &vs.root(),
+            &Config {
+                token_subset: Some(vec![0, 1, 2, 3, 4]),
+                ..cfg()
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        tr.save_folder(&vs, dir.path()).unwrap();
+        let mut vs2 = nn::VarStore::new(Device::Cpu);
+        let tr2 = Translator::from_folder(&mut vs2, dir.path()).unwrap();
+        assert_eq!(tr2.config(), tr.config());
+        let xs = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+        assert!(tr.forward(&xs).unwrap().equal(&tr2.forward(&xs).unwrap()));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::{
-    load_safetensors, read_json, sub_path, write_json, Activation, LoadOpts, LoadReport,
-    ModelError, Result,
+    load_safetensors, read_json, save_folder, sub_path, write_json, Activation, LoadOpts,
+    LoadReport, ModelError, Result,
 };
 
 /// ViT hyper-parameters, with the field names and defaults of HF's `ViTConfig` (`config.json`).
@@ -524,6 +524,11 @@ impl Vit {
         Ok((model, report))
     }
 
+    /// Writes `config.json` + `model.safetensors` into `dir` (an HF folder; `vs` must hold this model only).
+    pub fn save_hf_folder(&self, vs: &nn::VarStore, dir: &Path) -> Result<()> {
+        save_folder(vs, dir, |p| self.cfg.to_hf_json(p))
+    }
+
     /// Checks that `xs` is `[b, num_channels, image_size, image_size]`.
     pub fn check_input(&self, xs: &Tensor) -> Result<()> {
         let c = &self.cfg;
@@ -588,6 +593,9 @@ impl Vit {
     ///
     /// `layer` follows HF's `hidden_states` indexing: 0 = embeddings, i = after block i (before the final
     /// layernorm), and -1 = `last_hidden_state` (after `vit.layernorm`). `xs`: `[b, c, H, W]`.
+    ///
+    /// For a gradient with respect to the tokens (GradCAM) while the ViT is frozen, detach them, call
+    /// `set_requires_grad(true)` and continue from there ([`Vit::head_from_tokens`] for the logits, or the translator).
     pub fn forward_features(&self, xs: &Tensor, layer: i64, train: bool) -> Result<Features> {
         self.check_layer(layer)?;
         let (hs, last, logits) = self.forward_hidden_states(xs, train)?;
