@@ -138,13 +138,7 @@ impl Config {
             ("n_head", self.n_head),
             ("n_inner", self.inner_dim()),
         ];
-        for (name, v) in positive {
-            if v <= 0 {
-                return Err(ModelError::InvalidConfig(format!(
-                    "gpt2 {name} must be positive, got {v}"
-                )));
-            }
-        }
+        super::require_positive("gpt2", &positive)?;
         if self.n_embd % self.n_head != 0 {
             return Err(ModelError::InvalidConfig(format!(
                 "gpt2 n_embd {} is not a multiple of n_head {}",

@@ -106,6 +106,17 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 
 use crate::rundir::write_file_atomic as write_atomic;
 
+/// Config validation shared by the models: the first field that is not positive is an error naming the model,
+/// the field and its value.
+pub(crate) fn require_positive(model: &str, fields: &[(&str, i64)]) -> Result<()> {
+    match fields.iter().find(|(_, v)| *v <= 0) {
+        Some((name, v)) => Err(ModelError::InvalidConfig(format!(
+            "{model} {name} must be positive, got {v}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".tmp");

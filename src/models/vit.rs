@@ -253,13 +253,7 @@ impl Config {
             ("num_channels", self.num_channels),
             ("num_labels", self.num_labels),
         ];
-        for (name, v) in positive {
-            if v <= 0 {
-                return Err(ModelError::InvalidConfig(format!(
-                    "vit {name} must be positive, got {v}"
-                )));
-            }
-        }
+        super::require_positive("vit", &positive)?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(ModelError::InvalidConfig(format!(
                 "vit hidden_size {} is not a multiple of num_attention_heads {}",
