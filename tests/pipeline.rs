@@ -93,6 +93,7 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
     ] {
         assert!(straight.join(file).exists(), "missing {file}");
     }
+    assert_stage_keys_are_pinned(&straight);
     let table = std::fs::read_to_string(straight.join("table.md")).unwrap();
     for method in ["erm", "random", "texplain", "oracle"] {
         assert!(table.contains(&format!("| {method} |")), "{table}");
@@ -193,4 +194,73 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
         "{err}"
     );
     assert!(!out.exists(), "no run directory for a rejected config");
+}
+
+/// Every stage's key (the hash in its `stage.json`) for the tiny config, pinned so that moving code around cannot
+/// silently invalidate existing run directories. A deliberate change of what a stage is keyed on updates this list
+/// and says so in its commit.
+const PINNED_STAGE_KEYS: &[(&str, &str)] = &[
+    (
+        "lm",
+        "43bf57d4a229ff1914b4cca603ceb3d3c9684fade512c9afc7069ce97b559d34",
+    ),
+    (
+        "seed-3/erm",
+        "b5902049f9bb607d5479810d88757151c618a3cdb6686a0df0703a41638ec4bd",
+    ),
+    (
+        "seed-3/explain",
+        "cff84bb3ea31fd89070ae8928ab903189e9f862b355ef2707ddc9e57f2e00854",
+    ),
+    (
+        "seed-3/flags",
+        "2cf5e8bbe0ad7107c703f76131483308f125c1f9dac155c0fa5c5bcd6b99c9e8",
+    ),
+    (
+        "seed-3/masks",
+        "7f43d8facf22079748b44a604e53cb3f349c9dd64c08da771320a1d5b41ca5a2",
+    ),
+    (
+        "seed-3/oracle",
+        "d36a17203c93d30245905696ed86bca4bbe38a54178ac6c5464e8211933f99e6",
+    ),
+    (
+        "seed-3/random",
+        "ca33c1f8e8595a456fba3c7cc8a78508d675ed50be872a0d0d7b7337e4870e13",
+    ),
+    (
+        "seed-3/texplain",
+        "c7d0004941468063fb2f230f729c2ca6ca1a966374f6a2fbaa8a5fce05197013",
+    ),
+    (
+        "seed-3/translator",
+        "f0b27cb02ae8a48848767733c5de0894223fa4c9c92cb714b60f15a7efb2c5af",
+    ),
+];
+
+fn assert_stage_keys_are_pinned(run: &Path) {
+    let mut found = Vec::new();
+    let mut pending = vec![run.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|n| n == "stage.json") {
+                let record: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let stage = path.parent().unwrap().strip_prefix(run).unwrap();
+                found.push((
+                    stage.to_string_lossy().into_owned(),
+                    record["hash"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    let pinned: Vec<(String, String)> = PINNED_STAGE_KEYS
+        .iter()
+        .map(|(s, h)| (s.to_string(), h.to_string()))
+        .collect();
+    assert_eq!(found, pinned, "stage keys moved; found:\n{found:#?}");
 }
