@@ -19,9 +19,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::{Optimizer, Selection, TrainConfig};
 use crate::explain::sample::{sample_sentences, Nucleus};
 use crate::models::{gpt2, vit};
+use crate::train::{ModelSelection, Optimizer, TrainConfig};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum What {
@@ -213,7 +213,7 @@ pub fn bench_vit_train(args: &BenchArgs, device: Device) -> Result<VitTrainFigur
         lr: 1e-3,
         weight_decay: 0.05,
         grad_clip: None,
-        select: Selection::Last,
+        select: ModelSelection::Last,
         batch_size: batch,
         ..TrainConfig::default()
     };
@@ -310,7 +310,7 @@ pub fn bench_sampling(args: &BenchArgs, device: Device) -> Result<SamplingFigure
 
 /// Runs the selected benchmarks and returns their figures.
 pub fn measure(args: &BenchArgs) -> Result<Figures> {
-    let device = crate::config::parse_device(&args.device)?;
+    let device = crate::runtime::parse_device(&args.device)?;
     crate::runtime::set_threads(args.threads);
     let vit_train = matches!(args.what, What::VitTrain | What::All)
         .then(|| bench_vit_train(args, device).context("vit-train benchmark"))
@@ -356,7 +356,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     print!("{text}");
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&figures)?;
-        crate::rundir::write_atomic(path, &json)
+        crate::util::write_atomic(path, &json)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -11,8 +11,8 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{} (tch {}, libtorch {}, CUDA {})",
         env!("CARGO_PKG_VERSION"),
-        crate::rundir::TCH_VERSION,
-        crate::rundir::libtorch_version(),
+        crate::pipeline::stage::TCH_VERSION,
+        crate::pipeline::stage::libtorch_version(),
         if tch::Cuda::is_available() {
             format!("available, {} device(s)", tch::Cuda::device_count())
         } else {
@@ -53,7 +53,7 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Faithfulness tables of a finished run: share of sentences with water/land (or apple) words per class
     /// and attribute (paper 4.1 and 5.8).
-    Faithfulness(crate::faithfulness::FaithfulnessArgs),
+    Faithfulness(crate::pipeline::faithfulness::FaithfulnessArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -116,8 +116,8 @@ pub fn main() -> Result<()> {
         }
         Command::Data(cmd) => crate::data::cli::run(cmd),
         Command::Compare(args) => crate::report::run_compare(&args),
-        Command::Explain(args) => crate::pipeline::explain::explain_command(&args),
+        Command::Explain(args) => crate::pipeline::explain::command(&args),
         Command::Bench(args) => crate::bench::run(&args),
-        Command::Faithfulness(args) => crate::faithfulness::faithfulness_command(&args),
+        Command::Faithfulness(args) => crate::pipeline::faithfulness::command(&args),
     }
 }

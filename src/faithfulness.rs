@@ -1,23 +1,22 @@
 //! Faithfulness of explanations (TExplain paper section 4.1, Faithfulness Test I, and its Waterbirds analogue in
 //! section 5.8): do the words of a finished run's sentences follow what the image shows?
 //!
-//! From `seed-<s>/explain/sentences-<split>.tsv` and the dataset's `metadata.csv`, [`share_table`] counts, per
+//! From a run's sampled sentences and the dataset's `metadata.csv`, [`share_table`] counts, per
 //! (split, class, attribute value), the share of sentences that contain a word of each word set:
 //! - Waterbirds: water words vs land words for water- and land-background images (a classifier that uses the
 //!   background is explained with the background's words, whatever the bird);
 //! - Cats & Apples: apple words for cats and dogs with and without an apple (a classifier that learned "apple =
 //!   cat" is explained with "apple" on cats, even on test cats without an apple).
 //!
-//! `texplain faithfulness <run-dir>` prints the tables as markdown.
-use anyhow::{bail, Context, Result};
+//! `texplain faithfulness <run-dir>` (`pipeline::faithfulness`) prints the tables of a run as markdown.
+use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+
+use crate::data::captions::{LAND_WORDS, WATER_WORDS};
+use crate::data::DataKind;
 
 /// img_id -> (y, attribute).
 pub type Labels = HashMap<i64, (i64, i64)>;
-
-use crate::config::{DataKind, Experiment};
-use crate::data::captions::{LAND_WORDS, WATER_WORDS};
 
 /// A named set of words; a sentence "mentions" the set when one of its words is a member.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,100 +164,6 @@ pub fn markdown(rows: &[ShareRow], sets: &[WordSet]) -> String {
     out
 }
 
-/// Reads `sentences-<split>.tsv` (`img_id<TAB>sentence`, header line first).
-pub fn read_sentences(path: &Path) -> Result<Vec<(i64, String)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.is_empty() {
-            continue;
-        }
-        let (id, sentence) = line.split_once('\t').with_context(|| {
-            format!(
-                "{} line {}: expected img_id<TAB>sentence",
-                path.display(),
-                i + 1
-            )
-        })?;
-        let id: i64 = id.trim().parse().with_context(|| {
-            format!(
-                "{} line {}: img_id {id:?} is not an integer",
-                path.display(),
-                i + 1
-            )
-        })?;
-        out.push((id, sentence.to_string()));
-    }
-    Ok(out)
-}
-
-/// `texplain faithfulness`: word-share tables of a finished run (see the module docs).
-#[derive(clap::Args, Debug)]
-pub struct FaithfulnessArgs {
-    /// A run directory written by `texplain run` with an explain stage.
-    pub run_dir: PathBuf,
-    /// The seed whose explanations are read (default: every seed of the run).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Splits to tabulate (default: test; `train,test` for both).
-    #[arg(long, value_delimiter = ',', default_value = "test")]
-    pub splits: Vec<String>,
-}
-
-/// The markdown tables for a run (one per seed).
-pub fn run_tables(args: &FaithfulnessArgs) -> Result<String> {
-    let config = args.run_dir.join("config.resolved.yaml");
-    let exp = Experiment::load(&config, &[])
-        .with_context(|| format!("{} is not a run directory", args.run_dir.display()))?;
-    let data = &exp.config.data;
-    let root = match &data.variant {
-        Some(v) => data.root.join("variants").join(v),
-        None => data.root.clone(),
-    };
-    let meta =
-        crate::data::waterbirds::read_metadata(&root.join("metadata.csv"), data.kind.attr_column())
-            .with_context(|| format!("reading the run's dataset {}", root.display()))?;
-    let labels: Labels = meta.iter().map(|r| (r.img_id, (r.y, r.place))).collect();
-    let sets = word_sets(data.kind);
-    let seeds = match args.seed {
-        Some(s) => vec![s],
-        None => exp.config.seeds.clone(),
-    };
-    let mut out = String::new();
-    for seed in seeds {
-        let mut rows = Vec::new();
-        for split in &args.splits {
-            let path = args
-                .run_dir
-                .join(format!("seed-{seed}"))
-                .join("explain")
-                .join(format!("sentences-{split}.tsv"));
-            let sentences = read_sentences(&path)?;
-            rows.extend(share_table(
-                split,
-                &sentences,
-                &labels,
-                &sets,
-                data.kind.class_names(),
-                attr_names(data.kind),
-            )?);
-        }
-        out.push_str(&format!(
-            "Seed {seed}: share of sentences mentioning each word set\n\n{}\n",
-            markdown(&rows, &sets)
-        ));
-    }
-    Ok(out)
-}
-
-pub fn faithfulness_command(args: &FaithfulnessArgs) -> Result<()> {
-    use std::io::Write;
-    let out = run_tables(args)?;
-    std::io::stdout().lock().write_all(out.as_bytes())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,16 +248,5 @@ mod tests {
             ["x", "y"],
         );
         assert!(err.unwrap_err().to_string().contains("img_id 9"));
-    }
-
-    #[test]
-    fn reads_sentence_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sentences-test.tsv");
-        std::fs::write(&path, "img_id\tsentence\n3\ta lake\n4\tgrass, trees\n").unwrap();
-        let s = read_sentences(&path).unwrap();
-        assert_eq!(s, vec![(3, "a lake".into()), (4, "grass, trees".into())]);
-        std::fs::write(&path, "img_id\tsentence\nx\ta lake\n").unwrap();
-        assert!(read_sentences(&path).is_err());
     }
 }

@@ -2,18 +2,35 @@
 //! spurious correlations (TExplain, "Learned visual features to textual explanations").
 //!
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
-pub mod bench;
-pub mod cli;
-pub mod config;
+//!
+//! Modules by layer; imports flow one way, downwards in this list:
+//! - utilities: [`util`] (atomic writes, hashing), [`runtime`] (seeds, threads, device), [`progress`];
+//! - data, text, models: [`data`], [`text`], [`models`], with the pure [`metrics`];
+//! - method code: [`train`], [`explain`], [`relevance`], [`flags`], [`methods`], [`faithfulness`], [`report`],
+//!   [`bench`];
+//! - [`config`]: the YAML schema, loading and validation;
+//! - [`pipeline`]: `texplain run`, one module per stage;
+//! - [`cli`]: the command line.
+pub mod progress;
+pub mod runtime;
+pub mod util;
+
 pub mod data;
-pub mod explain;
-pub mod faithfulness;
 pub mod metrics;
 pub mod models;
-pub mod pipeline;
-pub mod progress;
-pub mod report;
-pub mod rundir;
-pub mod runtime;
 pub mod text;
+
+pub mod bench;
+pub mod explain;
+pub mod faithfulness;
+pub mod flags;
+pub mod methods;
+pub mod relevance;
+pub mod report;
 pub mod train;
+
+pub mod config;
+
+pub mod pipeline;
+
+pub mod cli;

@@ -7,6 +7,8 @@
 //!   [`crate::metrics::mean_std`]) in percent with one decimal, the paper's numbers beside ours when given.
 //! * [`compare`] aggregates several runs (a run is named by its directory) and reports differences to a baseline
 //!   method, both as a difference of means and, where seeds match, as mean ± std of the paired per-seed differences.
+use crate::data::Split;
+use crate::methods::table_order;
 use crate::metrics::mean_std;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,8 +67,8 @@ type Result<T, E = ReportError> = std::result::Result<T, E>;
 pub struct ResultRow {
     pub seed: u64,
     pub method: String,
-    /// `test` or `val`
-    pub split: String,
+    /// The evaluated split (`val` or `test` in a run's rows).
+    pub split: Split,
     /// Accuracy of each group g = 2*y + place; NaN for an empty group.
     pub group_acc: Vec<f64>,
     pub worst_group: f64,
@@ -76,7 +78,7 @@ pub struct ResultRow {
     pub n: usize,
 }
 
-use crate::rundir::write_file_atomic as write_atomic;
+use crate::util::write_file_atomic as write_atomic;
 
 /// The `results.csv` text of `rows`. All rows must have the same number of groups.
 pub fn results_to_csv(rows: &[ResultRow], path_for_errors: &Path) -> Result<String> {
@@ -101,7 +103,7 @@ pub fn results_to_csv(rows: &[ResultRow], path_for_errors: &Path) -> Result<Stri
                 expected: n_groups,
             });
         }
-        let mut rec: Vec<String> = vec![r.seed.to_string(), r.method.clone(), r.split.clone()];
+        let mut rec: Vec<String> = vec![r.seed.to_string(), r.method.clone(), r.split.to_string()];
         // `{}` on f64 prints the shortest string that parses back to the same value: lossless round trip.
         rec.extend(r.group_acc.iter().map(|a| a.to_string()));
         rec.extend([
@@ -214,7 +216,9 @@ pub fn parse_results_csv(text: &str, path: &Path) -> Result<Vec<ResultRow>> {
                 .parse()
                 .map_err(|_| bad(c_seed, "an unsigned integer"))?,
             method: text_field(c_method)?,
-            split: text_field(c_split)?,
+            split: field(c_split)
+                .parse()
+                .map_err(|_| bad(c_split, "a split (train, val or test)"))?,
             group_acc: group_cols
                 .iter()
                 .map(|&(_, ci)| float(ci))
@@ -266,17 +270,6 @@ impl PaperTable {
     }
 }
 
-/// Table order: ERM, Random, TExplain (the paper's), then any other method alphabetically.
-fn method_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let rank = |m: &str| match m.to_ascii_lowercase().as_str() {
-        "erm" => 0,
-        "random" => 1,
-        "texplain" => 2,
-        _ => 3,
-    };
-    rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
-}
-
 /// `78.0 ± 7.3` in percent from fractions; a NaN std (one seed) prints the mean alone; a NaN mean prints `–`.
 fn fmt_pct_pm(mean: f64, std: f64) -> String {
     if mean.is_nan() {
@@ -315,7 +308,7 @@ fn stat(rows: &[&ResultRow], f: impl Fn(&ResultRow) -> f64) -> (f64, f64) {
 }
 
 /// The paper's Table-1 layout for one split, in markdown (see the module docs).
-pub fn table_md(rows: &[ResultRow], split: &str, paper: Option<&PaperTable>) -> String {
+pub fn table_md(rows: &[ResultRow], split: Split, paper: Option<&PaperTable>) -> String {
     let rows: Vec<&ResultRow> = rows.iter().filter(|r| r.split == split).collect();
     let mut methods: Vec<&str> = rows
         .iter()
@@ -323,7 +316,7 @@ pub fn table_md(rows: &[ResultRow], split: &str, paper: Option<&PaperTable>) -> 
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    methods.sort_by(|a, b| method_order(a, b));
+    methods.sort_by(|a, b| table_order(a, b));
     let n_groups = rows.iter().map(|r| r.group_acc.len()).max().unwrap_or(0);
 
     let mut out = String::new();
@@ -402,7 +395,7 @@ pub struct CompareArgs {
     pub baseline: String,
     /// Which split's rows to aggregate.
     #[arg(long, default_value = "test")]
-    pub split: String,
+    pub split: Split,
     /// Output format.
     #[arg(long, value_enum, default_value = "md")]
     pub format: CompareFormat,
@@ -410,7 +403,7 @@ pub struct CompareArgs {
 
 /// Run `texplain compare`, writing the table to stdout.
 pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
-    let text = compare(&args.inputs, &args.baseline, &args.split, args.format)?;
+    let text = compare(&args.inputs, &args.baseline, args.split, args.format)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
@@ -473,7 +466,7 @@ fn resolve_input(input: &Path) -> Result<(PathBuf, String)> {
 pub fn compare(
     inputs: &[PathBuf],
     baseline: &str,
-    split: &str,
+    split: Split,
     format: CompareFormat,
 ) -> Result<String> {
     // Runs in input order; two inputs with the same directory name are told apart by their full paths.
@@ -510,12 +503,12 @@ pub fn compare(
                     path: csv_path.clone(),
                     seed: r.seed,
                     method: r.method,
-                    split: r.split,
+                    split: r.split.to_string(),
                 });
             }
             run_cells[idx].by_seed.insert(r.seed, r);
         }
-        run_cells.sort_by(|a, b| method_order(&a.method, &b.method));
+        run_cells.sort_by(|a, b| table_order(&a.method, &b.method));
         cells.extend(run_cells);
     }
     if cells.is_empty() {
@@ -696,7 +689,7 @@ mod tests {
         ResultRow {
             seed,
             method: method.to_string(),
-            split: split.to_string(),
+            split: split.parse().unwrap(),
             group_acc: g.to_vec(),
             worst_group: w,
             avg_train_weighted: a,
@@ -783,7 +776,7 @@ mod tests {
     fn table_md_exact_strings() {
         let t = table_md(
             &sample_rows(),
-            "test",
+            Split::Test,
             Some(&PaperTable::waterbirds_table1()),
         );
         let lines: Vec<&str> = t.lines().collect();
@@ -811,7 +804,7 @@ mod tests {
         );
         assert_eq!(lines.len(), 7);
 
-        let val = table_md(&sample_rows(), "val", None);
+        let val = table_md(&sample_rows(), Split::Val, None);
         assert_eq!(
             val.lines().nth(4).unwrap(),
             "| erm | 1 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 |"
@@ -844,7 +837,7 @@ mod tests {
         // run-b: texplain for seeds 0 and 1 only, erm for 0..3.
         let mut b_rows: Vec<ResultRow> = sample_rows()
             .into_iter()
-            .filter(|r| r.method == "erm" && r.split == "test")
+            .filter(|r| r.method == "erm" && r.split == Split::Test)
             .collect();
         b_rows.push(row(0, "texplain", "test", [0.9; 4], 0.29, 0.96, 0.8));
         b_rows.push(row(1, "texplain", "test", [0.9; 4], 0.41, 0.97, 0.8));
@@ -853,7 +846,7 @@ mod tests {
         let md = compare(
             &[a.clone(), b.join("results.csv")],
             "erm",
-            "test",
+            Split::Test,
             CompareFormat::Markdown,
         )
         .unwrap();
@@ -880,7 +873,7 @@ mod tests {
         );
 
         // A fixed baseline from another run, and CSV output.
-        let csv = compare(&[a, b], "run-a/texplain", "test", CompareFormat::Csv).unwrap();
+        let csv = compare(&[a, b], "run-a/texplain", Split::Test, CompareFormat::Csv).unwrap();
         let mut rdr = csv::Reader::from_reader(csv.as_bytes());
         let header = rdr.headers().unwrap().clone();
         let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
@@ -922,7 +915,7 @@ mod tests {
         assert_eq!(
             (
                 cli.args.baseline.as_str(),
-                cli.args.split.as_str(),
+                cli.args.split.name(),
                 cli.args.format
             ),
             ("erm", "test", CompareFormat::Markdown)
@@ -941,7 +934,7 @@ mod tests {
         assert_eq!(
             (
                 cli.args.baseline.as_str(),
-                cli.args.split.as_str(),
+                cli.args.split.name(),
                 cli.args.format
             ),
             ("r/random", "val", CompareFormat::Csv)
@@ -957,7 +950,7 @@ mod tests {
         let err = compare(
             std::slice::from_ref(&a),
             "oracle",
-            "test",
+            Split::Test,
             CompareFormat::Markdown,
         )
         .unwrap_err()
@@ -966,7 +959,7 @@ mod tests {
         let err = compare(
             std::slice::from_ref(&a),
             "erm",
-            "train",
+            Split::Train,
             CompareFormat::Markdown,
         )
         .unwrap_err()
@@ -975,7 +968,7 @@ mod tests {
         let mut dup = sample_rows();
         dup.push(dup[0].clone());
         let d = write_run(root.path(), "dup", &dup);
-        let err = compare(&[d], "erm", "test", CompareFormat::Markdown)
+        let err = compare(&[d], "erm", Split::Test, CompareFormat::Markdown)
             .unwrap_err()
             .to_string();
         assert!(
@@ -985,7 +978,7 @@ mod tests {
         let err = compare(
             &[root.path().join("missing")],
             "erm",
-            "test",
+            Split::Test,
             CompareFormat::Csv,
         )
         .unwrap_err()

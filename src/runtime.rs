@@ -1,4 +1,5 @@
 //! Process-wide runtime settings: the one seeding function, thread count, and the device.
+use anyhow::{bail, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -37,4 +38,25 @@ pub fn device_name(device: tch::Device) -> String {
         tch::Device::Cuda(n) => format!("cuda:{n}"),
         other => format!("{other:?}"),
     }
+}
+
+/// `auto` picks CUDA device 0 when libtorch sees one, else the CPU.
+pub fn parse_device(text: &str) -> Result<tch::Device> {
+    match text {
+        "auto" => Ok(tch::Device::cuda_if_available()),
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => cuda(0),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => cuda(n),
+            _ => bail!("device: {other:?} is not one of auto, cpu, cuda, cuda:N"),
+        },
+    }
+}
+
+fn cuda(n: usize) -> Result<tch::Device> {
+    let count = tch::Cuda::device_count() as usize;
+    if n >= count {
+        bail!("device: cuda:{n} was asked for, but libtorch sees {count} CUDA device(s)");
+    }
+    Ok(tch::Device::Cuda(n))
 }

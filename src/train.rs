@@ -1,20 +1,84 @@
-//! Plain training loops: optimiser construction (AdamW / SGD with momentum, no weight decay on norms, biases
-//! and embeddings), warmup + cosine learning-rate schedule, gradient clipping, classifier training with model
-//! selection by worst-group validation accuracy, and batched evaluation.
+//! The one training loop ([`fit`]) and what it is built from: optimiser construction (AdamW / SGD with momentum,
+//! no weight decay on norms, biases and embeddings), warmup + cosine learning-rate schedule, gradient clipping and a
+//! stop on a non-finite loss. ERM and fine-tuning ([`ClassifierTraining`], model selection by worst-group
+//! validation accuracy), language-model pretraining and translator training (`explain::lm`) all run through it.
 //!
 //! Follows the ERM recipe of group_DRO (Sagawa et al. 2020) and the nanoGPT optimiser grouping; no trainer
 //! framework, just a loop.
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::{Optimizer, Selection, TrainConfig};
 use crate::data::{augment, normalize, AugmentConfig, Dataset, NormalizeConfig};
 use crate::metrics;
 use crate::models::vit::Vit;
-use crate::rundir::write_atomic;
+use crate::util::write_atomic;
+
+/// Optimisation settings shared by every trained part (ERM, LM pretraining, translator, fine-tuning).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// SGD momentum (ignored by AdamW).
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    pub epochs: u32,
+    pub batch_size: usize,
+    /// Linear warmup, in epochs (fractions allowed), before the cosine decay.
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    /// Clip the global gradient norm to this value.
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
+    /// Which epoch's weights to keep.
+    #[serde(default)]
+    pub select: ModelSelection,
+}
+
+pub(crate) fn default_momentum() -> f64 {
+    0.9
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: Optimizer::Adamw,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            momentum: default_momentum(),
+            epochs: 1,
+            batch_size: 64,
+            warmup_epochs: 0.0,
+            grad_clip: Some(1.0),
+            select: ModelSelection::Last,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    #[default]
+    Adamw,
+    Sgd,
+}
+
+/// Which epoch's weights a training keeps (YAML `select`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSelection {
+    /// Best worst-group validation accuracy (the field's standard model selection).
+    #[default]
+    WorstGroupVal,
+    Last,
+}
 
 /// Whether a parameter is exempt from weight decay: norms, biases, embeddings and the CLS token.
 pub fn is_no_decay(name: &str) -> bool {
@@ -175,120 +239,205 @@ impl Evaluation {
     }
 }
 
-/// What [`train_classifier`] reports back.
-#[derive(Debug, Clone)]
-pub struct TrainSummary {
-    pub selected_epoch: u32,
-    pub val_worst_group: Option<f64>,
+/// One epoch as [`fit`] saw it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Epoch {
+    /// 1-based.
+    pub epoch: u32,
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's examples.
+    pub train_loss: f64,
 }
 
-/// Trains `model` (its variables live in `vs`) on `train`, selects an epoch's weights by `cfg.select` on `val`
-/// and leaves `vs` holding them. Writes `metrics.csv` (one row per epoch) into `out_dir`.
-#[allow(clippy::too_many_arguments)]
-pub fn train_classifier(
-    model: &Vit,
-    vs: &mut nn::VarStore,
-    train: &Dataset,
-    val: Option<&Dataset>,
+/// The one training loop: `cfg.epochs` passes over `examples` (shuffled with `rng` each epoch; an index may
+/// appear several times, which upsamples it), mini-batches of `cfg.batch_size`, the configured optimiser over the
+/// trainable variables of `vs`, warmup + cosine schedule, gradient clipping.
+///
+/// `batch_loss` maps a mini-batch of example indices to its mean loss (a scalar with a graph to the variables);
+/// `end_of_epoch` sees each finished epoch (evaluation, model selection, logging). A non-finite loss stops the
+/// training with an error naming `what`, the epoch and the step: nothing after a divergence is worth keeping.
+pub fn fit(
+    vs: &nn::VarStore,
     cfg: &TrainConfig,
-    input: &InputPipeline,
+    examples: &[usize],
     rng: &mut ChaCha8Rng,
-    out_dir: &Path,
-) -> Result<TrainSummary> {
-    let n = train.len();
-    anyhow::ensure!(n > 0, "the training set is empty");
-    let labels = Tensor::from_slice(&train.y).to_device(input.device);
+    what: &str,
+    mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
+    mut end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
+) -> Result<Vec<Epoch>> {
+    let n = examples.len();
+    anyhow::ensure!(n > 0, "{what}: the training set is empty");
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
     let schedule = LrSchedule::new(cfg, steps_per_epoch);
     let mut opt = build_optimizer(vs, cfg)?;
-    let mut csv = String::from("epoch,lr,train_loss,train_acc");
-    if val.is_some() {
-        for g in 0..crate::data::N_GROUPS {
-            csv.push_str(&format!(",val_acc_g{g}"));
-        }
-        csv.push_str(",val_worst_group,val_avg_plain");
-    }
-    csv.push('\n');
-    let mut best: Option<Best> = None;
+    let mut order = examples.to_vec();
+    let mut epochs = Vec::with_capacity(cfg.epochs as usize);
     let mut step = 0;
-    let mut order: Vec<i64> = (0..n as i64).collect();
-    let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, "train");
+    let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, what);
     for epoch in 1..=cfg.epochs {
         order.shuffle(rng);
-        let (mut loss_sum, mut correct) = (0.0, 0i64);
-        for chunk in order.chunks(cfg.batch_size) {
-            let lr = schedule.lr(step);
-            opt.set_lr(lr);
-            let index = Tensor::from_slice(chunk);
-            let xs = input.train_batch(&train.images.index_select(0, &index))?;
-            let ys = labels.index_select(0, &index.to_device(input.device));
-            let logits = model.forward_t(&xs, true); // [b, classes]
-            let loss = logits.cross_entropy_for_logits(&ys);
+        let mut loss_sum = 0.0;
+        for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            opt.set_lr(schedule.lr(step));
+            let loss = batch_loss(chunk)?;
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                bail!(
+                    "{what}: the loss is {value} at epoch {epoch}, step {} (batch {} of the epoch): training diverged; \
+                     lower the learning rate or clip the gradients",
+                    step + 1,
+                    batch + 1
+                );
+            }
             opt.zero_grad();
             loss.backward();
             if let Some(max) = cfg.grad_clip {
                 opt.clip_grad_norm(max);
             }
             opt.step();
-            loss_sum += loss.double_value(&[]) * chunk.len() as f64;
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&ys)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+            loss_sum += value * chunk.len() as f64;
             step += 1;
             progress.inc(1);
         }
-        let lr = schedule.lr(step.saturating_sub(1));
-        csv.push_str(&format!(
-            "{epoch},{lr:.6e},{:.6},{:.6}",
-            loss_sum / n as f64,
-            correct as f64 / n as f64
-        ));
-        if let Some(val) = val {
-            let eval = evaluate(model, val, input, cfg.batch_size.max(256));
-            for acc in &eval.group_acc {
-                csv.push_str(&format!(
-                    ",{}",
-                    acc.map_or(String::new(), |a| format!("{a:.6}"))
-                ));
-            }
-            let worst = eval.worst_group();
-            csv.push_str(&format!(",{worst:.6},{:.6}", eval.avg_plain));
-            tracing::info!(
-                epoch,
-                train_loss = loss_sum / n as f64,
-                val_worst_group = worst,
-                val_avg = eval.avg_plain
-            );
-            // Ties on the worst group (common early, when a minority group is all wrong) go to the better average.
-            let better = best
-                .as_ref()
-                .is_none_or(|(w, a, _, _)| (worst, eval.avg_plain) > (*w, *a));
-            if cfg.select == Selection::WorstGroupVal && better {
-                best = Some((worst, eval.avg_plain, epoch, snapshot(vs)));
-            }
-        } else {
-            tracing::info!(epoch, train_loss = loss_sum / n as f64);
-        }
-        csv.push('\n');
+        let done = Epoch {
+            epoch,
+            lr: schedule.lr(step.saturating_sub(1)),
+            train_loss: loss_sum / n as f64,
+        };
+        end_of_epoch(&done)?;
+        epochs.push(done);
     }
     progress.finish_and_clear();
-    write_atomic(&out_dir.join("metrics.csv"), &csv).context("writing the per-epoch metrics")?;
-    let summary = match best {
-        Some((worst, _, epoch, weights)) if cfg.select == Selection::WorstGroupVal => {
-            restore(vs, &weights);
-            TrainSummary {
-                selected_epoch: epoch,
-                val_worst_group: Some(worst),
+    Ok(epochs)
+}
+
+/// What [`ClassifierTraining::run`] reports back.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub selected_epoch: u32,
+    pub val_worst_group: Option<f64>,
+}
+
+/// Training a classifier on a dataset: ERM, and fine-tuning on masked samples.
+pub struct ClassifierTraining<'a> {
+    pub model: &'a Vit,
+    pub train: &'a Dataset,
+    /// Evaluated after every epoch (per-group accuracy in `metrics.csv`), and used for model selection when
+    /// `cfg.select` is `worst_group_val`.
+    pub val: Option<&'a Dataset>,
+    pub cfg: &'a TrainConfig,
+    pub input: &'a InputPipeline,
+}
+
+impl ClassifierTraining<'_> {
+    /// Trains the model (its variables live in `vs`), selects an epoch's weights by `cfg.select` and leaves `vs`
+    /// holding them. Writes `metrics.csv` (one row per epoch) into `out_dir`.
+    pub fn run(
+        &self,
+        vs: &nn::VarStore,
+        rng: &mut ChaCha8Rng,
+        out_dir: &Path,
+    ) -> Result<TrainSummary> {
+        let Self {
+            model,
+            train,
+            val,
+            cfg,
+            input,
+        } = *self;
+        let labels = Tensor::from_slice(&train.y).to_device(input.device);
+        let mut csv = String::from("epoch,lr,train_loss,train_acc");
+        if val.is_some() {
+            for g in 0..crate::data::N_GROUPS {
+                csv.push_str(&format!(",val_acc_g{g}"));
             }
+            csv.push_str(",val_worst_group,val_avg_plain");
         }
-        _ => TrainSummary {
-            selected_epoch: cfg.epochs,
-            val_worst_group: None,
-        },
-    };
-    Ok(summary)
+        csv.push('\n');
+        // Correct training predictions of the current epoch (counted per batch, read at its end).
+        let correct = std::cell::Cell::new(0i64);
+        let mut best: Option<Best> = None;
+        let examples: Vec<usize> = (0..train.len()).collect();
+        fit(
+            vs,
+            cfg,
+            &examples,
+            rng,
+            "train",
+            |chunk| {
+                let index =
+                    Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
+                let xs = input.train_batch(&train.images.index_select(0, &index))?;
+                let ys = labels.index_select(0, &index.to_device(input.device));
+                let logits = model.forward_t(&xs, true); // [b, classes]
+                correct.set(
+                    correct.get()
+                        + tch::no_grad(|| {
+                            logits
+                                .argmax(-1, false)
+                                .eq_tensor(&ys)
+                                .sum(Kind::Int64)
+                                .int64_value(&[])
+                        }),
+                );
+                Ok(logits.cross_entropy_for_logits(&ys))
+            },
+            |e| {
+                csv.push_str(&format!(
+                    "{},{:.6e},{:.6},{:.6}",
+                    e.epoch,
+                    e.lr,
+                    e.train_loss,
+                    correct.take() as f64 / train.len() as f64
+                ));
+                if let Some(val) = val {
+                    let eval = evaluate(model, val, input, cfg.batch_size.max(256));
+                    for acc in &eval.group_acc {
+                        csv.push_str(&format!(
+                            ",{}",
+                            acc.map_or(String::new(), |a| format!("{a:.6}"))
+                        ));
+                    }
+                    let worst = eval.worst_group();
+                    csv.push_str(&format!(",{worst:.6},{:.6}", eval.avg_plain));
+                    tracing::info!(
+                        epoch = e.epoch,
+                        train_loss = e.train_loss,
+                        val_worst_group = worst,
+                        val_avg = eval.avg_plain
+                    );
+                    // Ties on the worst group (common early, when a minority group is all wrong) go to the
+                    // better average.
+                    let better = best
+                        .as_ref()
+                        .is_none_or(|(w, a, _, _)| (worst, eval.avg_plain) > (*w, *a));
+                    if cfg.select == ModelSelection::WorstGroupVal && better {
+                        best = Some((worst, eval.avg_plain, e.epoch, snapshot(vs)));
+                    }
+                } else {
+                    tracing::info!(epoch = e.epoch, train_loss = e.train_loss);
+                }
+                csv.push('\n');
+                Ok(())
+            },
+        )?;
+        write_atomic(&out_dir.join("metrics.csv"), &csv)
+            .context("writing the per-epoch metrics")?;
+        Ok(match best {
+            Some((worst, _, epoch, weights)) if cfg.select == ModelSelection::WorstGroupVal => {
+                restore(vs, &weights);
+                TrainSummary {
+                    selected_epoch: epoch,
+                    val_worst_group: Some(worst),
+                }
+            }
+            _ => TrainSummary {
+                selected_epoch: cfg.epochs,
+                val_worst_group: None,
+            },
+        })
+    }
 }
 
 /// (val worst group, val average, epoch, weights) of the best epoch so far.
@@ -327,7 +476,7 @@ mod tests {
             batch_size: 1,
             warmup_epochs: warmup,
             grad_clip: None,
-            select: Selection::Last,
+            select: ModelSelection::Last,
         }
     }
 

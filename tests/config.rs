@@ -33,17 +33,17 @@ fn every_shipped_config_parses_and_validates() {
             continue;
         }
         seen += 1;
-        match Experiment::load(&path, &[]) {
-            Ok(exp) => assert!(!exp.config.seeds.is_empty()),
-            // Paper-scale configs need the user's own files; they must say which are missing.
-            Err(err) => {
-                let msg = format!("{err:#}");
-                assert!(
-                    msg.contains("does not exist") || msg.contains("lacks"),
-                    "{}: {msg}",
-                    path.display()
-                );
-            }
+        let exp =
+            Experiment::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        assert!(!exp.config.seeds.is_empty());
+        // Paper-scale configs need the user's own files; the run's preflight must say which are missing.
+        if let Err(err) = exp.preflight() {
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("does not exist") || msg.contains("lacks"),
+                "{}: {msg}",
+                path.display()
+            );
         }
     }
     assert!(seen >= 1, "configs/ holds no YAML file");
@@ -109,11 +109,13 @@ fn missing_files_are_named() {
         "{msg}"
     );
 
+    // A missing data folder is the run's preflight's business: `texplain config` still shows the config.
     let text = minimal(tmp.path()).replace("/wb", "/missing-folder");
     let path = write(tmp.path(), "c.yaml", &text);
-    let msg = error_of(&path, &[]);
+    let exp = Experiment::load(&path, &[]).unwrap();
+    let msg = format!("{:#}", exp.preflight().unwrap_err());
     assert!(
-        msg.contains("data.root") && msg.contains("missing-folder"),
+        msg.contains("c.yaml") && msg.contains("data.root") && msg.contains("missing-folder"),
         "{msg}"
     );
 
@@ -163,9 +165,20 @@ fn out_of_range_values_are_named() {
 }
 
 #[test]
-fn methods_not_built_are_rejected_not_ignored() {
+fn unknown_methods_are_rejected_not_ignored() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
     let msg = error_of(&path, &["mitigation.methods=[erm, bogus]"]);
-    assert!(msg.contains("unknown method \"bogus\""), "{msg}");
+    assert!(
+        msg.contains("mitigation.methods[1]: unknown variant `bogus`, expected one of `erm`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn duplicate_seeds_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
+    let msg = error_of(&path, &["seeds=[0, 1, 0]"]);
+    assert!(msg.contains("seeds: [0, 1, 0] lists a seed twice"), "{msg}");
 }

@@ -87,8 +87,8 @@ fn experiment(dir: &Path, extra: &str) -> Experiment {
 #[test]
 fn load_splits_reads_a_variant_and_swaps_the_label_to_place() {
     let d = tempfile::tempdir().unwrap();
-    let plain = texplain::pipeline::load_splits(&experiment(d.path(), "")).unwrap();
-    let bg = texplain::pipeline::load_splits(&experiment(
+    let plain = texplain::pipeline::context::Splits::load(&experiment(d.path(), "")).unwrap();
+    let bg = texplain::pipeline::context::Splits::load(&experiment(
         d.path(),
         "  variant: bg_only\n  label: place\n",
     ))

@@ -84,7 +84,7 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
         "seed-3/erm/model.safetensors",
         "seed-3/translator/model.safetensors",
         "seed-3/explain/words-train.csv",
-        "seed-3/explain/cloud-test-waterbird.png",
+        "seed-3/clouds/cloud-test-waterbird.png",
         "seed-3/flags/flags.csv",
         "seed-3/masks/masks.safetensors",
         "seed-3/texplain/results.csv",
@@ -203,6 +203,10 @@ const PINNED_STAGE_KEYS: &[(&str, &str)] = &[
     (
         "lm",
         "43bf57d4a229ff1914b4cca603ceb3d3c9684fade512c9afc7069ce97b559d34",
+    ),
+    (
+        "seed-3/clouds",
+        "b6ef00a3af40a0c811fc262f81d74ea7bcc5a7ffc947c89e004252ef4f0187f1",
     ),
     (
         "seed-3/erm",

@@ -85,6 +85,56 @@ impl FromStr for Split {
 /// Groups of a two-class, two-place dataset (g = 2y + place).
 pub const N_GROUPS: usize = 4;
 
+/// The dataset family of a Waterbirds-format folder (config `data.kind`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DataKind {
+    /// Waterbirds (real or synthetic): attribute column `place`, y 0 landbird / 1 waterbird.
+    #[default]
+    Waterbirds,
+    /// Cats & Apples: attribute column `apple`, y 0 dog / 1 cat.
+    CatsApples,
+}
+
+impl DataKind {
+    /// The metadata column of the spurious attribute.
+    pub fn attr_column(self) -> &'static str {
+        match self {
+            DataKind::Waterbirds => "place",
+            DataKind::CatsApples => "apple",
+        }
+    }
+
+    /// Class names (y = 0 / 1) for file names and word-cloud titles.
+    pub fn class_names(self) -> [&'static str; 2] {
+        match self {
+            DataKind::Waterbirds => ["landbird", "waterbird"],
+            DataKind::CatsApples => ["dog", "cat"],
+        }
+    }
+}
+
+/// The label a classifier learns (config `data.label`): the class `y`, or the spurious attribute (`place`), in
+/// which case `y` and `place` are swapped at load time and groups read g = 2*place + y.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    #[default]
+    Y,
+    Place,
+}
+
+impl Label {
+    /// Class names (label 0 / 1) of a dataset family under this label.
+    pub fn class_names(self, kind: DataKind) -> [&'static str; 2] {
+        match (self, kind) {
+            (Label::Y, kind) => kind.class_names(),
+            (Label::Place, DataKind::Waterbirds) => ["land", "water"],
+            (Label::Place, DataKind::CatsApples) => ["no_apple", "apple"],
+        }
+    }
+}
+
 pub fn group(y: i64, place: i64) -> i64 {
     2 * y + place
 }
@@ -342,5 +392,5 @@ pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Result<Tensor, DataErr
 
 /// Writes `bytes` to `path` atomically (`path.tmp` then rename), creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    crate::rundir::write_file_atomic(path, bytes).map_err(|e| DataError::io(path, e))
+    crate::util::write_file_atomic(path, bytes).map_err(|e| DataError::io(path, e))
 }

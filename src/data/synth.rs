@@ -35,8 +35,29 @@ pub const REAL_COUNTS: [[usize; 4]; 3] = [
 /// train counts exactly.
 pub const REAL_CORRELATION: f64 = 0.95;
 
-/// Names of the test variants written under `<out>/variants/`.
+/// Names of the test variants written under `<out>/variants/`, in [`Variant::ALL`] order.
 pub const VARIANTS: [&str; 3] = ["fg_only", "bg_only", "mixed_rand"];
+
+/// A Background-Challenge-style variant folder (`<root>/variants/<name>/`, config `data.variant`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// The bird on a blank background.
+    FgOnly,
+    /// The background with the bird removed.
+    BgOnly,
+    /// The bird on a background of the other place.
+    MixedRand,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 3] = [Variant::FgOnly, Variant::BgOnly, Variant::MixedRand];
+
+    /// The folder name under `variants/`.
+    pub fn name(self) -> &'static str {
+        VARIANTS[self as usize]
+    }
+}
 
 /// Knobs of the synthetic Waterbirds generator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,16 +1,84 @@
-//! Language-model losses and the two trainings that use them (paper section 2 and 3):
+//! The frozen language model of TExplain and the two trainings around it (paper sections 2 and 3):
+//! - [`LanguageModel`]: a GPT-2 and its tokenizer, loaded from an HF folder, with the token facts sampling needs;
 //! - pretraining a small GPT-2 on the text-only caption corpus (when no pretrained LM is given);
 //! - training the translator with classifier and LM frozen: LM cross-entropy of a caption given the prefix
 //!   (as ClipCap trains its mapping network).
+//!
+//! Both trainings run through the one loop, [`crate::train::fit`].
 use anyhow::Result;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::TrainConfig;
 use crate::models::gpt2::Gpt2;
 use crate::models::translator::Translator;
-use crate::train::{build_optimizer, LrSchedule};
+use crate::text::tokenizer::{self, Tokenizer, TokenizerKind};
+use crate::train::{fit, TrainConfig};
+
+/// The frozen language model and its tokenizer (an HF GPT-2 folder: config.json, model.safetensors,
+/// tokenizer.json).
+pub struct LanguageModel {
+    pub vs: nn::VarStore,
+    pub model: Gpt2,
+    pub tokenizer: Tokenizer,
+}
+
+impl LanguageModel {
+    /// Loads an HF GPT-2 folder onto `device`, frozen.
+    pub fn from_folder(dir: &Path, device: Device) -> Result<Self> {
+        let tokenizer = tokenizer::load(&dir.join("tokenizer.json"))?;
+        let mut vs = nn::VarStore::new(device);
+        let (model, report) = Gpt2::from_hf_folder(&mut vs, dir)?;
+        tracing::debug!(?report, "language model loaded");
+        vs.freeze();
+        Ok(Self {
+            vs,
+            model,
+            tokenizer,
+        })
+    }
+
+    /// `[vocab]` bool: whether each token starts a word (every word-level token; `Ġ`-initial BPE tokens).
+    pub fn word_start(&self) -> Tensor {
+        let vocab = self.model.config().vocab_size as usize;
+        let eos = self.tokenizer.eos_id();
+        let starts: Vec<bool> = (0..vocab as u32)
+            .map(|id| {
+                id != eos
+                    && match self.tokenizer.kind() {
+                        TokenizerKind::WordLevel => true,
+                        _ => self
+                            .tokenizer
+                            .id_to_token(id)
+                            .is_some_and(|t| t.starts_with('Ġ')),
+                    }
+            })
+            .collect();
+        Tensor::from_slice(&starts)
+    }
+
+    /// Token ids of a caption followed by EOS.
+    pub fn encode_sentence(&self, text: &str) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = self
+            .tokenizer
+            .encode(text)?
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        ids.push(self.tokenizer.eos_id() as i64);
+        Ok(ids)
+    }
+
+    /// The EOS token (also BOS and padding).
+    pub fn eos(&self) -> i64 {
+        self.tokenizer.eos_id() as i64
+    }
+
+    /// Width of the token embeddings (the translator's output width).
+    pub fn n_embd(&self) -> i64 {
+        self.model.config().n_embd
+    }
+}
 
 /// Right-pads token sequences with `pad` into `[b, t]` ids and a `[b, t]` 0/1 mask of real tokens.
 pub fn pad_batch(seqs: &[&[i64]], pad: i64, device: Device) -> (Tensor, Tensor) {
@@ -58,11 +126,10 @@ pub fn prefix_caption_loss(
     Ok(masked_lm_loss(&logits.narrow(1, k - 1, t), ids, mask))
 }
 
-/// The loop both trainings share: shuffled mini-batches over `n_train` examples with the configured optimiser,
-/// schedule and clipping, then the mean loss over `n_val` held-out examples without gradients.
-/// `batch_loss(indices, held_out)` is the mean loss of those train (or, when `held_out`, validation) examples.
-/// Returns (train loss per epoch, validation loss).
-fn fit(
+/// Trains with [`fit`] on `n_train` examples, logging each epoch's loss, then the mean loss over `n_val`
+/// held-out examples without gradients. `batch_loss(indices, held_out)` is the mean loss of those train (or, when
+/// `held_out`, validation) examples. Returns (train loss per epoch, validation loss).
+fn fit_with_val_loss(
     vs: &nn::VarStore,
     cfg: &TrainConfig,
     (n_train, n_val): (usize, usize),
@@ -70,37 +137,19 @@ fn fit(
     rng: &mut ChaCha8Rng,
     batch_loss: impl Fn(&[usize], bool) -> Result<Tensor>,
 ) -> Result<(Vec<f64>, f64)> {
-    let mut opt = build_optimizer(vs, cfg)?;
-    let steps_per_epoch = n_train.div_ceil(cfg.batch_size);
-    let schedule = LrSchedule::new(cfg, steps_per_epoch);
-    let mut order: Vec<usize> = (0..n_train).collect();
-    let mut losses = Vec::new();
-    let mut step = 0;
-    let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, what);
-    for _ in 0..cfg.epochs {
-        order.shuffle(rng);
-        let mut sum = 0.0;
-        for chunk in order.chunks(cfg.batch_size) {
-            opt.set_lr(schedule.lr(step));
-            let loss = batch_loss(chunk, false)?;
-            opt.zero_grad();
-            loss.backward();
-            if let Some(max) = cfg.grad_clip {
-                opt.clip_grad_norm(max);
-            }
-            opt.step();
-            sum += loss.double_value(&[]) * chunk.len() as f64;
-            step += 1;
-            progress.inc(1);
-        }
-        losses.push(sum / n_train as f64);
-        tracing::info!(
-            epoch = losses.len(),
-            loss = losses.last().copied(),
-            "{what}"
-        );
-    }
-    progress.finish_and_clear();
+    let examples: Vec<usize> = (0..n_train).collect();
+    let epochs = fit(
+        vs,
+        cfg,
+        &examples,
+        rng,
+        what,
+        |chunk| batch_loss(chunk, false),
+        |e| {
+            tracing::info!(epoch = e.epoch, loss = e.train_loss, "{what}");
+            Ok(())
+        },
+    )?;
     let val_loss = tch::no_grad(|| -> Result<f64> {
         let mut sum = 0.0;
         let all: Vec<usize> = (0..n_val).collect();
@@ -109,7 +158,7 @@ fn fit(
         }
         Ok(sum / n_val.max(1) as f64)
     })?;
-    Ok((losses, val_loss))
+    Ok((epochs.iter().map(|e| e.train_loss).collect(), val_loss))
 }
 
 /// Pretrains `lm` on token sequences (each starts with BOS and ends with EOS). Returns the mean train loss per
@@ -124,7 +173,7 @@ pub fn pretrain_lm(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Vec<f64>, f64)> {
     let device = vs.device();
-    fit(
+    fit_with_val_loss(
         vs,
         cfg,
         (train.len(), val.len()),
@@ -162,41 +211,44 @@ pub struct CaptionExample {
     pub ids: Vec<i64>,
 }
 
-/// Trains the translator (its variables in `vs`) with the LM frozen, on cached classifier `features`
-/// [n_images, p+1, d]. Returns (train loss per epoch, validation loss on `val`).
-#[allow(clippy::too_many_arguments)]
-pub fn train_translator(
-    translator: &Translator,
-    vs: &nn::VarStore,
-    lm: &Gpt2,
-    features: &Tensor,
-    train: &[CaptionExample],
-    val: &[CaptionExample],
-    cfg: &TrainConfig,
-    pad: i64,
-    rng: &mut ChaCha8Rng,
-) -> Result<(Vec<f64>, f64)> {
-    let device = vs.device();
-    let batch_loss = |examples: &[&CaptionExample]| -> Result<Tensor> {
-        let index: Vec<i64> = examples.iter().map(|e| e.image as i64).collect();
-        let feats =
-            features.index_select(0, &Tensor::from_slice(&index).to_device(features.device()));
-        let prefix = translator.forward(&feats.to_device(device))?; // [b, k, d_lm]
-        let seqs: Vec<&[i64]> = examples.iter().map(|e| e.ids.as_slice()).collect();
-        let (ids, mask) = pad_batch(&seqs, pad, device);
-        prefix_caption_loss(lm, &prefix, &ids, &mask)
-    };
-    fit(
-        vs,
-        cfg,
-        (train.len(), val.len()),
-        "translator",
-        rng,
-        |index, held_out| {
-            let set = if held_out { val } else { train };
-            batch_loss(&index.iter().map(|&i| &set[i]).collect::<Vec<_>>())
-        },
-    )
+/// Training the translator with the LM frozen, on cached classifier features.
+pub struct TranslatorTraining<'a> {
+    pub translator: &'a Translator,
+    pub lm: &'a LanguageModel,
+    /// Classifier token activations `[n_images, p+1, d]`, one row per caption image.
+    pub features: &'a Tensor,
+    pub train: &'a [CaptionExample],
+    pub val: &'a [CaptionExample],
+    pub cfg: &'a TrainConfig,
+}
+
+impl TranslatorTraining<'_> {
+    /// Trains the translator (its variables in `vs`). Returns (train loss per epoch, validation loss on `val`).
+    pub fn run(&self, vs: &nn::VarStore, rng: &mut ChaCha8Rng) -> Result<(Vec<f64>, f64)> {
+        let device = vs.device();
+        let batch_loss = |examples: &[&CaptionExample]| -> Result<Tensor> {
+            let index: Vec<i64> = examples.iter().map(|e| e.image as i64).collect();
+            let feats = self.features.index_select(
+                0,
+                &Tensor::from_slice(&index).to_device(self.features.device()),
+            );
+            let prefix = self.translator.forward(&feats.to_device(device))?; // [b, k, d_lm]
+            let seqs: Vec<&[i64]> = examples.iter().map(|e| e.ids.as_slice()).collect();
+            let (ids, mask) = pad_batch(&seqs, self.lm.eos(), device);
+            prefix_caption_loss(&self.lm.model, &prefix, &ids, &mask)
+        };
+        fit_with_val_loss(
+            vs,
+            self.cfg,
+            (self.train.len(), self.val.len()),
+            "translator",
+            rng,
+            |index, held_out| {
+                let set = if held_out { self.val } else { self.train };
+                batch_loss(&index.iter().map(|&i| &set[i]).collect::<Vec<_>>())
+            },
+        )
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The explanation side of TExplain (paper sections 2 and 4.3): language-model and translator training,
-//! batched nucleus sampling, and word-targeted GradCAM.
-pub mod gradcam;
+//! The explanation side of TExplain (paper section 2): the frozen language model and the trainings around it
+//! (LM pretraining, the translator), batched nucleus sampling, and explaining images in sentences.
+pub mod describe;
 pub mod lm;
 pub mod sample;

@@ -104,7 +104,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     })
 }
 
-use crate::rundir::write_file_atomic as write_atomic;
+use crate::util::write_file_atomic as write_atomic;
 
 /// Config validation shared by the models: the first field that is not positive is an error naming the model,
 /// the field and its value.
@@ -115,12 +115,6 @@ pub(crate) fn require_positive(model: &str, fields: &[(&str, i64)]) -> Result<()
         ))),
         None => Ok(()),
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
 }
 
 /// Writes a JSON value (a config) atomically, pretty-printed like HF's `config.json`.
@@ -339,7 +333,7 @@ pub fn save_safetensors(vs: &nn::VarStore, path: &Path) -> Result<()> {
         .into_iter()
         .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
         .collect();
-    let tmp = tmp_path(path);
+    let tmp = crate::util::with_suffix(path, ".tmp");
     Tensor::write_safetensors(&tensors, &tmp).map_err(|source| ModelError::Checkpoint {
         path: tmp.clone(),
         source,

@@ -183,11 +183,9 @@ impl Tokenizer {
             .inner
             .to_string(true)
             .map_err(hf(format!("serialising tokenizer for {}", path.display())))?;
-        crate::rundir::write_file_atomic(path, json.as_bytes()).map_err(|source| {
-            TokenizerError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
+        crate::util::write_file_atomic(path, json.as_bytes()).map_err(|source| TokenizerError::Io {
+            path: path.to_path_buf(),
+            source,
         })
     }
 }

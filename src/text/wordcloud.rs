@@ -344,7 +344,7 @@ pub fn save_png(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
         image::ImageFormat::Png,
     )
     .with_context(|| format!("encoding PNG for {}", path.display()))?;
-    crate::rundir::write_file_atomic(path, &bytes)
+    crate::util::write_file_atomic(path, &bytes)
         .with_context(|| format!("writing {}", path.display()))
 }
 

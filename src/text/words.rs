@@ -14,7 +14,6 @@
 //! Aggregation (per class × split) is a plain sum of per-image counters ([`WordCounter::merge`]).
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 
 /// NLTK's English stopword list (`nltk.corpus.stopwords.words("english")`, the classic 179-word version).
 #[rustfmt::skip]
@@ -46,7 +45,7 @@ pub struct WordConfig {
     pub synonyms: BTreeMap<String, Vec<String>>,
 }
 
-/// Errors in word processing: bad configuration or an I/O failure.
+/// Errors in word processing: a bad word configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum WordsError {
     #[error("synonym `{word}` is listed under both `{first}` and `{second}`")]
@@ -57,16 +56,6 @@ pub enum WordsError {
     },
     #[error("synonym group `{canonical}`: `{word}` is not a single word after normalisation")]
     BadSynonym { canonical: String, word: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Csv {
-        path: std::path::PathBuf,
-        source: csv::Error,
-    },
 }
 
 /// Split `sentence` into normalised words (lower-case, punctuation stripped), before stopword/synonym handling.
@@ -221,72 +210,6 @@ pub fn first_non_class_word(counts: &WordCounter, class_word: &str) -> Option<St
         .find(|w| w != class_word)
 }
 
-fn write_csv(path: &Path, header: &[&str], rows: Vec<Vec<String>>) -> Result<(), WordsError> {
-    let csv_err = |source| WordsError::Csv {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header).map_err(csv_err)?;
-    for r in rows {
-        w.write_record(&r).map_err(csv_err)?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| csv_err(csv::Error::from(e.into_error())))?;
-    crate::rundir::write_file_atomic(path, &bytes).map_err(|source| WordsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Per-image top-`k` words: `img_id,rank,word,count,freq` (rank from 1).
-pub fn write_image_top_words(
-    path: &Path,
-    images: &[(u64, &WordCounter)],
-    k: usize,
-) -> Result<(), WordsError> {
-    let mut rows = Vec::new();
-    for (img_id, c) in images {
-        for (rank, (w, n, f)) in dominant_words(c, k).into_iter().enumerate() {
-            rows.push(vec![
-                img_id.to_string(),
-                (rank + 1).to_string(),
-                w,
-                n.to_string(),
-                f.to_string(),
-            ]);
-        }
-    }
-    write_csv(path, &["img_id", "rank", "word", "count", "freq"], rows)
-}
-
-/// Per class × split top-`k` words: `split,class,rank,word,count,freq` (rank from 1).
-pub fn write_group_top_words(
-    path: &Path,
-    groups: &[(&str, &str, &WordCounter)],
-    k: usize,
-) -> Result<(), WordsError> {
-    let mut rows = Vec::new();
-    for (split, class, c) in groups {
-        for (rank, (w, n, f)) in dominant_words(c, k).into_iter().enumerate() {
-            rows.push(vec![
-                split.to_string(),
-                class.to_string(),
-                (rank + 1).to_string(),
-                w,
-                n.to_string(),
-                f.to_string(),
-            ]);
-        }
-    }
-    write_csv(
-        path,
-        &["split", "class", "rank", "word", "count", "freq"],
-        rows,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,27 +332,6 @@ mod tests {
         assert_eq!(
             s,
             WordCounter::from_sentences(&f, &["bird water", "water land", "land"])
-        );
-    }
-
-    #[test]
-    fn csv_writers() {
-        let f = WordFilter::new(&WordConfig::default()).unwrap();
-        let a = WordCounter::from_sentences(&f, &["bird bird water"]);
-        let b = WordCounter::from_sentences(&f, &["forest"]);
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("img.csv");
-        write_image_top_words(&p, &[(7, &a), (9, &b)], 1).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "img_id,rank,word,count,freq\n7,1,bird,2,0.6666666666666666\n9,1,forest,1,1\n"
-        );
-        let p = dir.path().join("groups.csv");
-        write_group_top_words(&p, &[("train", "waterbird", &a)], 5).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "split,class,rank,word,count,freq\ntrain,waterbird,1,bird,2,0.6666666666666666\n\
-             train,waterbird,2,water,1,0.3333333333333333\n"
         );
     }
 }

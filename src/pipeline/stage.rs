@@ -1,4 +1,4 @@
-//! The run directory: atomic artifacts, `run.json`, and stage bookkeeping (DESIGN.md "Run directory").
+//! Stage bookkeeping of the run directory, and `run.json`.
 //!
 //! A stage is a folder `<run>/<stage>/` that holds everything the stage wrote plus `stage.json`, which records
 //! the hash of what the stage was computed from. A stage is built in `<stage>.partial/` and renamed into place
@@ -10,27 +10,38 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Writes `bytes` to `path` through `path.tmp` in the same folder and a rename, creating parent folders, so
-/// readers never see a half-written file. The one primitive every module writes artifacts with.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+use crate::methods::Method;
+use crate::util::{build_in_partial, hex, write_json};
+
+/// A stage of `texplain run`, named as its folder (`<run>/lm/`, `<run>/seed-<s>/erm/`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The language model pretrained on the caption corpus (shared by seeds).
+    Lm,
+    Erm,
+    Translator,
+    Explain,
+    /// Word clouds of the explanations per class and split.
+    Clouds,
+    Flags,
+    Masks,
+    /// Fine-tuning of the ERM model by a mitigation method (its folder is the method's name).
+    Finetune(Method),
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Lm => "lm",
+            Stage::Erm => "erm",
+            Stage::Translator => "translator",
+            Stage::Explain => "explain",
+            Stage::Clouds => "clouds",
+            Stage::Flags => "flags",
+            Stage::Masks => "masks",
+            Stage::Finetune(method) => method.name(),
+        }
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// [`write_file_atomic`] with the path in the error.
-pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
-    write_file_atomic(path, bytes.as_ref()).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Serializes `value` as pretty JSON and writes it atomically.
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    write_atomic(path, serde_json::to_vec_pretty(value)?)
 }
 
 /// The identity of a stage: a SHA-256 over named, serialized inputs (config sections, seed, upstream hashes).
@@ -41,9 +52,9 @@ pub struct StageKey {
 }
 
 impl StageKey {
-    pub fn new(stage: &str) -> Self {
+    pub fn new(stage: Stage) -> Self {
         let mut key = Self::default();
-        key.add("stage", &stage);
+        key.add("stage", &stage.name());
         key
     }
 
@@ -59,8 +70,7 @@ impl StageKey {
     }
 
     pub fn hash(&self) -> String {
-        let digest = self.hasher.clone().finalize();
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.hasher.clone().finalize())
     }
 }
 
@@ -108,10 +118,11 @@ pub struct StageDone {
 /// (an interrupted run) is always removed first.
 pub fn run_stage(
     parent: &Path,
-    name: &str,
+    stage: Stage,
     key: &StageKey,
     build: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<StageDone> {
+    let name = stage.name();
     let dir = parent.join(name);
     let hash = key.hash();
     let record_path = dir.join("stage.json");
@@ -133,29 +144,26 @@ pub fn run_stage(
             }
         }
     }
-    let partial = parent.join(format!("{name}.partial"));
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            std::fs::remove_dir_all(stale)
-                .with_context(|| format!("removing {}", stale.display()))?;
-        }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let span = tracing::info_span!("stage", name = %dir.display());
     let _enter = span.enter();
     let started = Instant::now();
-    build(&partial).with_context(|| format!("stage {}", dir.display()))?;
-    let record = StageRecord {
-        stage: name.to_string(),
-        hash: hash.clone(),
-        inputs: key.inputs.clone(),
-        seconds: started.elapsed().as_secs_f64(),
-        files: list_files(&partial)?,
-    };
-    write_json(&partial.join("stage.json"), &record)?;
-    std::fs::rename(&partial, &dir)
-        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
-    tracing::info!(seconds = record.seconds, "stage finished");
+    let mut seconds = 0.0;
+    build_in_partial(&dir, |partial| {
+        build(partial).with_context(|| format!("stage {}", dir.display()))?;
+        seconds = started.elapsed().as_secs_f64();
+        let record = StageRecord {
+            stage: name.to_string(),
+            hash: hash.clone(),
+            inputs: key.inputs.clone(),
+            seconds,
+            files: list_files(partial)?,
+        };
+        write_json(&partial.join("stage.json"), &record)
+    })?;
+    tracing::info!(seconds, "stage finished");
     Ok(StageDone {
         dir,
         hash,
@@ -229,20 +237,20 @@ mod tests {
     fn stage_is_skipped_when_hash_matches_and_redone_when_inputs_change() {
         let tmp = tempfile::tempdir().unwrap();
         let mut runs = 0;
-        let mut key = StageKey::new("erm");
+        let mut key = StageKey::new(Stage::Erm);
         key.add("seed", &1u64);
         for _ in 0..2 {
-            run_stage(tmp.path(), "erm", &key, |dir| {
+            run_stage(tmp.path(), Stage::Erm, &key, |dir| {
                 runs += 1;
-                write_atomic(&dir.join("out.txt"), "x")
+                crate::util::write_atomic(&dir.join("out.txt"), "x")
             })
             .unwrap();
         }
         assert_eq!(runs, 1);
         key.add("lr", &0.1);
-        let done = run_stage(tmp.path(), "erm", &key, |dir| {
+        let done = run_stage(tmp.path(), Stage::Erm, &key, |dir| {
             runs += 1;
-            write_atomic(&dir.join("out.txt"), "y")
+            crate::util::write_atomic(&dir.join("out.txt"), "y")
         })
         .unwrap();
         assert_eq!(runs, 2);
@@ -256,22 +264,26 @@ mod tests {
     #[test]
     fn stage_with_a_missing_file_is_redone() {
         let tmp = tempfile::tempdir().unwrap();
-        let key = StageKey::new("erm");
-        let build = |dir: &Path| write_atomic(&dir.join("sub/model.bin"), "weights");
-        run_stage(tmp.path(), "erm", &key, build).unwrap();
+        let key = StageKey::new(Stage::Erm);
+        let build = |dir: &Path| crate::util::write_atomic(&dir.join("sub/model.bin"), "weights");
+        run_stage(tmp.path(), Stage::Erm, &key, build).unwrap();
         std::fs::remove_file(tmp.path().join("erm/sub/model.bin")).unwrap();
-        let done = run_stage(tmp.path(), "erm", &key, build).unwrap();
+        let done = run_stage(tmp.path(), Stage::Erm, &key, build).unwrap();
         assert!(!done.skipped, "a deleted checkpoint must not be trusted");
         assert!(done.dir.join("sub/model.bin").exists());
-        assert!(run_stage(tmp.path(), "erm", &key, build).unwrap().skipped);
+        assert!(
+            run_stage(tmp.path(), Stage::Erm, &key, build)
+                .unwrap()
+                .skipped
+        );
     }
 
     #[test]
     fn interrupted_stage_is_redone_and_leaves_no_trusted_folder() {
         let tmp = tempfile::tempdir().unwrap();
-        let key = StageKey::new("explain");
-        let failed = run_stage(tmp.path(), "explain", &key, |dir| {
-            write_atomic(&dir.join("half.txt"), "half")?;
+        let key = StageKey::new(Stage::Explain);
+        let failed = run_stage(tmp.path(), Stage::Explain, &key, |dir| {
+            crate::util::write_atomic(&dir.join("half.txt"), "half")?;
             anyhow::bail!("interrupted")
         });
         assert!(failed.is_err());
@@ -279,8 +291,8 @@ mod tests {
             !tmp.path().join("explain").exists(),
             "an interrupted stage must not look finished"
         );
-        let done = run_stage(tmp.path(), "explain", &key, |dir| {
-            write_atomic(&dir.join("full.txt"), "full")
+        let done = run_stage(tmp.path(), Stage::Explain, &key, |dir| {
+            crate::util::write_atomic(&dir.join("full.txt"), "full")
         })
         .unwrap();
         assert!(!done.skipped);

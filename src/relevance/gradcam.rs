@@ -29,6 +29,16 @@ impl Default for Threshold {
     }
 }
 
+/// What masked pixels become (YAML `mask_value`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskValue {
+    /// Black (MaskTune's fill).
+    Zero,
+    /// The image's mean colour.
+    Mean,
+}
+
 /// Teacher-forced log-probability of `target` wherever it occurs in each sentence, after each image's prefix,
 /// averaged over the image's sentences. `prefix` [b, k, d]; `sentences[i]` are image i's token sequences
 /// (each must hold `targets[i]`; an image without one scores its word as the first token). Returns [b].
@@ -125,10 +135,9 @@ pub fn threshold_masks(cams: &Tensor, threshold: Threshold) -> Tensor {
         .reshape(cams.size())
 }
 
-/// Applies masks [b, 1, H, W] (true = mask) to u8 images [b, 3, H, W]: masked pixels become 0, or the image's
-/// mean colour when `mean_colour`.
-pub fn apply_masks(images: &Tensor, masks: &Tensor, mean_colour: bool) -> Tensor {
-    let fill = if mean_colour {
+/// Applies masks [b, 1, H, W] (true = mask) to u8 images [b, 3, H, W]: masked pixels become `value`.
+pub fn apply_masks(images: &Tensor, masks: &Tensor, value: MaskValue) -> Tensor {
+    let fill = if value == MaskValue::Mean {
         images
             .to_kind(Kind::Float)
             .mean_dim(&[2i64, 3][..], true, Kind::Float)
@@ -205,7 +214,7 @@ mod tests {
         let images = Tensor::full([1, 3, 4, 4], 200, (Kind::Uint8, Device::Cpu));
         let masks = Tensor::zeros([1, 1, 4, 4], (Kind::Bool, Device::Cpu));
         let _ = masks.narrow(2, 0, 2).fill_(1); // top half masked
-        let masked = apply_masks(&images, &masks, false);
+        let masked = apply_masks(&images, &masks, MaskValue::Zero);
         assert_eq!(masked.sum(Kind::Int64).int64_value(&[]), 200 * 3 * 8);
         let bird = Tensor::zeros([1, 1, 4, 4], (Kind::Uint8, Device::Cpu));
         let _ = bird.narrow(2, 3, 1).fill_(1); // the bird is the bottom row

@@ -1,0 +1,351 @@
+//! The YAML schema: serde structs that mirror an experiment file one to one (`deny_unknown_fields`, defaults
+//! filled in). Sections reuse the parameter structs of the code they configure (`train::TrainConfig`,
+//! `data::SynthConfig`, `relevance::gradcam::Threshold`, ...), so the method code never sees this module.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::data::captions::CaptionSetConfig;
+use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
+use crate::data::synth::Variant;
+use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
+pub use crate::data::{DataKind, Label};
+pub use crate::methods::Method;
+pub use crate::relevance::gradcam::{MaskValue, Threshold};
+use crate::report::PaperTable;
+use crate::text::words::WordConfig;
+use crate::train::default_momentum;
+pub use crate::train::{ModelSelection, Optimizer, TrainConfig};
+
+/// The whole experiment, as written in YAML.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Experiment name; the default output folder is `results/<name>`.
+    pub name: String,
+    /// Output folder (relative to the working directory).
+    #[serde(default)]
+    pub out_dir: Option<PathBuf>,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Intra-op threads for libtorch; `null` keeps libtorch's default.
+    #[serde(default)]
+    pub threads: Option<i32>,
+    pub data: DataSection,
+    #[serde(default)]
+    pub classifier: ClassifierSection,
+    #[serde(default)]
+    pub language_model: LanguageModelSection,
+    #[serde(default)]
+    pub translator: TranslatorSection,
+    #[serde(default)]
+    pub explain: ExplainSection,
+    #[serde(default)]
+    pub mitigation: MitigationSection,
+    #[serde(default)]
+    pub report: ReportSection,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+fn default_device() -> String {
+    "auto".into()
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// A Waterbirds-format folder (`metadata.csv` + images).
+    pub root: PathBuf,
+    /// When set and `root` is missing, a synthetic Waterbirds is generated there first.
+    #[serde(default)]
+    pub synth: Option<SynthConfig>,
+    /// Images are resized and centre-cropped to this many pixels.
+    pub image_size: i64,
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    #[serde(default)]
+    pub augment: AugmentConfig,
+    /// Skip corrupt or missing images (with a warning naming how many) instead of failing.
+    #[serde(default)]
+    pub skip_corrupt: bool,
+    /// Which dataset family `root` holds: `waterbirds` (attribute column `place`) or `cats_apples` (attribute
+    /// column `apple`, y 0 dog / 1 cat). The attribute is loaded into `Dataset::place` either way.
+    #[serde(default)]
+    pub kind: DataKind,
+    /// For `kind: cats_apples`: when set and `root` is missing, the Cats & Apples set is generated there first.
+    #[serde(default)]
+    pub cats_apples: Option<CatsApplesConfig>,
+    /// Read `<root>/variants/<variant>/` (`fg_only`, `bg_only`, `mixed_rand`) instead of `root`; `data.synth`
+    /// still generates into `root` and must set `variants: true, variant_splits: all` so the variant has every split.
+    #[serde(default)]
+    pub variant: Option<Variant>,
+    /// The class the classifier is trained and evaluated on: `y` (the default) or the attribute (`place`).
+    /// With `place`, `y` and `place` are swapped at load time, so groups become g = 2*place + y.
+    #[serde(default)]
+    pub label: Label,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierSection {
+    /// A local HF folder for `ViTForImageClassification` (config.json + model.safetensors).
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
+    /// Architecture when training from scratch: `tiny` (sized by the fields below) or `vit-base-patch16-384`.
+    #[serde(default)]
+    pub preset: Preset,
+    #[serde(default = "default_patch")]
+    pub patch_size: i64,
+    #[serde(default = "default_vit_hidden")]
+    pub hidden_size: i64,
+    #[serde(default = "default_vit_depth")]
+    pub num_hidden_layers: i64,
+    #[serde(default = "default_vit_heads")]
+    pub num_attention_heads: i64,
+    pub train: TrainConfig,
+}
+
+/// The architecture of a classifier trained from scratch.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Preset {
+    /// Sized by `classifier.hidden_size`, `num_hidden_layers`, `num_attention_heads`, `patch_size`.
+    #[default]
+    #[serde(rename = "tiny")]
+    Tiny,
+    /// The shape of `google/vit-base-patch16-384`.
+    #[serde(rename = "vit-base-patch16-384")]
+    VitBasePatch16_384,
+}
+fn default_patch() -> i64 {
+    8
+}
+fn default_vit_hidden() -> i64 {
+    96
+}
+fn default_vit_depth() -> i64 {
+    4
+}
+fn default_vit_heads() -> i64 {
+    3
+}
+
+impl Default for ClassifierSection {
+    fn default() -> Self {
+        Self {
+            pretrained: None,
+            preset: Preset::Tiny,
+            patch_size: default_patch(),
+            hidden_size: default_vit_hidden(),
+            num_hidden_layers: default_vit_depth(),
+            num_attention_heads: default_vit_heads(),
+            train: TrainConfig {
+                optimizer: Optimizer::Adamw,
+                lr: 1e-3,
+                weight_decay: 0.05,
+                momentum: default_momentum(),
+                epochs: 15,
+                batch_size: 64,
+                warmup_epochs: 1.0,
+                grad_clip: Some(1.0),
+                select: ModelSelection::WorstGroupVal,
+            },
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanguageModelSection {
+    /// A local HF GPT-2 folder (config.json, model.safetensors, tokenizer.json). Unset: pretrain a small GPT-2
+    /// with a word-level tokenizer on the caption corpus (text only, never the experiment's images).
+    pub pretrained: Option<PathBuf>,
+    pub n_embd: i64,
+    pub n_layer: i64,
+    pub n_head: i64,
+    /// Words seen fewer times in the corpus map to `<unk>`.
+    pub tokenizer_min_freq: u32,
+    /// Corpus sentences held out for the validation loss.
+    pub val_sentences: usize,
+    pub train: TrainConfig,
+}
+
+impl Default for LanguageModelSection {
+    fn default() -> Self {
+        Self {
+            pretrained: None,
+            n_embd: 96,
+            n_layer: 2,
+            n_head: 2,
+            tokenizer_min_freq: 2,
+            val_sentences: 1000,
+            train: TrainConfig {
+                epochs: 2,
+                lr: 2e-3,
+                batch_size: 64,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+/// Where the (image, caption) pairs that train the translator come from (the role COCO plays in the paper).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum CaptionSource {
+    /// A synthetic balanced caption set, generated into `root` when missing (`captions.csv` + `corpus.txt`).
+    Synth {
+        root: PathBuf,
+        #[serde(default)]
+        config: CaptionSetConfig,
+    },
+    /// A synthetic balanced Cats & Dogs & apples caption set, generated into `root` when missing.
+    CatsApples {
+        root: PathBuf,
+        #[serde(default)]
+        config: CatsApplesCaptionConfig,
+    },
+    /// A CSV `image,caption` (image paths relative to the CSV).
+    Csv { path: PathBuf },
+    /// COCO captions JSON (`captions_train2017.json`) and its image folder.
+    Coco { captions: PathBuf, images: PathBuf },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranslatorSection {
+    /// Classifier layer whose tokens are translated (HF hidden_states index; -1 = last_hidden_state).
+    pub layer: i64,
+    /// K: prefix embeddings handed to the language model.
+    pub prefix_len: i64,
+    pub hidden_dim: i64,
+    pub captions: Option<CaptionSource>,
+    /// Share of the caption images held out for the validation loss.
+    pub val_fraction: f64,
+    pub train: TrainConfig,
+}
+
+impl Default for TranslatorSection {
+    fn default() -> Self {
+        Self {
+            layer: -1,
+            prefix_len: 4,
+            hidden_dim: 256,
+            captions: None,
+            val_fraction: 0.1,
+            train: TrainConfig {
+                epochs: 4,
+                lr: 1e-3,
+                batch_size: 64,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExplainSection {
+    /// Sentences sampled per image (paper: 1000).
+    pub samples_per_image: usize,
+    /// Nucleus sampling mass (paper: 0.95), in (0, 1].
+    pub top_p: f64,
+    pub temperature: f64,
+    /// EOS is blocked before this many words (paper: 20).
+    pub min_words: usize,
+    /// Sentences are cut at this many words (paper: 30).
+    pub max_words: usize,
+    /// Dominant words kept per image.
+    pub top_k: usize,
+    /// Sequences decoded together (images x samples) in one batch.
+    pub batch_rows: usize,
+    pub words: WordConfig,
+    /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).
+    pub run: bool,
+}
+
+impl Default for ExplainSection {
+    fn default() -> Self {
+        Self {
+            samples_per_image: 20,
+            top_p: 0.95,
+            temperature: 1.0,
+            min_words: 4,
+            max_words: 16,
+            top_k: 10,
+            batch_rows: 2048,
+            words: WordConfig::default(),
+            run: false,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct MitigationSection {
+    /// Methods to run and report (any of [`Method`]); reported in the Table-1 order.
+    pub methods: Vec<Method>,
+    /// Class index -> words that name the class (flagging rule: the top word is not a class word).
+    pub class_words: BTreeMap<i64, Vec<String>>,
+    pub gradcam: GradcamSection,
+    /// Fine-tuning of the ERM model on the masked selected samples (paper 4.3).
+    pub finetune: TrainConfig,
+}
+
+impl Default for MitigationSection {
+    fn default() -> Self {
+        Self {
+            methods: vec![Method::Erm],
+            class_words: BTreeMap::new(),
+            gradcam: GradcamSection::default(),
+            finetune: TrainConfig {
+                epochs: 3,
+                lr: 2e-4,
+                batch_size: 64,
+                select: ModelSelection::Last,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct GradcamSection {
+    /// Classifier layer of the activations (HF hidden_states index, -1 = last_hidden_state); must not lie
+    /// after the translator's layer. Unset: the translator's layer.
+    pub layer: Option<i64>,
+    pub threshold: Threshold,
+    /// Masked pixels become `zero` or the image's `mean` colour.
+    pub mask_value: MaskValue,
+    /// Sampled sentences holding the target word that are teacher-forced per image.
+    pub sentences_per_image: usize,
+    /// Overlay PNGs (image + heat map) written per seed.
+    pub overlays: usize,
+    pub batch_size: usize,
+}
+
+impl Default for GradcamSection {
+    fn default() -> Self {
+        Self {
+            layer: None,
+            threshold: Threshold::default(),
+            mask_value: MaskValue::Zero,
+            sentences_per_image: 8,
+            overlays: 12,
+            batch_size: 32,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// The paper's numbers, printed beside ours in `table.md`.
+    #[serde(default)]
+    pub paper: Option<PaperTable>,
+}

@@ -1,0 +1,118 @@
+//! The ERM stage (paper section 4.3, step 1): train the classifier on the spuriously correlated training set
+//! (from scratch, or from `classifier.pretrained` with a new 2-label head), select by worst-group validation
+//! accuracy, evaluate on val and test. Output: `seed-<s>/erm/` = an HF ViT folder, `metrics.csv`, `results.csv`.
+use anyhow::Result;
+use std::path::Path;
+use tch::nn;
+
+use super::context::Seed;
+use super::stage::{run_stage, Stage, StageDone, StageKey};
+use crate::config::{Experiment, Preset};
+use crate::methods::Method;
+use crate::models::vit::{self, Vit};
+use crate::report::{self, ResultRow};
+use crate::runtime::{set_seed, stage_seed};
+use crate::train::ClassifierTraining;
+
+/// A classifier held in memory with its variables.
+pub struct Classifier {
+    pub vs: nn::VarStore,
+    pub model: Vit,
+}
+
+impl Classifier {
+    /// Loads an HF ViT folder written by a stage (`config.json` + `model.safetensors`), keeping its head.
+    pub fn load(dir: &Path, device: tch::Device) -> Result<Self> {
+        let mut vs = nn::VarStore::new(device);
+        let (model, _) = Vit::from_hf_folder(&mut vs, dir, None)?;
+        Ok(Self { vs, model })
+    }
+
+    /// Writes the HF ViT folder (`config.json` + `model.safetensors`) into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        Ok(self.model.save_hf_folder(&self.vs, dir)?)
+    }
+}
+
+/// The finished ERM stage of a seed.
+pub struct Erm {
+    pub done: StageDone,
+}
+
+impl Erm {
+    /// The selected ERM classifier.
+    pub fn classifier(&self, device: tch::Device) -> Result<Classifier> {
+        Classifier::load(&self.done.dir, device)
+    }
+
+    /// Its val and test rows.
+    pub fn results(&self) -> Result<Vec<ResultRow>> {
+        Ok(report::read_results_csv(
+            &self.done.dir.join("results.csv"),
+        )?)
+    }
+}
+
+/// The architecture of a classifier trained from scratch: the configured preset.
+pub fn scratch_config(exp: &Experiment) -> vit::Config {
+    let c = &exp.config.classifier;
+    match c.preset {
+        Preset::VitBasePatch16_384 => vit::Config::vit_base_patch16_384(2),
+        Preset::Tiny => vit::Config {
+            hidden_size: c.hidden_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: c.num_attention_heads,
+            intermediate_size: 4 * c.hidden_size,
+            num_labels: 2,
+            ..vit::Config::tiny(exp.config.data.image_size, c.patch_size)
+        },
+    }
+}
+
+/// The initial classifier of ERM: `classifier.pretrained` with a new 2-label head, or the preset from scratch.
+fn initial_classifier(exp: &Experiment) -> Result<Classifier> {
+    let mut vs = nn::VarStore::new(exp.device);
+    let model = match &exp.config.classifier.pretrained {
+        Some(dir) => {
+            let (model, report) = Vit::from_hf_folder(&mut vs, dir, Some(2))?;
+            tracing::info!(?report, "pretrained classifier loaded");
+            model
+        }
+        None => Vit::new(&vs.root(), &scratch_config(exp)),
+    };
+    Ok(Classifier { vs, model })
+}
+
+pub fn run(ctx: &Seed) -> Result<Erm> {
+    let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
+    let cfg = &exp.config;
+    let mut key = StageKey::new(Stage::Erm);
+    key.add("seed", &seed)
+        .add("data", &splits.fingerprint)
+        .add("normalize", &cfg.data.normalize)
+        .add("augment", &cfg.data.augment)
+        .add("classifier", &cfg.classifier);
+    let done = run_stage(&ctx.dir, Stage::Erm, &key, |dir| {
+        let mut rng = set_seed(stage_seed(seed, "erm"));
+        let classifier = initial_classifier(exp)?;
+        let training = ClassifierTraining {
+            model: &classifier.model,
+            train: &splits.train,
+            val: Some(&splits.val),
+            cfg: &cfg.classifier.train,
+            input: ctx.input(),
+        };
+        let summary = training.run(&classifier.vs, &mut rng, dir)?;
+        tracing::info!(seed, epoch = summary.selected_epoch, val_worst = ?summary.val_worst_group, "ERM model selected");
+        classifier.save(dir)?;
+        let rows = ctx.run.evaluate(
+            &classifier.model,
+            seed,
+            Method::Erm,
+            cfg.classifier.train.batch_size,
+        );
+        report::write_results_csv(&dir.join("results.csv"), &rows)?;
+        Ok(())
+    })?;
+    Ok(Erm { done })
+}

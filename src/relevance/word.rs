@@ -1,0 +1,96 @@
+//! Word-targeted relevance (paper section 4.3): where in the image the classifier's features make the language
+//! model say a given word. The score of an image is the teacher-forced log-probability of its target word over
+//! sampled sentences that contain it, given the translator's prefix; its gradient with respect to the classifier's
+//! token activations gives the GradCAM map ([`super::gradcam`]).
+use anyhow::Result;
+use tch::{Device, Kind, Tensor};
+
+use super::gradcam;
+use crate::explain::lm::LanguageModel;
+use crate::models::translator::Translator;
+use crate::models::vit::Vit;
+use crate::train::InputPipeline;
+
+/// The word a sample's map targets, as a token, and the image's sentences (token ids) that hold it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordTarget {
+    pub token: i64,
+    pub sentences: Vec<Vec<i64>>,
+}
+
+impl WordTarget {
+    /// The target of `word` among an image's sampled `sentences` (at most `max_sentences` of those holding it).
+    /// A multi-token BPE word is scored by its first token (the word's onset), as the sentences are sampled.
+    /// `None` when the tokenizer cannot spell the word.
+    pub fn new(
+        lm: &LanguageModel,
+        word: &str,
+        sentences: &[String],
+        max_sentences: usize,
+    ) -> Result<Option<Self>> {
+        let spellings = lm.tokenizer.word_start_tokens(word)?;
+        let Some(token) = spellings
+            .iter()
+            .filter_map(|s| s.first())
+            .next()
+            .map(|&t| t as i64)
+        else {
+            return Ok(None);
+        };
+        let mut chosen = Vec::new();
+        for sentence in sentences {
+            let ids = lm.encode_sentence(sentence)?;
+            if ids.contains(&token) {
+                chosen.push(ids);
+                if chosen.len() == max_sentences {
+                    break;
+                }
+            }
+        }
+        Ok(Some(Self {
+            token,
+            sentences: chosen,
+        }))
+    }
+}
+
+/// Word-targeted GradCAM over the token activations of the translator's classifier layer.
+pub struct WordGradcam<'a> {
+    pub vit: &'a Vit,
+    pub translator: &'a Translator,
+    pub lm: &'a LanguageModel,
+    pub input: &'a InputPipeline,
+    /// The classifier layer the translator reads (HF hidden_states index; -1 = last).
+    pub layer: i64,
+}
+
+impl WordGradcam<'_> {
+    /// Maps [b, 1, H, W] in [0, 1] for u8 `images` [b, 3, H, W]; an image without a target gets an all-zero map.
+    /// Returned on the CPU.
+    pub fn cams(&self, images: &Tensor, targets: &[Option<WordTarget>]) -> Result<Tensor> {
+        let (_, _, size, _) = images.size4()?;
+        let eos = self.lm.eos();
+        let (tokens_per_image, sentences): (Vec<i64>, Vec<Vec<Vec<i64>>>) = targets
+            .iter()
+            .map(|t| match t {
+                Some(t) => (t.token, t.sentences.clone()),
+                None => (eos, Vec::new()),
+            })
+            .unzip();
+        let xs = self.input.eval_batch(images);
+        let tokens = tch::no_grad(|| self.vit.forward_features(&xs, self.layer, false))?
+            .tokens
+            .detach()
+            .set_requires_grad(true); // [b, p+1, d]
+        let prefix = self.translator.forward(&tokens)?; // [b, k, d_lm]
+        let score =
+            gradcam::target_log_prob(&self.lm.model, &prefix, &sentences, &tokens_per_image)?; // [b]
+        let cams = gradcam::cam_from_score(&tokens, &score, size); // [b, 1, H, W]
+        let has_target: Vec<bool> = targets.iter().map(Option::is_some).collect();
+        let keep = Tensor::from_slice(&has_target)
+            .to_device(cams.device())
+            .to_kind(Kind::Float)
+            .view([-1, 1, 1, 1]);
+        Ok((cams * keep).to_device(Device::Cpu))
+    }
+}
