@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn avg_train_weighted_waterbirds() {
-        // Real Waterbirds training group counts, and the ERM test accuracies measured in DESIGN.md.
+        // Real Waterbirds training group counts, and the ERM test accuracies of a from-scratch probe (PyTorch).
         let train = [3498usize, 184, 56, 1057];
         let accs = [Some(1.0), Some(0.58), Some(0.19), Some(0.97)];
         // By hand: N = 4795; (3498*1.0 + 184*0.58 + 56*0.19 + 1057*0.97) / 4795

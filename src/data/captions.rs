@@ -3,8 +3,8 @@
 //! pretraining, and readers for real caption formats (CSV `image,caption`; COCO `captions_*.json`).
 //!
 //! The grammar lets how prominently a caption names the bird follow how visible it is, and the caption set holds
-//! bird-free scenes, so a decoder can leave the bird out when the features do not show it (DESIGN.md "Why the
-//! caption set must hold scenes without birds").
+//! bird-free scenes, so a decoder can leave the bird out when the features do not show it (docs/ARCHITECTURE.md,
+//! "Why the caption set holds scenes without birds").
 use super::draw::{png_rgb, Canvas};
 use super::scene::{
     bird_sprite, occlude, paint_background, paint_distractor, place_sprite, Background,
@@ -343,6 +343,22 @@ fn draw_scene(
     )
 }
 
+/// Writes a `captions.csv`: a header (`key_column,caption`) and one quoted-as-needed row per (key, caption).
+/// Dataset folders key captions by `img_id`, caption sets by `image` path; both are written here.
+pub fn write_captions_csv<'a>(
+    path: &Path,
+    key_column: &str,
+    rows: impl IntoIterator<Item = (String, &'a str)>,
+) -> anyhow::Result<()> {
+    let mut wtr = csv::Writer::from_writer(Vec::new());
+    wtr.write_record([key_column, "caption"])?;
+    for (key, caption) in rows {
+        wtr.write_record([key.as_str(), caption])?;
+    }
+    write_atomic(path, &wtr.into_inner()?)?;
+    Ok(())
+}
+
 /// Writes a balanced synthetic caption set: `<out>/images/NNNNNN.png`, `<out>/captions.csv` (`image,caption`, one
 /// row per caption, paths relative to `out`), `<out>/scenes.csv` (what each image shows) and `<out>/corpus.txt`.
 ///
@@ -388,17 +404,12 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
         })
         .collect::<anyhow::Result<_>>()?;
 
-    let mut wtr = csv::Writer::from_writer(Vec::new());
-    wtr.write_record(["image", "caption"])?;
     let mut scenes =
         String::from("image,has_bird,species,background,distractors,visibility,occluded\n");
     let mut n_caps = 0;
     let mut n_without = 0;
     for (name, scene, caps) in &rows {
-        for c in caps {
-            wtr.write_record([name.as_str(), c.as_str()])?;
-            n_caps += 1;
-        }
+        n_caps += caps.len();
         let (has, sp, vis, occ) = match &scene.bird {
             Some(b) => (1, b.species.word(), b.visibility, b.occluded as u8),
             None => {
@@ -414,7 +425,12 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
             ds.join("+")
         )?;
     }
-    write_atomic(&out.join("captions.csv"), &wtr.into_inner()?)?;
+    write_captions_csv(
+        &out.join("captions.csv"),
+        "image",
+        rows.iter()
+            .flat_map(|(name, _, caps)| caps.iter().map(move |c| (name.clone(), c.as_str()))),
+    )?;
     write_atomic(&out.join("scenes.csv"), scenes.as_bytes())?;
     let corpus = corpus(cfg.corpus_sentences, cfg.seed, f);
     write_atomic(&out.join("corpus.txt"), corpus.as_bytes())?;

@@ -201,22 +201,22 @@ pub fn caption_set(
         })
         .collect::<anyhow::Result<_>>()
         .context("drawing the Cats & Apples caption set")?;
-    let mut wtr = csv::Writer::from_writer(Vec::new());
-    wtr.write_record(["image", "caption"])?;
     let mut scenes = String::from("image,pet,apple,background\n");
     let mut n_caps = 0;
     let mut n_without = 0;
-    for (name, scene, caps) in &rows {
-        for c in caps {
-            wtr.write_record([name.as_str(), c.as_str()])?;
-            n_caps += 1;
-        }
+    for (_, scene, caps) in &rows {
+        n_caps += caps.len();
         if scene.contains(",none,") {
             n_without += 1;
         }
         writeln!(scenes, "{scene}")?;
     }
-    write_atomic(&out.join("captions.csv"), &wtr.into_inner()?)?;
+    super::captions::write_captions_csv(
+        &out.join("captions.csv"),
+        "image",
+        rows.iter()
+            .flat_map(|(name, _, caps)| caps.iter().map(move |c| (name.clone(), c.as_str()))),
+    )?;
     write_atomic(&out.join("scenes.csv"), scenes.as_bytes())?;
     write_atomic(
         &out.join("corpus.txt"),
@@ -370,16 +370,18 @@ pub fn generate(cfg: &CatsApplesConfig, out: &Path) -> anyhow::Result<CatsApples
         .collect::<anyhow::Result<_>>()
         .context("drawing Cats & Apples")?;
     let mut meta = format!("{HEADER}\n");
-    let mut caps = String::from("img_id,caption\n");
     let mut counts = [[0usize; 4]; 3];
-    for (i, ((apple, row, cs), (split, y))) in rows.iter().zip(&specs).enumerate() {
+    for ((apple, row, _), (split, y)) in rows.iter().zip(&specs) {
         writeln!(meta, "{row}")?;
-        for c in cs {
-            writeln!(caps, "{},{c}", i + 1)?;
-        }
         counts[split.code() as usize][(2 * y + apple) as usize] += 1;
     }
     write_atomic(&out.join("metadata.csv"), meta.as_bytes())?;
-    write_atomic(&out.join("captions.csv"), caps.as_bytes())?;
+    super::captions::write_captions_csv(
+        &out.join("captions.csv"),
+        "img_id",
+        rows.iter()
+            .enumerate()
+            .flat_map(|(i, (_, _, cs))| cs.iter().map(move |c| ((i + 1).to_string(), c.as_str()))),
+    )?;
     Ok(CatsApplesSummary { counts })
 }

@@ -2,7 +2,7 @@
 //! tensor transforms (normalisation, batched augmentation) used by training.
 //!
 //! Format and group convention follow group_DRO (Sagawa et al. 2020) / WILDS `waterbirds_v1.0`: `metadata.csv` with
-//! `img_id,img_filename,y,split,place,place_filename`, group g = 2*y + place (DESIGN.md "Data").
+//! `img_id,img_filename,y,split,place,place_filename`, group g = 2*y + place (docs/ARCHITECTURE.md, "Data").
 pub mod captions;
 pub mod cats_apples;
 pub mod cli;

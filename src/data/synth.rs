@@ -6,7 +6,8 @@
 //!
 //! The background fills most of the image and differs in colour and texture between places, while the class is
 //! only in the bird's silhouette (colours come from one shared palette), so the spurious feature is much easier to
-//! learn than the core one. The default bird size (~35 px of 64) is the size DESIGN.md measured as learnable.
+//! learn than the core one. The default bird size (~35 px of 64) is learnable by a small ViT from
+//! scratch (docs/ARCHITECTURE.md, "Data"); ~15 px birds were not learned at all, even on balanced data.
 use super::captions::{captions, BirdDesc, SceneDesc};
 use super::draw::{png_gray, png_rgb, Canvas};
 use super::scene::{
@@ -293,14 +294,6 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
     })
 }
 
-fn csv_quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Generates the synthetic Waterbirds folder at `out` (see the module docs). Same config, same bytes: every image
 /// draws from its own RNG stream (seed, img_id), independent of thread order.
 pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
@@ -360,20 +353,24 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
         .collect::<anyhow::Result<_>>()?;
 
     let mut meta = format!("{HEADER}\n");
-    let mut caps = String::from("img_id,caption\n");
     let mut vmeta = format!("{HEADER}\n");
     let mut n_var = 0;
-    for (s, r) in specs.iter().zip(&rendered) {
+    for r in &rendered {
         writeln!(meta, "{}", r.meta)?;
-        for c in &r.captions {
-            writeln!(caps, "{},{}", s.img_id, csv_quote(c))?;
-        }
         if !r.variant_meta.is_empty() {
             n_var += 1;
         }
     }
     write_atomic(&out.join("metadata.csv"), meta.as_bytes())?;
-    write_atomic(&out.join("captions.csv"), caps.as_bytes())?;
+    super::captions::write_captions_csv(
+        &out.join("captions.csv"),
+        "img_id",
+        specs.iter().zip(&rendered).flat_map(|(s, r)| {
+            r.captions
+                .iter()
+                .map(move |c| (s.img_id.to_string(), c.as_str()))
+        }),
+    )?;
     if cfg.variants {
         for (v, name) in VARIANTS.iter().enumerate() {
             let mut m = vmeta.clone();

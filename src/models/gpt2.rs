@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::{
-    load_safetensors, read_json, save_folder, sub_path, write_json, Activation, LoadOpts,
-    LoadReport, ModelError, Result,
+    layer_norm, load_safetensors, read_json, save_folder, sub_path, write_json, Activation,
+    LoadOpts, LoadReport, ModelError, Result,
 };
 
 /// GPT-2 hyper-parameters with HF `GPT2Config`'s field names and defaults. Unknown `config.json` fields are ignored.
@@ -255,17 +255,6 @@ impl Conv1D {
             .addmm(&xs.reshape([-1, nx]), &self.weight)
             .view(out_size.as_slice())
     }
-}
-
-fn layer_norm(vs: nn::Path, d: i64, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(
-        vs,
-        vec![d],
-        nn::LayerNormConfig {
-            eps,
-            ..Default::default()
-        },
-    )
 }
 
 /// One layer's view of a [`KvCache`] during a forward pass.

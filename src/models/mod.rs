@@ -1,4 +1,4 @@
-//! The three networks of TExplain (DESIGN.md "Models") and the checkpoint I/O they share.
+//! The three networks of TExplain and the checkpoint I/O they share.
 //!
 //! - [`vit`]: the image classifier, HF `ViTForImageClassification`.
 //! - [`gpt2`]: the frozen language model, HF `GPT2LMHeadModel`, fed prefix embeddings.
@@ -90,6 +90,18 @@ pub fn sub_path<'a>(vs: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
         .split('.')
         .filter(|s| !s.is_empty())
         .fold(vs.clone(), |p, s| p.sub(s))
+}
+
+/// A layer norm over the last dimension `d` with HF's `eps` (weight 1, bias 0 at initialisation).
+pub(crate) fn layer_norm(vs: nn::Path, d: i64, eps: f64) -> nn::LayerNorm {
+    nn::layer_norm(
+        vs,
+        vec![d],
+        nn::LayerNormConfig {
+            eps,
+            ..Default::default()
+        },
+    )
 }
 
 /// Reads and parses a JSON config file.

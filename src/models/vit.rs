@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::{
-    load_safetensors, read_json, save_folder, sub_path, write_json, Activation, LoadOpts,
-    LoadReport, ModelError, Result,
+    layer_norm, load_safetensors, read_json, save_folder, sub_path, write_json, Activation,
+    LoadOpts, LoadReport, ModelError, Result,
 };
 
 /// ViT hyper-parameters, with the field names and defaults of HF's `ViTConfig` (`config.json`).
@@ -217,7 +217,7 @@ impl Config {
         }
     }
 
-    /// A small ViT for synthetic data trained from scratch (DESIGN.md: d 96, depth 4, 3 heads, MLP 384), 2 labels.
+    /// A small ViT for synthetic data trained from scratch (d 96, depth 4, 3 heads, MLP 384), 2 labels.
     pub fn tiny(image_size: i64, patch_size: i64) -> Self {
         Config {
             hidden_size: 96,
@@ -309,17 +309,6 @@ fn linear(vs: nn::Path, i: i64, o: i64, bias: bool, std: f64) -> nn::Linear {
         bias,
     };
     nn::linear(vs, i, o, cfg)
-}
-
-fn layer_norm(vs: nn::Path, d: i64, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(
-        vs,
-        vec![d],
-        nn::LayerNormConfig {
-            eps,
-            ..Default::default()
-        },
-    )
 }
 
 #[derive(Debug)]
