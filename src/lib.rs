@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod progress;
+pub mod relevance;
 pub mod report;
 pub mod rundir;
 pub mod runtime;

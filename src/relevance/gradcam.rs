@@ -1,0 +1,161 @@
+//! GradCAM on ViT tokens at any encoder layer (Selvaraju et al. 2017; for ViTs as pytorch-grad-cam's
+//! `vit_example.py`: activations `[p+1, d]` with the CLS token dropped and the patches reshaped to the grid).
+//!
+//! The tokens `A` at layer `l` are a leaf; the encoder runs on from them to the layer the score reads
+//! ([`Vit::forward_from`]), so the gradient of the score with respect to `A` includes the blocks in between. Channel
+//! weights are the mean gradient over patch tokens (GradCAM's spatial average), the map is ReLU(sum_c w_c A[:, c])
+//! over the patch tokens. With `l` = the score's layer this is today's `explain::gradcam::cam_from_score`.
+//! pytorch-grad-cam's recipe targets `blocks[-1].norm1`, the layernormed input of the last block's attention, which
+//! is not a `hidden_states` layer and is not offered here; `l = L - 1` (the last block's input) is the closest.
+use anyhow::Result;
+use tch::{Kind, Tensor};
+
+use super::maps::{check_score, RelevanceMaps, ScoreFn};
+use crate::models::vit::Vit;
+
+/// The raw GradCAM patch map `[b, p]` from tokens `[b, p+1, d]` and the score's gradient with respect to them
+/// (same shape): ReLU(sum_c alpha_c A[:, c]) with alpha the mean gradient over the patch tokens; CLS dropped.
+pub fn gradcam_from_grads(tokens: &Tensor, grads: &Tensor) -> Result<Tensor> {
+    let (_, n, _) = tokens.size3()?;
+    let patches = tokens.narrow(1, 1, n - 1); // [b, p, d]
+    let alpha = grads.narrow(1, 1, n - 1).mean_dim(1, true, Kind::Float); // [b, 1, d]
+    Ok((patches * alpha)
+        .sum_dim_intlist(-1, false, Kind::Float)
+        .relu()) // [b, p]
+}
+
+/// GradCAM maps of `score` `[b]` with respect to `tokens` `[b, p+1, d]` (a tensor of the graph that produced it).
+pub fn gradcam_from_score(
+    tokens: &Tensor,
+    score: &Tensor,
+    image_size: i64,
+) -> Result<RelevanceMaps> {
+    check_score(score, tokens.size()[0])?;
+    let grads =
+        Tensor::f_run_backward(&[score.sum(Kind::Float)], &[tokens], false, false)?.remove(0); // [b, p+1, d]
+    let raw = tch::no_grad(|| gradcam_from_grads(&tokens.detach(), &grads))?; // [b, p]
+    RelevanceMaps::from_patches(&raw, image_size)
+}
+
+/// GradCAM at encoder layer `layer` of the score that reads the tokens of layer `score_layer` (HF
+/// `hidden_states` indices, -1 = `last_hidden_state`; `layer` must not come after `score_layer`). `xs`: pixel
+/// values `[b, c, H, W]` as the classifier takes them. The ViT runs in eval mode; its parameters get no gradient.
+pub fn gradcam(
+    vit: &Vit,
+    xs: &Tensor,
+    layer: i64,
+    score_layer: i64,
+    score: &mut ScoreFn<'_>,
+) -> Result<RelevanceMaps> {
+    let tokens = tch::no_grad(|| vit.forward_features(xs, layer, false))?
+        .tokens
+        .detach()
+        .set_requires_grad(true); // [b, p+1, d]
+    let read = vit.forward_from(&tokens, layer, score_layer, false)?; // [b, p+1, d]
+    let s = score(&read)?; // [b]
+    gradcam_from_score(&tokens, &s, vit.config().image_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::gradcam::cam_from_score;
+    use crate::models::vit::Config;
+    use crate::relevance::maps::class_logit_score;
+    use tch::{nn, Device};
+
+    fn tiny() -> (nn::VarStore, Vit, Tensor) {
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = Config {
+            initializer_range: 0.1,
+            ..Config::tiny(16, 4)
+        };
+        let vit = Vit::new(&vs.root(), &cfg);
+        let xs = Tensor::randn([3, 3, 16, 16], (Kind::Float, Device::Cpu));
+        (vs, vit, xs)
+    }
+
+    #[test]
+    fn gradcam_at_the_scores_layer_is_todays_cam() {
+        let (_vs, vit, xs) = tiny();
+        // A score that reads every token (as the translator does), GradCAM at the layer it reads: today's recipe.
+        let w = Tensor::randn([96], (Kind::Float, Device::Cpu));
+        let mut reads_all = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.matmul(&w).tanh().sum_dim_intlist(1, false, Kind::Float)) // [b]
+        };
+        for layer in [-1, 2] {
+            let maps = gradcam(&vit, &xs, layer, layer, &mut reads_all).unwrap();
+            let tokens = vit
+                .forward_features(&xs, layer, false)
+                .unwrap()
+                .tokens
+                .detach()
+                .set_requires_grad(true);
+            let score = reads_all(&tokens).unwrap();
+            let today = cam_from_score(&tokens, &score, 16);
+            let diff = (&maps.pixels - &today).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "layer {layer}: {diff}");
+            assert!(maps.pixels.max().double_value(&[]) > 0.99);
+        }
+    }
+
+    #[test]
+    fn gradcam_of_a_cls_head_at_its_own_layer_is_empty() {
+        // The head reads the CLS token only: at the layer it reads, no patch token gets a gradient, the channel
+        // weights are 0 and so is the map. A class-logit GradCAM needs an earlier layer.
+        let (_vs, vit, xs) = tiny();
+        let classes = Tensor::from_slice(&[0i64, 1, 1]);
+        let maps = gradcam(&vit, &xs, -1, -1, &mut class_logit_score(&vit, &classes)).unwrap();
+        assert_eq!(maps.pixels.abs().sum(Kind::Float).double_value(&[]), 0.0);
+        let maps = gradcam(&vit, &xs, 3, -1, &mut class_logit_score(&vit, &classes)).unwrap();
+        assert!(maps.pixels.max().double_value(&[]) > 0.99);
+    }
+
+    #[test]
+    fn gradcam_at_an_earlier_layer_differentiates_through_the_blocks_between() {
+        let (_vs, vit, xs) = tiny();
+        let classes = Tensor::from_slice(&[1i64, 0, 1]);
+        let maps = gradcam(&vit, &xs, 1, -1, &mut class_logit_score(&vit, &classes)).unwrap();
+        // By hand: tokens of layer 1 as a leaf, the full rest of the model, the same GradCAM formula.
+        let t1 = vit
+            .forward_features(&xs, 1, false)
+            .unwrap()
+            .tokens
+            .detach()
+            .set_requires_grad(true);
+        let logit = vit
+            .head_from_tokens(&t1, 1, false)
+            .unwrap()
+            .gather(1, &classes.view([-1, 1]), false)
+            .sum(Kind::Float);
+        logit.backward();
+        let raw = gradcam_from_grads(&t1.detach(), &t1.grad()).unwrap();
+        let want = RelevanceMaps::from_patches(&raw, 16).unwrap();
+        assert!(
+            (&maps.patches - &want.patches)
+                .abs()
+                .max()
+                .double_value(&[])
+                < 1e-6
+        );
+        assert_eq!(maps.patches.size(), [3, 16]);
+        // The map of one image does not depend on the others in its batch.
+        let alone = gradcam(
+            &vit,
+            &xs.narrow(0, 1, 1),
+            1,
+            -1,
+            &mut class_logit_score(&vit, &classes.narrow(0, 1, 1)),
+        )
+        .unwrap();
+        assert!(
+            (&alone.patches - maps.patches.narrow(0, 1, 1))
+                .abs()
+                .max()
+                .double_value(&[])
+                < 1e-6
+        );
+        assert!(gradcam(&vit, &xs, -1, 2, &mut class_logit_score(&vit, &classes)).is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! Relevance maps for a frozen ViT and the quality of the masks made from them (DESIGN.md, "The pretrained
+//! regime", point 3 "Localisation").
+//!
+//! Every method explains "a scalar score per image that is a differentiable function of the ViT's activations"
+//! ([`ScoreFn`]): the caller plugs in the word-targeted score of TExplain (the log-probability of the target word
+//! under the frozen LM given the translator's prefix, [`maps::word_score`]) or a class logit (MaskTune,
+//! [`maps::class_logit_score`]).
+//!
+//! * [`gradcam`]: GradCAM at any encoder layer (Selvaraju et al. 2017; the token form of pytorch-grad-cam's ViT
+//!   recipe), the score still flowing through the rest of the encoder;
+//! * [`rollout`]: gradient-weighted attention rollout, the generic rule of Chefer, Gur & Wolf (ICCV 2021;
+//!   hila-chefer/Transformer-MM-Explainability, also used for ViTs in Transformer-Explainability, CVPR 2021);
+//! * [`occlusion`]: the score drop when patches are replaced by the masking fill (slow reference, Zeiler &
+//!   Fergus 2014);
+//! * [`maps::contrastive`]: one map minus another, clipped at 0 (target word against class word);
+//! * [`threshold`]: maps to masks (MaskTune's mean + k std, quantile, top-k %, Otsu);
+//! * [`quality`]: threshold-free mask quality against the true bird masks (AUROC, IoU at matched coverage,
+//!   pointing game) beside a random map and the oracle;
+//! * [`sanity`]: the rank correlation of the randomisation sanity check (Adebayo et al. 2018).
+//!
+//! Every map is returned at patch resolution `[b, p]` and at pixel resolution `[b, 1, H, W]`, each in [0, 1]
+//! ([`RelevanceMaps`]). This module takes plain parameters; it reads no experiment config.
+pub mod gradcam;
+pub mod maps;
+pub mod occlusion;
+pub mod quality;
+pub mod rollout;
+pub mod sanity;
+pub mod threshold;
+
+pub use maps::{RelevanceMaps, ScoreFn};
+pub use threshold::Threshold;
