@@ -392,6 +392,47 @@ impl Layer {
         let m = m.apply(&self.output).dropout(self.hidden_p, train); // [b, n, d]
         xs + m
     }
+
+    /// [`Layer::forward_t`] with the attention written out, `softmax(q k^T / sqrt(hd)) v` (HF's eager path), so the
+    /// attention probabilities can be returned as part of the autograd graph (relevance rollout, Chefer et al. 2021).
+    /// Returns the block output `[b, n, d]` and the probabilities `[b, H, n, n]` (before attention dropout).
+    fn forward_with_attention(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (b, n, d) = xs.size3().expect("vit layer input is [b, n, d]");
+        let hd = d / self.heads;
+        let h = xs.apply(&self.ln_before); // [b, n, d]
+        let split = |t: Tensor| t.view([b, n, self.heads, hd]).transpose(1, 2); // [b, H, n, hd]
+        let q = split(h.apply(&self.query));
+        let k = split(h.apply(&self.key));
+        let v = split(h.apply(&self.value));
+        let scores = q.matmul(&k.transpose(-2, -1)) / (hd as f64).sqrt(); // [b, H, n, n]
+        let probs = scores.softmax(-1, scores.kind()); // [b, H, n, n]
+        let attn_p = if train { self.attn_p } else { 0.0 };
+        let a = probs.dropout(attn_p, train).matmul(&v); // [b, H, n, hd]
+        let a = a
+            .transpose(1, 2)
+            .reshape([b, n, d])
+            .apply(&self.attn_out)
+            .dropout(self.hidden_p, train);
+        let xs = xs + a; // [b, n, d]
+        let m = self
+            .act
+            .apply(&xs.apply(&self.ln_after).apply(&self.intermediate)); // [b, n, m]
+        let m = m.apply(&self.output).dropout(self.hidden_p, train); // [b, n, d]
+        (xs + m, probs)
+    }
+}
+
+/// A forward pass with its attention probabilities exposed ([`Vit::forward_with_attentions`],
+/// [`Vit::forward_from_with_attentions`]). Every tensor is part of the autograd graph of `output`.
+#[derive(Debug)]
+pub struct AttentionTrace {
+    /// The tokens the pass started from, then the tokens after each block it ran (`[b, p+1, d]` each); for a pass
+    /// from the pixels these are HF's `hidden_states` (embeddings, then after each block).
+    pub hidden_states: Vec<Tensor>,
+    /// Attention probabilities `softmax(q k^T / sqrt(hd))` of each block run, in order: `[b, H, p+1, p+1]`.
+    pub attentions: Vec<Tensor>,
+    /// The tokens at the requested end layer (after `vit.layernorm` when it is -1): `[b, p+1, d]`.
+    pub output: Tensor,
 }
 
 /// Token activations at one layer and the logits of the same forward pass.
@@ -612,6 +653,111 @@ impl Vit {
         Ok(self.head(&xs.apply(&self.layernorm)))
     }
 
+    /// Position of a layer index (HF `hidden_states` indexing, -1 = `last_hidden_state`) along the forward pass:
+    /// `l` for `0..=L`, `L + 1` for -1.
+    fn layer_position(&self, layer: i64) -> i64 {
+        if layer == -1 {
+            self.cfg.num_hidden_layers + 1
+        } else {
+            layer
+        }
+    }
+
+    fn check_tokens(&self, tokens: &Tensor) -> Result<()> {
+        let want = [self.num_tokens(), self.cfg.hidden_size];
+        let size = tokens.size();
+        if size.len() != 3 || size[1..] != want {
+            return Err(ModelError::Input(format!(
+                "vit tokens must be [b, {}, {}], got {size:?}",
+                want[0], want[1]
+            )));
+        }
+        Ok(())
+    }
+
+    /// The blocks between layer `from` and layer `until` (HF `hidden_states` indexing, -1 = `last_hidden_state`)
+    /// and whether the final layernorm follows them; an error when `until` comes before `from`.
+    fn span(&self, from: i64, until: i64) -> Result<(std::ops::Range<usize>, bool)> {
+        self.check_layer(from)?;
+        self.check_layer(until)?;
+        let (a, z) = (self.layer_position(from), self.layer_position(until));
+        if z < a {
+            return Err(ModelError::Input(format!(
+                "vit forward from layer {from} cannot end at the earlier layer {until}"
+            )));
+        }
+        let depth = self.cfg.num_hidden_layers;
+        let blocks = a.min(depth) as usize..z.min(depth) as usize;
+        Ok((blocks, until == -1 && from != -1))
+    }
+
+    /// Runs the encoder from the tokens of layer `from` to the tokens of layer `until` (both HF `hidden_states`
+    /// indices: 0 = embeddings, i = after block i, -1 = `last_hidden_state`, after `vit.layernorm`). `until` must not
+    /// come before `from`; equal layers return the tokens unchanged. `[b, p+1, d] -> [b, p+1, d]`.
+    ///
+    /// A score computed at the translator's layer can so be differentiated with respect to an earlier layer's
+    /// tokens (GradCAM at any layer).
+    pub fn forward_from(
+        &self,
+        tokens: &Tensor,
+        from: i64,
+        until: i64,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.check_tokens(tokens)?;
+        let (blocks, final_norm) = self.span(from, until)?;
+        let mut xs = tokens.shallow_clone();
+        for block in &self.layers[blocks] {
+            xs = block.forward_t(&xs, train); // [b, p+1, d]
+        }
+        Ok(if final_norm {
+            xs.apply(&self.layernorm)
+        } else {
+            xs
+        })
+    }
+
+    /// [`Vit::forward_from`] with the attention written out (no SDPA), returning every block's attention
+    /// probabilities in the autograd graph. Numerically the same as the SDPA path (to float rounding).
+    pub fn forward_from_with_attentions(
+        &self,
+        tokens: &Tensor,
+        from: i64,
+        until: i64,
+        train: bool,
+    ) -> Result<AttentionTrace> {
+        self.check_tokens(tokens)?;
+        let (blocks, final_norm) = self.span(from, until)?;
+        let mut hidden_states = vec![tokens.shallow_clone()];
+        let mut attentions = Vec::with_capacity(blocks.len());
+        for block in &self.layers[blocks] {
+            let (next, probs) =
+                block.forward_with_attention(hidden_states.last().expect("non-empty"), train); // [b, p+1, d], [b, H, p+1, p+1]
+            hidden_states.push(next);
+            attentions.push(probs);
+        }
+        let last = hidden_states.last().expect("non-empty");
+        let output = if final_norm {
+            last.apply(&self.layernorm)
+        } else {
+            last.shallow_clone()
+        };
+        Ok(AttentionTrace {
+            hidden_states,
+            attentions,
+            output,
+        })
+    }
+
+    /// The full forward from pixel values `[b, c, H, W]` with explicit attention: HF's `hidden_states`
+    /// (`num_hidden_layers + 1` tensors), every block's attention probabilities (HF `output_attentions`) and the
+    /// `last_hidden_state` as `output`; the logits are [`Vit::head_from_tokens`]`(output, -1)`.
+    pub fn forward_with_attentions(&self, xs: &Tensor, train: bool) -> Result<AttentionTrace> {
+        self.check_input(xs)?;
+        let embeddings = self.embed(xs, train); // [b, p+1, d]
+        self.forward_from_with_attentions(&embeddings, 0, -1, train)
+    }
+
     /// Logits `[b, num_labels]` for pixel values `[b, c, H, W]`; panics (libtorch) on a wrong input shape, use
     /// [`Vit::check_input`] first when the input is not known to be right.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
@@ -712,6 +858,77 @@ mod tests {
                 "layer {layer}"
             );
         }
+    }
+
+    /// A tiny model with weights large enough that attention is far from uniform.
+    fn sharp_tiny() -> (nn::VarStore, Vit) {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = Config {
+            initializer_range: 0.1,
+            ..Config::tiny(16, 4)
+        };
+        let vit = Vit::new(&vs.root(), &cfg);
+        (vs, vit)
+    }
+
+    #[test]
+    fn explicit_attention_forward_equals_the_sdpa_forward() {
+        let (_vs, vit) = sharp_tiny();
+        let xs = Tensor::randn([3, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let (hs, last, logits) = vit.forward_hidden_states(&xs, false).unwrap();
+        let trace = vit.forward_with_attentions(&xs, false).unwrap();
+        assert_eq!(trace.hidden_states.len(), hs.len());
+        assert_eq!(trace.attentions.len(), 4);
+        for (a, b) in trace.hidden_states.iter().zip(&hs) {
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "hidden state differs by {diff}");
+        }
+        let diff = (&trace.output - &last).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "last hidden state differs by {diff}");
+        let again = vit.head_from_tokens(&trace.output, -1, false).unwrap();
+        assert!((again - logits).abs().max().double_value(&[]) < 1e-5);
+        for probs in &trace.attentions {
+            assert_eq!(probs.size(), [3, 3, 17, 17]);
+            let rows = probs.sum_dim_intlist(-1, false, Kind::Float);
+            assert!((rows - 1.0).abs().max().double_value(&[]) < 1e-5);
+            // Not uniform: the check above would hold trivially for a model whose attention is 1/n everywhere.
+            assert!(probs.max().double_value(&[]) > 2.0 / 17.0);
+        }
+    }
+
+    #[test]
+    fn forward_from_continues_any_layer_to_any_later_layer() {
+        let (_vs, vit) = sharp_tiny();
+        let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let (hs, last, _) = vit.forward_hidden_states(&xs, false).unwrap();
+        let at = |l: i64| {
+            if l == -1 {
+                last.shallow_clone()
+            } else {
+                hs[l as usize].shallow_clone()
+            }
+        };
+        let layers = [0, 1, 2, 3, 4, -1];
+        for (i, &from) in layers.iter().enumerate() {
+            for &until in &layers[i..] {
+                let got = vit.forward_from(&at(from), from, until, false).unwrap();
+                let diff = (&got - at(until)).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "{from} -> {until}: {diff}");
+                let trace = vit
+                    .forward_from_with_attentions(&at(from), from, until, false)
+                    .unwrap();
+                let diff = (&trace.output - at(until)).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "traced {from} -> {until}: {diff}");
+                // Blocks run: from -1 none; to -1 all remaining (the final layernorm adds no block).
+                let pos = |l: i64| if l == -1 { 4 } else { l };
+                let blocks = pos(until) - pos(from);
+                assert_eq!(trace.attentions.len() as i64, blocks, "{from} -> {until}");
+            }
+        }
+        assert!(vit.forward_from(&at(3), 3, 1, false).is_err());
+        assert!(vit.forward_from(&at(-1), -1, 4, false).is_err());
+        assert!(vit.forward_from(&xs, 0, 1, false).is_err());
     }
 
     #[test]

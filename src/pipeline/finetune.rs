@@ -9,7 +9,7 @@ use super::flags::Flags;
 use super::masks::{self, Masks};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use crate::methods::{MaskSource, Method};
-use crate::relevance::gradcam;
+use crate::relevance::mask::apply_masks;
 use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
 use crate::train::{ClassifierTraining, ModelSelection};
@@ -69,7 +69,7 @@ pub fn run(
             MaskSource::Relevance => masks.for_rows(&chosen)?,
         };
         let mut subset = train.select(&chosen);
-        subset.images = gradcam::apply_masks(&subset.images, &region, cfg.gradcam.mask_value);
+        subset.images = apply_masks(&subset.images, &region, cfg.gradcam.mask_value);
         let classifier = erm.classifier(exp.device)?;
         let mut rng = set_seed(stage_seed(seed, method.name()));
         let training = ClassifierTraining {

@@ -19,7 +19,8 @@ use crate::data::{Dataset, Split};
 use crate::flags::Flag;
 use crate::methods::Method;
 use crate::models::vit::Vit;
-use crate::relevance::gradcam::{self, MaskValue};
+use crate::relevance::mask::{self, MaskValue};
+use crate::relevance::threshold::threshold_masks;
 use crate::relevance::word::{WordGradcam, WordTarget};
 use crate::util::{write_atomic, write_json};
 
@@ -147,7 +148,7 @@ pub fn run(
                 .collect::<Result<Vec<_>>>()?;
             let index = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());
             let cams = mapper.cams(&train.images.index_select(0, &index), &targets)?; // [b, 1, H, W]
-            all_masks.push(gradcam::threshold_masks(&cams, g.threshold));
+            all_masks.push(threshold_masks(&cams, g.threshold)?);
             all_cams.push(cams);
             progress.inc(chunk.len() as u64);
         }
@@ -218,7 +219,7 @@ fn summarize(
                 0,
                 &Tensor::from_slice(&chosen.iter().map(|&r| r as i64).collect::<Vec<_>>()),
             );
-            let (iou, on_bird) = gradcam::mask_scores(&m, &bird);
+            let (iou, on_bird) = mask::mask_scores(&m, &bird);
             (Some(iou), Some(on_bird))
         }
         _ => (None, None),
@@ -261,8 +262,8 @@ fn write_overlays(
         let mask = masks.get(k);
         let panels = [
             image.shallow_clone(),
-            gradcam::overlay(&image, &cams.get(k), &mask),
-            gradcam::apply_masks(&image.unsqueeze(0), &mask.unsqueeze(0), MaskValue::Zero)
+            mask::overlay(&image, &cams.get(k), &mask),
+            mask::apply_masks(&image.unsqueeze(0), &mask.unsqueeze(0), MaskValue::Zero)
                 .squeeze_dim(0),
         ];
         let strip = Tensor::cat(&panels, 2); // [3, H, 3W]

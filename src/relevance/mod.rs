@@ -1,4 +1,36 @@
-//! Relevance maps: where in an image a score comes from (paper section 4.3, word-targeted GradCAM), the
-//! thresholds that turn a map into the mask of the spurious region, and mask application.
+//! Relevance maps for a frozen ViT (paper section 4.3: where the spurious region is) and the quality of the masks
+//! made from them against the true bird masks.
+//!
+//! Every method explains "a scalar score per image that is a differentiable function of the ViT's activations"
+//! ([`ScoreFn`]): the caller plugs in the word-targeted score of TExplain (the log-probability of the target word
+//! under the frozen LM given the translator's prefix, [`maps::word_score`]) or a class logit (MaskTune,
+//! [`maps::class_logit_score`]).
+//!
+//! * [`gradcam`]: GradCAM at any encoder layer (Selvaraju et al. 2017; the token form of pytorch-grad-cam's ViT
+//!   recipe), the score still flowing through the rest of the encoder;
+//! * [`rollout`]: gradient-weighted attention rollout, the generic rule of Chefer, Gur & Wolf (ICCV 2021;
+//!   hila-chefer/Transformer-MM-Explainability, also used for ViTs in Transformer-Explainability, CVPR 2021);
+//! * [`occlusion`]: the score drop when patches are replaced by the masking fill (slow reference, Zeiler &
+//!   Fergus 2014);
+//! * [`maps::contrastive`]: one map minus another, clipped at 0 (target word against class word);
+//! * [`threshold`]: maps to masks (MaskTune's mean + k std, quantile, top-k %, Otsu);
+//! * [`quality`]: threshold-free mask quality against the true bird masks (AUROC, IoU at matched coverage,
+//!   pointing game) beside a random map and the oracle;
+//! * [`sanity`]: the rank correlation of the randomisation sanity check (Adebayo et al. 2018);
+//! * [`word`]: TExplain's word-targeted score and its GradCAM map;
+//! * [`mask`]: masks applied to images (MaskTune's zero fill), overlays.
+//!
+//! Every map is returned at patch resolution `[b, p]` and at pixel resolution `[b, 1, H, W]`, each in [0, 1]
+//! ([`RelevanceMaps`]). This module takes plain parameters; it reads no experiment config.
 pub mod gradcam;
+pub mod maps;
+pub mod mask;
+pub mod occlusion;
+pub mod quality;
+pub mod rollout;
+pub mod sanity;
+pub mod threshold;
 pub mod word;
+
+pub use maps::{RelevanceMaps, ScoreFn};
+pub use threshold::Threshold;

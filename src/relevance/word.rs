@@ -5,11 +5,63 @@
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
-use super::gradcam;
-use crate::explain::lm::LanguageModel;
+use super::gradcam::gradcam_from_score;
+use crate::explain::lm::{pad_batch, LanguageModel};
+use crate::models::gpt2::Gpt2;
 use crate::models::translator::Translator;
 use crate::models::vit::Vit;
 use crate::train::InputPipeline;
+
+/// Teacher-forced log-probability of `target` wherever it occurs in each sentence, after each image's prefix,
+/// averaged over the image's sentences. `prefix` [b, k, d]; `sentences[i]` are image i's token sequences
+/// (each must hold `targets[i]`; an image without one scores its word as the first token). Returns [b].
+pub fn target_log_prob(
+    lm: &Gpt2,
+    prefix: &Tensor,
+    sentences: &[Vec<Vec<i64>>],
+    targets: &[i64],
+) -> Result<Tensor> {
+    let (b, k, _) = prefix.size3()?;
+    let device = prefix.device();
+    let mut rows: Vec<(usize, Vec<i64>)> = Vec::new();
+    for (image, sents) in sentences.iter().enumerate() {
+        if sents.is_empty() {
+            rows.push((image, vec![targets[image]]));
+        }
+        rows.extend(sents.iter().map(|s| (image, s.clone())));
+    }
+    let seqs: Vec<&[i64]> = rows.iter().map(|(_, s)| s.as_slice()).collect();
+    let (ids, mask) = pad_batch(&seqs, 0, device); // [r, t]
+    let t = ids.size()[1];
+    let owner = Tensor::from_slice(&rows.iter().map(|(i, _)| *i as i64).collect::<Vec<_>>())
+        .to_device(device);
+    let target_per_row = Tensor::from_slice(targets)
+        .to_device(device)
+        .index_select(0, &owner); // [r]
+    let row_prefix = prefix.index_select(0, &owner); // [r, k, d]
+    let tokens = Tensor::embedding(lm.wte(), &ids, -1, false, false); // [r, t, d]
+    let embeds = Tensor::cat(&[&row_prefix, &tokens], 1).narrow(1, 0, k + t - 1); // [r, k+t-1, d]
+    let logits = lm.forward_embeds(&embeds, None, false)?.narrow(1, k - 1, t); // [r, t, v]; position j predicts ids[j]
+    let log_probs = logits
+        .log_softmax(-1, Kind::Float)
+        .gather(2, &ids.unsqueeze(-1), false)
+        .squeeze_dim(-1); // [r, t]
+    let is_target = ids
+        .eq_tensor(&target_per_row.unsqueeze(1))
+        .to_kind(Kind::Float)
+        * &mask; // [r, t]
+    let per_row = (log_probs * &is_target).sum_dim_intlist(1, false, Kind::Float)
+        / is_target
+            .sum_dim_intlist(1, false, Kind::Float)
+            .clamp_min(1.0); // [r]
+    let per_image = Tensor::zeros([b], (Kind::Float, device)).index_add(0, &owner, &per_row);
+    let counts = Tensor::zeros([b], (Kind::Float, device)).index_add(
+        0,
+        &owner,
+        &Tensor::ones_like(&per_row),
+    );
+    Ok(per_image / counts)
+}
 
 /// The word a sample's map targets, as a token, and the image's sentences (token ids) that hold it.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,9 +135,8 @@ impl WordGradcam<'_> {
             .detach()
             .set_requires_grad(true); // [b, p+1, d]
         let prefix = self.translator.forward(&tokens)?; // [b, k, d_lm]
-        let score =
-            gradcam::target_log_prob(&self.lm.model, &prefix, &sentences, &tokens_per_image)?; // [b]
-        let cams = gradcam::cam_from_score(&tokens, &score, size); // [b, 1, H, W]
+        let score = target_log_prob(&self.lm.model, &prefix, &sentences, &tokens_per_image)?; // [b]
+        let cams = gradcam_from_score(&tokens, &score, size)?.pixels; // [b, 1, H, W]
         let has_target: Vec<bool> = targets.iter().map(Option::is_some).collect();
         let keep = Tensor::from_slice(&has_target)
             .to_device(cams.device())
