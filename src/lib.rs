@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod explain;
 pub mod faithfulness;
+pub mod methods;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
