@@ -5,6 +5,7 @@
 //! Follows the ERM recipe of group_DRO (Sagawa et al. 2020) and the nanoGPT optimiser grouping; no trainer
 //! framework, just a loop.
 use anyhow::{Context, Result};
+use rand::distributions::{Distribution, WeightedIndex};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -12,6 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{Optimizer, Selection, TrainConfig};
 use crate::data::{augment, normalize, AugmentConfig, Dataset, NormalizeConfig};
+use crate::methods::groupdro::{GroupDro, GroupDroConfig};
 use crate::metrics;
 use crate::models::vit::Vit;
 use crate::rundir::write_atomic;
@@ -182,6 +184,38 @@ pub struct TrainSummary {
     pub val_worst_group: Option<f64>,
 }
 
+/// Which training samples an epoch visits, in which order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Sampling {
+    /// Every sample once, in a new random order each epoch (ERM).
+    #[default]
+    Shuffle,
+    /// This list of training indices, repeats allowed, in a new random order each epoch (JTT's upsampled set,
+    /// [`crate::methods::jtt::upsampled_indices`]).
+    Indices(Vec<i64>),
+    /// `draws` indices per epoch drawn with replacement in proportion to `weights` (one per training sample), like
+    /// torch's `WeightedRandomSampler` (group_DRO's `--reweight_groups`,
+    /// [`crate::methods::groupdro::balanced_sampling_weights`]).
+    Weighted { weights: Vec<f64>, draws: usize },
+}
+
+/// The loss a training step minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Objective {
+    /// Mean cross-entropy over the batch (ERM).
+    #[default]
+    CrossEntropy,
+    /// Online group DRO over the groups g = 2y + place ([`crate::methods::groupdro`]).
+    GroupDro(GroupDroConfig),
+}
+
+/// How [`train_classifier_with`] samples and what it minimises; the default is [`train_classifier`]'s ERM.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrainOptions {
+    pub sampling: Sampling,
+    pub objective: Objective,
+}
+
 /// Trains `model` (its variables live in `vs`) on `train`, selects an epoch's weights by `cfg.select` on `val`
 /// and leaves `vs` holding them. Writes `metrics.csv` (one row per epoch) into `out_dir`.
 #[allow(clippy::too_many_arguments)]
@@ -195,9 +229,80 @@ pub fn train_classifier(
     rng: &mut ChaCha8Rng,
     out_dir: &Path,
 ) -> Result<TrainSummary> {
-    let n = train.len();
-    anyhow::ensure!(n > 0, "the training set is empty");
+    let opts = TrainOptions::default();
+    train_classifier_with(model, vs, train, val, cfg, input, rng, out_dir, &opts)
+}
+
+/// Checks `sampling` against a training set of `n` samples and returns the index order of the first epoch (for
+/// `Shuffle` and `Indices`, later epochs reshuffle it in place, so ERM's order is what it always was).
+fn initial_order(sampling: &Sampling, n: usize) -> Result<Vec<i64>> {
+    match sampling {
+        Sampling::Shuffle => Ok((0..n as i64).collect()),
+        Sampling::Indices(indices) => {
+            anyhow::ensure!(!indices.is_empty(), "the training index list is empty");
+            if let Some(bad) = indices.iter().find(|&&i| i < 0 || i >= n as i64) {
+                anyhow::bail!("training index {bad} is outside the {n} training samples");
+            }
+            Ok(indices.clone())
+        }
+        Sampling::Weighted { weights, draws } => {
+            anyhow::ensure!(
+                weights.len() == n,
+                "{} sampling weights for {n} training samples",
+                weights.len()
+            );
+            anyhow::ensure!(*draws > 0, "zero draws per epoch");
+            // Validates the weights (finite, >= 0, not all zero).
+            WeightedIndex::new(weights).context("sampling weights")?;
+            Ok(Vec::with_capacity(*draws))
+        }
+    }
+}
+
+/// The index order of one epoch: `order` reshuffled (or redrawn for weighted sampling).
+fn next_epoch_order(sampling: &Sampling, order: &mut Vec<i64>, rng: &mut ChaCha8Rng) -> Result<()> {
+    match sampling {
+        Sampling::Shuffle | Sampling::Indices(_) => order.shuffle(rng),
+        Sampling::Weighted { weights, draws } => {
+            let dist = WeightedIndex::new(weights).context("sampling weights")?;
+            order.clear();
+            order.extend((0..*draws).map(|_| dist.sample(rng) as i64));
+        }
+    }
+    Ok(())
+}
+
+/// [`train_classifier`] with a sampling rule and an objective (JTT's upsampling, group DRO).
+#[allow(clippy::too_many_arguments)]
+pub fn train_classifier_with(
+    model: &Vit,
+    vs: &mut nn::VarStore,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &TrainConfig,
+    input: &InputPipeline,
+    rng: &mut ChaCha8Rng,
+    out_dir: &Path,
+    opts: &TrainOptions,
+) -> Result<TrainSummary> {
+    anyhow::ensure!(!train.is_empty(), "the training set is empty");
+    let mut order = initial_order(&opts.sampling, train.len())?;
+    let n = match &opts.sampling {
+        Sampling::Weighted { draws, .. } => *draws,
+        _ => order.len(),
+    };
     let labels = Tensor::from_slice(&train.y).to_device(input.device);
+    let groups = Tensor::from_slice(&train.groups()).to_device(input.device);
+    let mut dro = match opts.objective {
+        Objective::CrossEntropy => None,
+        Objective::GroupDro(dro_cfg) => {
+            let mut counts = vec![0usize; crate::data::N_GROUPS];
+            for g in train.groups() {
+                counts[g as usize] += 1;
+            }
+            Some(GroupDro::new(&dro_cfg, &counts)?)
+        }
+    };
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
     let schedule = LrSchedule::new(cfg, steps_per_epoch);
     let mut opt = build_optimizer(vs, cfg)?;
@@ -211,10 +316,9 @@ pub fn train_classifier(
     csv.push('\n');
     let mut best: Option<Best> = None;
     let mut step = 0;
-    let mut order: Vec<i64> = (0..n as i64).collect();
     let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, "train");
     for epoch in 1..=cfg.epochs {
-        order.shuffle(rng);
+        next_epoch_order(&opts.sampling, &mut order, rng)?;
         let (mut loss_sum, mut correct) = (0.0, 0i64);
         for chunk in order.chunks(cfg.batch_size) {
             let lr = schedule.lr(step);
@@ -223,7 +327,20 @@ pub fn train_classifier(
             let xs = input.train_batch(&train.images.index_select(0, &index))?;
             let ys = labels.index_select(0, &index.to_device(input.device));
             let logits = model.forward_t(&xs, true); // [b, classes]
-            let loss = logits.cross_entropy_for_logits(&ys);
+            let loss = match dro.as_mut() {
+                None => logits.cross_entropy_for_logits(&ys),
+                Some(dro) => {
+                    let per_sample = logits.cross_entropy_loss::<Tensor>(
+                        &ys,
+                        None,
+                        tch::Reduction::None,
+                        -100,
+                        0.0,
+                    ); // [b]
+                    let gs = groups.index_select(0, &index.to_device(input.device));
+                    dro.update(&per_sample, &gs)
+                }
+            };
             opt.zero_grad();
             loss.backward();
             if let Some(max) = cfg.grad_clip {
@@ -270,6 +387,9 @@ pub fn train_classifier(
             }
         } else {
             tracing::info!(epoch, train_loss = loss_sum / n as f64);
+        }
+        if let Some(dro) = &dro {
+            tracing::info!(epoch, group_weights = ?dro.weights(), "group DRO");
         }
         csv.push('\n');
     }
@@ -343,6 +463,134 @@ mod tests {
             "half way through the decay the cosine gives half"
         );
         assert!(s.lr(99) < 0.001);
+    }
+
+    #[test]
+    fn sampling_rules_give_each_epoch_its_indices() {
+        use rand::SeedableRng;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let up = Sampling::Indices(vec![0, 2, 2, 1]);
+        let mut order = initial_order(&up, 3).unwrap();
+        next_epoch_order(&up, &mut order, &mut rng).unwrap();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2, 2], "repeats survive the shuffle");
+        assert!(initial_order(&Sampling::Indices(vec![3]), 3).is_err());
+        assert!(initial_order(&Sampling::Indices(vec![]), 3).is_err());
+
+        let weighted = Sampling::Weighted {
+            weights: vec![0.0, 1.0, 3.0],
+            draws: 4000,
+        };
+        let mut order = initial_order(&weighted, 3).unwrap();
+        next_epoch_order(&weighted, &mut order, &mut rng).unwrap();
+        assert_eq!(order.len(), 4000);
+        assert!(!order.contains(&0), "a zero weight is never drawn");
+        let twos = order.iter().filter(|&&i| i == 2).count() as i64;
+        assert!(
+            (twos - 3000).abs() < 150,
+            "{twos} of 4000 draws, expected ~3000"
+        );
+        for bad in [
+            Sampling::Weighted {
+                weights: vec![1.0],
+                draws: 1,
+            },
+            Sampling::Weighted {
+                weights: vec![0.0, 0.0],
+                draws: 1,
+            },
+            Sampling::Weighted {
+                weights: vec![1.0, 1.0],
+                draws: 0,
+            },
+        ] {
+            assert!(initial_order(&bad, 2).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn default_options_are_erm_and_group_dro_trains() {
+        use crate::data::{AugmentConfig, NormalizeConfig};
+        use crate::models::vit::Config;
+        use rand::SeedableRng;
+        tch::manual_seed(0);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = Vit::new(&vs.root(), &Config::tiny(16, 4));
+        let n = 8;
+        let train = Dataset {
+            images: Tensor::randint(256, [n, 3, 16, 16], (Kind::Uint8, Device::Cpu)),
+            y: vec![0, 0, 0, 0, 1, 1, 1, 1],
+            place: vec![0, 0, 0, 1, 1, 1, 1, 0],
+            img_ids: (0..n).collect(),
+            filenames: (0..n).map(|i| format!("{i}.png")).collect(),
+            bird_masks: None,
+        };
+        let cfg = TrainConfig {
+            lr: 1e-3,
+            epochs: 2,
+            batch_size: 4,
+            warmup_epochs: 0.0,
+            ..cfg(2, 0.0)
+        };
+        let input = InputPipeline {
+            normalize: NormalizeConfig::default(),
+            augment: AugmentConfig {
+                flip: false,
+                random_resized_crop: None,
+            },
+            device: Device::Cpu,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        for d in [&a, &b, &c] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let init = snapshot(&vs);
+        let run = |vs: &mut nn::VarStore, out: &Path, opts: Option<&TrainOptions>| {
+            restore(vs, &init);
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            match opts {
+                None => train_classifier(&model, vs, &train, None, &cfg, &input, &mut rng, out),
+                Some(o) => {
+                    train_classifier_with(&model, vs, &train, None, &cfg, &input, &mut rng, out, o)
+                }
+            }
+            .unwrap();
+            snapshot(vs)
+        };
+        let plain = run(&mut vs, &a, None);
+        let with_default = run(&mut vs, &b, Some(&TrainOptions::default()));
+        for ((name, x), (_, y)) in plain.iter().zip(&with_default) {
+            assert!(x.equal(y), "{name} differs");
+        }
+        let read = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+        assert_eq!(read(&a), read(&b));
+
+        let dro = TrainOptions {
+            sampling: Sampling::Weighted {
+                weights: crate::methods::groupdro::balanced_sampling_weights(&train.groups(), 4)
+                    .unwrap(),
+                draws: 12,
+            },
+            objective: Objective::GroupDro(GroupDroConfig::default()),
+        };
+        let trained = run(&mut vs, &c, Some(&dro));
+        let metrics = read(&c);
+        let rows: Vec<&str> = metrics.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{metrics}");
+        for row in rows {
+            let loss: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+            assert!(loss.is_finite() && loss > 0.0, "{row}");
+        }
+        assert!(trained
+            .iter()
+            .zip(&init)
+            .any(|((_, x), (_, y))| !x.equal(y)));
     }
 
     #[test]
