@@ -4,3 +4,4 @@
 //! paper's defaults and what we follow. None of them reads a config, a run directory or the pipeline: they take
 //! plain parameter structs, tensors and label/group vectors (groups g = 2*y + place, see [`crate::data`]).
 pub mod groupdro;
+pub mod jtt;
