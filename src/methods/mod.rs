@@ -6,3 +6,4 @@
 pub mod dfr;
 pub mod groupdro;
 pub mod jtt;
+pub mod masktune;
