@@ -16,5 +16,6 @@ pub mod progress;
 pub mod report;
 pub mod rundir;
 pub mod runtime;
+pub mod stats;
 pub mod text;
 pub mod train;
