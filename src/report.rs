@@ -437,9 +437,11 @@ impl Interval {
 
     fn describe(&self) -> String {
         match self {
-            Interval::T => "95 % Student-t interval of the mean difference (mean ± t_{0.975, n−1}·sd/√n)".into(),
+            Interval::T => {
+                "95 % Student-t interval of the mean difference, mean ± t_{0.975, n−1}·sd/√n".into()
+            }
             Interval::Bootstrap { resamples, seed } => format!(
-                "95 % percentile-bootstrap interval of the mean difference ({resamples} resamples, seed {seed})"
+                "95 % percentile-bootstrap interval of the mean difference, {resamples} resamples, seed {seed}"
             ),
         }
     }
@@ -1093,7 +1095,7 @@ mod tests {
         )
         .unwrap();
         assert!(md.contains(
-            "percentile-bootstrap interval of the mean difference (10000 resamples, seed 0)"
+            "percentile-bootstrap interval of the mean difference, 10000 resamples, seed 0 (none for n = 1)"
         ));
         let texplain = md.lines().find(|l| l.contains("| texplain |")).unwrap();
         // Worst-group paired cell: diffs 31/39/47; resampled means lie in [31, 47] and bracket 39.
