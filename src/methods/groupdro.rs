@@ -22,7 +22,8 @@
 //! * Regularisation is the paper's point: group DRO only beats ERM on the worst group with strong ℓ2 or early
 //!   stopping. Its Waterbirds strong-ℓ2 setting (ResNet-50, ImageNet weights) is SGD with momentum 0.9, weight
 //!   decay 1.0, learning rate 1e-5, batch 128, 300 epochs, the epoch chosen by validation worst-group accuracy
-//!   (paper, appendix; the repository's sample command shows the standard setting, lr 1e-3 and weight decay 1e-4).
+//!   (the paper's appendix, as recalled for this port and not re-read against the text; the repository's sample
+//!   command shows the standard setting, lr 1e-3 and weight decay 1e-4, batch 128, 300 epochs).
 //!   Weight decay belongs to the optimiser (`TrainConfig`), not here; AdamW's decoupled decay of 1.0 is not SGD's
 //!   ℓ2 of 1.0, so that setting transfers only with `optimizer: sgd`.
 //! * Not followed: the reference's in-place `adjusted_loss += ...` aliases `group_loss`, so the loss it returns

@@ -12,9 +12,9 @@
 //!    needed on the validation set only.
 //!
 //! Defaults, where they come from, and what we follow:
-//! * Waterbirds in the paper (appendix) and the README's commands: ResNet-50 from ImageNet weights for both models,
-//!   SGD with momentum 0.9, learning rate 1e-5, weight decay 1.0, batch 64, 300 epochs, no learning-rate schedule;
-//!   T = 60 and λ_up = 100. `generate_downstream.py` sweeps λ_up ∈ {20, 50, 100} for the chosen T
+//! * Waterbirds, from the README's commands and the code they run (`train.py`, `generate_downstream.py`): ResNet-50
+//!   from ImageNet weights for both models, SGD with momentum 0.9, learning rate 1e-5, weight decay 1.0, batch 64,
+//!   300 epochs, no learning-rate schedule (`--scheduler` off); T = 60 and λ_up = 100, the paper's choice. `generate_downstream.py` sweeps λ_up ∈ {20, 50, 100} for the chosen T
 //!   ([`JttGrid::paper_waterbirds`]). (The README passes `--final_epoch 60` and then runs a `final_epoch50`
 //!   folder; the paper's T is 60.)
 //! * Upsampling: the code builds `ConcatDataset([train, Subset(train, errors * up_weight)])`, so an error sample is
