@@ -5,7 +5,7 @@
 //!
 //! Modules by layer; imports flow one way, downwards in this list:
 //! - utilities: [`util`] (atomic writes, hashing), [`runtime`] (seeds, threads, device), [`progress`];
-//! - data, text, models: [`data`], [`text`], [`models`], with the pure [`metrics`];
+//! - data, text, models: [`data`], [`text`], [`models`], with the pure [`metrics`] and [`stats`];
 //! - method code: [`train`], [`explain`], [`relevance`], [`flags`], [`methods`], [`faithfulness`], [`report`],
 //!   [`bench`];
 //! - [`config`]: the YAML schema, loading and validation;
@@ -18,6 +18,7 @@ pub mod util;
 pub mod data;
 pub mod metrics;
 pub mod models;
+pub mod stats;
 pub mod text;
 
 pub mod bench;

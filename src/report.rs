@@ -6,7 +6,9 @@
 //! * [`table_md`] renders the paper's Table 1: one line per method, `mean ± std` over seeds (ddof = 1, see
 //!   [`crate::metrics::mean_std`]) in percent with one decimal, the paper's numbers beside ours when given.
 //! * [`compare`] aggregates several runs (a run is named by its directory) and reports differences to a baseline
-//!   method, both as a difference of means and, where seeds match, as mean ± std of the paired per-seed differences.
+//!   method, both as a difference of means and, where seeds match, as mean ± std of the paired per-seed differences
+//!   with a 95 % interval of their mean ([`Interval`]: Student-t by default, or a seeded percentile bootstrap; see
+//!   [`crate::stats`]). One shared seed gives no interval.
 use crate::data::Split;
 use crate::methods::table_order;
 use crate::metrics::mean_std;
@@ -384,6 +386,60 @@ pub enum CompareFormat {
     Csv,
 }
 
+/// Which interval [`compare`] reports for the paired differences (`--interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IntervalKind {
+    /// Student-t: mean ± t_{0.975, n−1} · sd / √n.
+    #[value(name = "t")]
+    T,
+    /// Percentile bootstrap of the mean (seeded).
+    #[value(name = "bootstrap")]
+    Bootstrap,
+}
+
+/// The 95 % interval of the mean paired difference that [`compare_with`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interval {
+    /// [`crate::stats::t_interval`].
+    #[default]
+    T,
+    /// [`crate::stats::bootstrap_interval`] with this many resamples and this seed.
+    Bootstrap { resamples: usize, seed: u64 },
+}
+
+impl Interval {
+    /// Coverage of the reported intervals.
+    pub const LEVEL: f64 = 0.95;
+
+    fn of(&self, xs: &[f64]) -> Option<(f64, f64)> {
+        match *self {
+            Interval::T => crate::stats::t_interval(xs, Self::LEVEL),
+            Interval::Bootstrap { resamples, seed } => {
+                crate::stats::bootstrap_interval(xs, Self::LEVEL, resamples, seed)
+            }
+        }
+    }
+
+    /// The `interval` column of the CSV output.
+    fn name(&self) -> &'static str {
+        match self {
+            Interval::T => "t95",
+            Interval::Bootstrap { .. } => "bootstrap95",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Interval::T => {
+                "95 % Student-t interval of the mean difference, mean ± t_{0.975, n−1}·sd/√n".into()
+            }
+            Interval::Bootstrap { resamples, seed } => format!(
+                "95 % percentile-bootstrap interval of the mean difference, {resamples} resamples, seed {seed}"
+            ),
+        }
+    }
+}
+
 /// `texplain compare`: aggregate results over seeds and runs and compare with a baseline method.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
@@ -399,11 +455,39 @@ pub struct CompareArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "md")]
     pub format: CompareFormat,
+    /// 95 % interval of the mean paired difference: Student-t, or a percentile bootstrap.
+    #[arg(long, value_enum, default_value = "t")]
+    pub interval: IntervalKind,
+    /// Bootstrap resamples (with `--interval bootstrap`).
+    #[arg(long, default_value_t = 10_000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap resampling (with `--interval bootstrap`).
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap_seed: u64,
+}
+
+impl CompareArgs {
+    /// The interval the flags ask for.
+    pub fn interval(&self) -> Interval {
+        match self.interval {
+            IntervalKind::T => Interval::T,
+            IntervalKind::Bootstrap => Interval::Bootstrap {
+                resamples: self.resamples,
+                seed: self.bootstrap_seed,
+            },
+        }
+    }
 }
 
 /// Run `texplain compare`, writing the table to stdout.
 pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
-    let text = compare(&args.inputs, &args.baseline, args.split, args.format)?;
+    let text = compare_with(
+        &args.inputs,
+        &args.baseline,
+        args.split,
+        args.format,
+        args.interval(),
+    )?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
@@ -428,17 +512,53 @@ struct Cell {
     by_seed: BTreeMap<u64, ResultRow>,
 }
 
-/// Difference of `cell` against `base` for one metric: (mean difference, paired mean, paired std, n paired).
-fn diff(cell: &Cell, base: &Cell, f: Metric) -> (f64, f64, f64, usize) {
+/// Difference of a cell against its baseline for one metric.
+struct Diff {
+    /// Difference of the means over each cell's own seeds.
+    delta: f64,
+    /// Mean and std (ddof = 1) of the per-seed differences over the shared seeds.
+    paired_mean: f64,
+    paired_std: f64,
+    n_paired: usize,
+    /// Interval of the paired mean; `None` below two shared seeds.
+    interval: Option<(f64, f64)>,
+}
+
+fn diff(cell: &Cell, base: &Cell, f: Metric, interval: Interval) -> Diff {
     let mean = |c: &Cell| mean_std(&c.by_seed.values().map(f).collect::<Vec<_>>()).0;
-    let d = mean(cell) - mean(base);
     let paired: Vec<f64> = cell
         .by_seed
         .iter()
         .filter_map(|(s, r)| base.by_seed.get(s).map(|b| f(r) - f(b)))
         .collect();
-    let (pm, ps) = mean_std(&paired);
-    (d, pm, ps, paired.len())
+    let (paired_mean, paired_std) = mean_std(&paired);
+    Diff {
+        delta: mean(cell) - mean(base),
+        paired_mean,
+        paired_std,
+        n_paired: paired.len(),
+        interval: interval.of(&paired),
+    }
+}
+
+/// The markdown cell of a paired difference: `+39.0 ± 8.0 [+19.1, +58.9] (n=3)`.
+fn fmt_paired(d: &Diff) -> String {
+    if d.n_paired == 0 {
+        return "–".to_string();
+    }
+    let mut cell = fmt_pct_signed(d.paired_mean);
+    if !d.paired_std.is_nan() {
+        cell.push_str(&format!(" ± {:.1}", 100.0 * d.paired_std));
+    }
+    if let Some((lo, hi)) = d.interval {
+        cell.push_str(&format!(
+            " [{}, {}]",
+            fmt_pct_signed(lo),
+            fmt_pct_signed(hi)
+        ));
+    }
+    cell.push_str(&format!(" (n={})", d.n_paired));
+    cell
 }
 
 /// Resolve an input to (results.csv path, run name).
@@ -462,12 +582,24 @@ fn resolve_input(input: &Path) -> Result<(PathBuf, String)> {
 }
 
 /// Aggregate `inputs` (results.csv files or run directories) on `split` and compare each (run, method) with
-/// `baseline` (a method name, compared within each run, or `RUN/METHOD` for one fixed run's method).
+/// `baseline` (a method name, compared within each run, or `RUN/METHOD` for one fixed run's method); paired
+/// differences get a Student-t interval ([`compare_with`] chooses).
 pub fn compare(
     inputs: &[PathBuf],
     baseline: &str,
     split: Split,
     format: CompareFormat,
+) -> Result<String> {
+    compare_with(inputs, baseline, split, format, Interval::T)
+}
+
+/// [`compare`] with the given interval for the mean paired differences.
+pub fn compare_with(
+    inputs: &[PathBuf],
+    baseline: &str,
+    split: Split,
+    format: CompareFormat,
+    interval: Interval,
 ) -> Result<String> {
     // Runs in input order; two inputs with the same directory name are told apart by their full paths.
     let resolved: Vec<(PathBuf, String)> = inputs
@@ -575,7 +707,9 @@ pub fn compare(
                 out,
                 "Split `{split}`, baseline {base_desc}. Accuracy in %, mean ± std (ddof=1) over seeds. \
                  Δ = difference of means to the baseline (percentage points); paired Δ = mean ± std of the \
-                 per-seed differences over the n seeds both share. Average = train-group-weighted."
+                 per-seed differences over the n seeds both share, [lo, hi] = {} (none for n = 1). \
+                 Average = train-group-weighted.",
+                interval.describe()
             );
             out.push('\n');
             let _ = writeln!(
@@ -594,15 +728,9 @@ pub fn compare(
                     line.push(fmt_pct_pm(m, s));
                     match base_of(i) {
                         Some(b) => {
-                            let (d, pm, ps, n) = diff(c, &cells[b], f);
-                            line.push(fmt_pct_signed(d));
-                            line.push(if n == 0 {
-                                "–".to_string()
-                            } else if ps.is_nan() {
-                                format!("{} (n={n})", fmt_pct_signed(pm))
-                            } else {
-                                format!("{} ± {:.1} (n={n})", fmt_pct_signed(pm), 100.0 * ps)
-                            });
+                            let d = diff(c, &cells[b], f, interval);
+                            line.push(fmt_pct_signed(d.delta));
+                            line.push(fmt_paired(&d));
                         }
                         None => line.extend(["–".to_string(), "–".to_string()]),
                     }
@@ -637,6 +765,11 @@ pub fn compare(
                     header.push(format!("{name}_{suffix}"));
                 }
             }
+            // New columns go last, so the earlier ones keep their positions.
+            for (name, _) in METRICS {
+                header.extend(["lo", "hi"].map(|end| format!("{name}_paired_delta_{end}")));
+            }
+            header.push("interval".into());
             let mut w = csv::Writer::from_writer(Vec::new());
             let csv_err = |source| ReportError::Csv {
                 path: PathBuf::from("<stdout>"),
@@ -659,17 +792,33 @@ pub fn compare(
                         .collect::<Vec<_>>()
                         .join(";"),
                 ];
-                for (_, f) in METRICS {
-                    let (m, s) = stat(&rows, f);
+                let diffs: Vec<Option<Diff>> = METRICS
+                    .iter()
+                    .map(|(_, f)| b.map(|b| diff(c, &cells[b], *f, interval)))
+                    .collect();
+                for ((_, f), d) in METRICS.iter().zip(&diffs) {
+                    let (m, s) = stat(&rows, *f);
                     rec.extend([num(m), num(s)]);
-                    match b {
-                        Some(b) => {
-                            let (d, pm, ps, n) = diff(c, &cells[b], f);
-                            rec.extend([num(d), num(pm), num(ps), n.to_string()]);
-                        }
+                    match d {
+                        Some(d) => rec.extend([
+                            num(d.delta),
+                            num(d.paired_mean),
+                            num(d.paired_std),
+                            d.n_paired.to_string(),
+                        ]),
                         None => rec.extend(std::iter::repeat_n(String::new(), 4)),
                     }
                 }
+                for d in &diffs {
+                    let (lo, hi) = d
+                        .as_ref()
+                        .and_then(|d| d.interval)
+                        .map_or((String::new(), String::new()), |(lo, hi)| {
+                            (num(lo), num(hi))
+                        });
+                    rec.extend([lo, hi]);
+                }
+                rec.push(b.map_or(String::new(), |_| interval.name().to_string()));
                 w.write_record(&rec).map_err(csv_err)?;
             }
             let bytes = w
@@ -861,16 +1010,20 @@ mod tests {
             lines[5],
             "| run-a | random | 1 | 40.0 | +19.0 | +21.0 (n=1) | 90.0 | -7.0 | -6.0 (n=1) | 70.0 | -12.0 | -10.0 (n=1) |"
         );
-        // texplain worst 50/60/70 vs 19/21/23: diffs 31/39/47 -> +39.0 ± 8.0
+        // texplain worst 50/60/70 vs 19/21/23: diffs 31/39/47 -> +39.0 ± 8.0, t interval
+        // 39 ± t_{0.975,2} 8/√3 = 39 ± 4.302653 · 4.618802 = 39 ± 19.873 -> [+19.1, +58.9]; plain diffs 0/-2/-4:
+        // -2 ± 4.302653 · 2/√3 = -2 ± 4.968 -> [-7.0, +3.0]
         assert_eq!(
             lines[6],
-            "| run-a | texplain | 3 | 60.0 ± 10.0 | +39.0 | +39.0 ± 8.0 (n=3) | 91.0 ± 1.0 | -6.0 | -6.0 ± 0.0 (n=3) | 80.0 ± 0.0 | -2.0 | -2.0 ± 2.0 (n=3) |"
+            "| run-a | texplain | 3 | 60.0 ± 10.0 | +39.0 | +39.0 ± 8.0 [+19.1, +58.9] (n=3) | 91.0 ± 1.0 | -6.0 | -6.0 ± 0.0 [-6.0, -6.0] (n=3) | 80.0 ± 0.0 | -2.0 | -2.0 ± 2.0 [-7.0, +3.0] (n=3) |"
         );
-        // run-b texplain: worst 29, 41 (mean 35 ± 8.5); erm mean 21 -> +14.0; paired 10, 20 -> +15.0 ± 7.1
+        // run-b texplain: worst 29, 41 (mean 35 ± 8.5); erm mean 21 -> +14.0; paired 10, 20 -> +15.0 ± 7.1, and
+        // with t_{0.975,1} = 12.7062: 15 ± 12.7062 · 7.0711/√2 = 15 ± 63.53 -> [-48.5, +78.5]
         assert_eq!(
             lines[8],
-            "| run-b | texplain | 2 | 35.0 ± 8.5 | +14.0 | +15.0 ± 7.1 (n=2) | 96.5 ± 0.7 | -0.5 | +0.0 ± 0.0 (n=2) | 80.0 ± 0.0 | -2.0 | -1.0 ± 1.4 (n=2) |"
+            "| run-b | texplain | 2 | 35.0 ± 8.5 | +14.0 | +15.0 ± 7.1 [-48.5, +78.5] (n=2) | 96.5 ± 0.7 | -0.5 | +0.0 ± 0.0 [+0.0, +0.0] (n=2) | 80.0 ± 0.0 | -2.0 | -1.0 ± 1.4 [-13.7, +11.7] (n=2) |"
         );
+        assert!(lines[0].contains("95 % Student-t interval"), "{}", lines[0]);
 
         // A fixed baseline from another run, and CSV output.
         let csv = compare(&[a, b], "run-a/texplain", Split::Test, CompareFormat::Csv).unwrap();
@@ -894,12 +1047,61 @@ mod tests {
         let pm: f64 = get(bt, "worst_group_paired_delta_mean").parse().unwrap();
         assert!((pm - ((0.29 - 0.5) + (0.41 - 0.6)) / 2.0).abs() < 1e-12);
         assert_eq!(get(bt, "worst_group_n_paired"), "2");
+        // Paired -0.21, -0.19: -0.2 ± t_{0.975,1} · 0.0141421/√2 = -0.2 ± 12.7062 · 0.01
+        let lo: f64 = get(bt, "worst_group_paired_delta_lo").parse().unwrap();
+        let hi: f64 = get(bt, "worst_group_paired_delta_hi").parse().unwrap();
+        assert!(
+            (lo + 0.327_062).abs() < 1e-5 && (hi + 0.072_938).abs() < 1e-5,
+            "[{lo}, {hi}]"
+        );
+        assert_eq!(get(bt, "interval"), "t95");
+        assert_eq!(&header[header.len() - 1], "interval");
+        assert_eq!(
+            header.iter().position(|h| h == "worst_group_mean"),
+            Some(5),
+            "existing columns keep their positions"
+        );
         let at = recs
             .iter()
             .find(|r| &r[0] == "run-a" && &r[1] == "texplain")
             .unwrap();
         assert_eq!(get(at, "baseline"), "");
         assert_eq!(get(at, "worst_group_delta"), "");
+        assert_eq!(get(at, "worst_group_paired_delta_lo"), "");
+        assert_eq!(get(at, "interval"), "");
+    }
+
+    #[test]
+    fn compare_with_bootstrap_intervals() {
+        let root = tempfile::tempdir().unwrap();
+        let a = write_run(root.path(), "run-a", &sample_rows());
+        let boot = Interval::Bootstrap {
+            resamples: 10_000,
+            seed: 0,
+        };
+        let md = compare_with(
+            std::slice::from_ref(&a),
+            "erm",
+            Split::Test,
+            CompareFormat::Markdown,
+            boot,
+        )
+        .unwrap();
+        assert!(md.contains(
+            "percentile-bootstrap interval of the mean difference, 10000 resamples, seed 0 (none for n = 1)"
+        ));
+        let texplain = md.lines().find(|l| l.contains("| texplain |")).unwrap();
+        // Worst-group paired cell: diffs 31/39/47; resampled means lie in [31, 47] and bracket 39.
+        let cell = texplain.split(" | ").nth(5).unwrap();
+        let inside = &cell[cell.find('[').unwrap() + 1..cell.find(']').unwrap()];
+        let bounds: Vec<f64> = inside.split(", ").map(|v| v.parse().unwrap()).collect();
+        assert!(
+            31.0 <= bounds[0] && bounds[0] < 39.0 && 39.0 < bounds[1] && bounds[1] <= 47.0,
+            "{cell}"
+        );
+        // Seeded: the same table twice.
+        let again = compare_with(&[a], "erm", Split::Test, CompareFormat::Markdown, boot).unwrap();
+        assert_eq!(md, again);
     }
 
     #[test]
@@ -939,8 +1141,28 @@ mod tests {
             ),
             ("r/random", "val", CompareFormat::Csv)
         );
+        assert_eq!(cli.args.interval(), Interval::T);
+        let cli = Cli::try_parse_from([
+            "compare",
+            "r",
+            "--interval",
+            "bootstrap",
+            "--resamples",
+            "500",
+            "--bootstrap-seed",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.args.interval(),
+            Interval::Bootstrap {
+                resamples: 500,
+                seed: 3
+            }
+        );
         assert!(Cli::try_parse_from(["compare"]).is_err());
         assert!(Cli::try_parse_from(["compare", "r", "--format", "xlsx"]).is_err());
+        assert!(Cli::try_parse_from(["compare", "r", "--interval", "normal"]).is_err());
     }
 
     #[test]

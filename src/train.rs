@@ -6,13 +6,15 @@
 //! Follows the ERM recipe of group_DRO (Sagawa et al. 2020) and the nanoGPT optimiser grouping; no trainer
 //! framework, just a loop.
 use anyhow::{bail, Context, Result};
+use rand::distributions::{Distribution, WeightedIndex};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::data::{augment, normalize, AugmentConfig, Dataset, NormalizeConfig};
+use crate::data::{Dataset, InputPipeline};
+use crate::methods::groupdro::{GroupDro, GroupDroConfig};
 use crate::metrics;
 use crate::models::vit::Vit;
 use crate::util::write_atomic;
@@ -153,34 +155,6 @@ impl LrSchedule {
     }
 }
 
-/// How images become model inputs: normalisation and (train only) augmentation.
-#[derive(Debug, Clone)]
-pub struct InputPipeline {
-    pub normalize: NormalizeConfig,
-    pub augment: AugmentConfig,
-    pub device: Device,
-}
-
-impl InputPipeline {
-    /// u8 images [b, 3, h, w] (any device) -> normalised f32 on the device.
-    pub fn eval_batch(&self, images_u8: &Tensor) -> Tensor {
-        normalize(
-            &images_u8.to_device(self.device),
-            self.normalize.mean,
-            self.normalize.std,
-        )
-    }
-
-    pub fn train_batch(&self, images_u8: &Tensor) -> Result<Tensor> {
-        let augmented = augment(&images_u8.to_device(self.device), &self.augment)?;
-        Ok(normalize(
-            &augmented,
-            self.normalize.mean,
-            self.normalize.std,
-        ))
-    }
-}
-
 /// Predicted classes for every image of `images` (u8 [n, 3, h, w]), in batches without gradients.
 pub fn predict(model: &Vit, images: &Tensor, input: &InputPipeline, batch_size: usize) -> Vec<i64> {
     let n = images.size()[0];
@@ -239,6 +213,89 @@ impl Evaluation {
     }
 }
 
+/// Which examples an epoch of [`fit`] visits, in which order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sampling {
+    /// Each of the `n` examples once, in a new random order each epoch (ERM).
+    Shuffle(usize),
+    /// This list of example indices, repeats allowed, in a new random order each epoch (JTT's upsampled set,
+    /// [`crate::methods::jtt::upsampled_indices`]).
+    Indices(Vec<usize>),
+    /// `draws` indices per epoch drawn with replacement in proportion to `weights` (one per example), like torch's
+    /// `WeightedRandomSampler` (group_DRO's `--reweight_groups`,
+    /// [`crate::methods::groupdro::balanced_sampling_weights`]).
+    Weighted { weights: Vec<f64>, draws: usize },
+}
+
+impl Sampling {
+    /// Checks the rule and returns the first epoch's pool (reshuffled in place by [`Sampling::next_epoch`], so
+    /// ERM's order is what it always was).
+    fn first_pool(&self) -> Result<Vec<usize>> {
+        match self {
+            Sampling::Shuffle(n) => Ok((0..*n).collect()),
+            Sampling::Indices(indices) => Ok(indices.clone()),
+            Sampling::Weighted { weights, draws } => {
+                anyhow::ensure!(*draws > 0, "zero draws per epoch");
+                // Validates the weights (finite, >= 0, not all zero).
+                WeightedIndex::new(weights).context("sampling weights")?;
+                Ok(Vec::with_capacity(*draws))
+            }
+        }
+    }
+
+    /// Examples per epoch.
+    fn epoch_len(&self) -> usize {
+        match self {
+            Sampling::Shuffle(n) => *n,
+            Sampling::Indices(indices) => indices.len(),
+            Sampling::Weighted { draws, .. } => *draws,
+        }
+    }
+
+    /// The order of the next epoch: `order` reshuffled, or redrawn for weighted sampling.
+    fn next_epoch(&self, order: &mut Vec<usize>, rng: &mut ChaCha8Rng) -> Result<()> {
+        match self {
+            Sampling::Shuffle(_) | Sampling::Indices(_) => order.shuffle(rng),
+            Sampling::Weighted { weights, draws } => {
+                let dist = WeightedIndex::new(weights).context("sampling weights")?;
+                order.clear();
+                order.extend((0..*draws).map(|_| dist.sample(rng)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every index lies below `n`.
+    pub fn check(&self, n: usize) -> Result<()> {
+        match self {
+            Sampling::Shuffle(m) if *m != n => bail!("sampling over {m} examples of {n}"),
+            Sampling::Indices(indices) => {
+                if let Some(bad) = indices.iter().find(|&&i| i >= n) {
+                    bail!("training index {bad} is outside the {n} training samples");
+                }
+                Ok(())
+            }
+            Sampling::Weighted { weights, .. } if weights.len() != n => {
+                bail!(
+                    "{} sampling weights for {n} training samples",
+                    weights.len()
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The loss a classifier's training step minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Objective {
+    /// Mean cross-entropy over the batch (ERM).
+    #[default]
+    CrossEntropy,
+    /// Online group DRO over the groups g = 2y + place ([`crate::methods::groupdro`]).
+    GroupDro(GroupDroConfig),
+}
+
 /// One epoch as [`fit`] saw it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Epoch {
@@ -250,9 +307,9 @@ pub struct Epoch {
     pub train_loss: f64,
 }
 
-/// The one training loop: `cfg.epochs` passes over `examples` (shuffled with `rng` each epoch; an index may
-/// appear several times, which upsamples it), mini-batches of `cfg.batch_size`, the configured optimiser over the
-/// trainable variables of `vs`, warmup + cosine schedule, gradient clipping.
+/// The one training loop: `cfg.epochs` epochs whose examples `sampling` draws with `rng`, mini-batches of
+/// `cfg.batch_size`, the configured optimiser over the trainable variables of `vs`, warmup + cosine schedule,
+/// gradient clipping.
 ///
 /// `batch_loss` maps a mini-batch of example indices to its mean loss (a scalar with a graph to the variables);
 /// `end_of_epoch` sees each finished epoch (evaluation, model selection, logging). A non-finite loss stops the
@@ -260,23 +317,23 @@ pub struct Epoch {
 pub fn fit(
     vs: &nn::VarStore,
     cfg: &TrainConfig,
-    examples: &[usize],
+    sampling: &Sampling,
     rng: &mut ChaCha8Rng,
     what: &str,
     mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
     mut end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
 ) -> Result<Vec<Epoch>> {
-    let n = examples.len();
+    let n = sampling.epoch_len();
     anyhow::ensure!(n > 0, "{what}: the training set is empty");
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
     let schedule = LrSchedule::new(cfg, steps_per_epoch);
     let mut opt = build_optimizer(vs, cfg)?;
-    let mut order = examples.to_vec();
+    let mut order = sampling.first_pool()?;
     let mut epochs = Vec::with_capacity(cfg.epochs as usize);
     let mut step = 0;
     let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, what);
     for epoch in 1..=cfg.epochs {
-        order.shuffle(rng);
+        sampling.next_epoch(&mut order, rng)?;
         let mut loss_sum = 0.0;
         for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
             opt.set_lr(schedule.lr(step));
@@ -328,9 +385,31 @@ pub struct ClassifierTraining<'a> {
     pub val: Option<&'a Dataset>,
     pub cfg: &'a TrainConfig,
     pub input: &'a InputPipeline,
+    /// Which training samples each epoch visits.
+    pub sampling: Sampling,
+    pub objective: Objective,
 }
 
-impl ClassifierTraining<'_> {
+impl<'a> ClassifierTraining<'a> {
+    /// ERM's training: every sample once per epoch, cross-entropy.
+    pub fn erm(
+        model: &'a Vit,
+        train: &'a Dataset,
+        val: Option<&'a Dataset>,
+        cfg: &'a TrainConfig,
+        input: &'a InputPipeline,
+    ) -> Self {
+        Self {
+            model,
+            train,
+            val,
+            cfg,
+            input,
+            sampling: Sampling::Shuffle(train.len()),
+            objective: Objective::CrossEntropy,
+        }
+    }
+
     /// Trains the model (its variables live in `vs`), selects an epoch's weights by `cfg.select` and leaves `vs`
     /// holding them. Writes `metrics.csv` (one row per epoch) into `out_dir`.
     pub fn run(
@@ -345,8 +424,22 @@ impl ClassifierTraining<'_> {
             val,
             cfg,
             input,
+            ..
         } = *self;
+        self.sampling.check(train.len())?;
         let labels = Tensor::from_slice(&train.y).to_device(input.device);
+        let groups = Tensor::from_slice(&train.groups()).to_device(input.device);
+        // The group-DRO state is updated by every step and read at each epoch's end.
+        let dro = std::cell::RefCell::new(match self.objective {
+            Objective::CrossEntropy => None,
+            Objective::GroupDro(dro_cfg) => {
+                let mut counts = vec![0usize; crate::data::N_GROUPS];
+                for g in train.groups() {
+                    counts[g as usize] += 1;
+                }
+                Some(GroupDro::new(&dro_cfg, &counts)?)
+            }
+        });
         let mut csv = String::from("epoch,lr,train_loss,train_acc");
         if val.is_some() {
             for g in 0..crate::data::N_GROUPS {
@@ -358,11 +451,11 @@ impl ClassifierTraining<'_> {
         // Correct training predictions of the current epoch (counted per batch, read at its end).
         let correct = std::cell::Cell::new(0i64);
         let mut best: Option<Best> = None;
-        let examples: Vec<usize> = (0..train.len()).collect();
+        let epoch_len = self.sampling.epoch_len();
         fit(
             vs,
             cfg,
-            &examples,
+            &self.sampling,
             rng,
             "train",
             |chunk| {
@@ -381,7 +474,20 @@ impl ClassifierTraining<'_> {
                                 .int64_value(&[])
                         }),
                 );
-                Ok(logits.cross_entropy_for_logits(&ys))
+                Ok(match dro.borrow_mut().as_mut() {
+                    None => logits.cross_entropy_for_logits(&ys),
+                    Some(dro) => {
+                        let per_sample = logits.cross_entropy_loss::<Tensor>(
+                            &ys,
+                            None,
+                            tch::Reduction::None,
+                            -100,
+                            0.0,
+                        ); // [b]
+                        let gs = groups.index_select(0, &index.to_device(input.device));
+                        dro.update(&per_sample, &gs)
+                    }
+                })
             },
             |e| {
                 csv.push_str(&format!(
@@ -389,7 +495,7 @@ impl ClassifierTraining<'_> {
                     e.epoch,
                     e.lr,
                     e.train_loss,
-                    correct.take() as f64 / train.len() as f64
+                    correct.take() as f64 / epoch_len as f64
                 ));
                 if let Some(val) = val {
                     let eval = evaluate(model, val, input, cfg.batch_size.max(256));
@@ -417,6 +523,9 @@ impl ClassifierTraining<'_> {
                     }
                 } else {
                     tracing::info!(epoch = e.epoch, train_loss = e.train_loss);
+                }
+                if let Some(dro) = dro.borrow().as_ref() {
+                    tracing::info!(epoch = e.epoch, group_weights = ?dro.weights(), "group DRO");
                 }
                 csv.push('\n');
                 Ok(())
@@ -511,5 +620,119 @@ mod tests {
         ] {
             assert_eq!(is_no_decay(name), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn sampling_rules_give_each_epoch_its_indices() {
+        use rand::SeedableRng;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let up = Sampling::Indices(vec![0, 2, 2, 1]);
+        let mut order = up.first_pool().unwrap();
+        up.next_epoch(&mut order, &mut rng).unwrap();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2, 2], "repeats survive the shuffle");
+        assert_eq!(up.epoch_len(), 4);
+        assert!(up.check(3).is_ok());
+        assert!(Sampling::Indices(vec![3]).check(3).is_err());
+
+        let weighted = Sampling::Weighted {
+            weights: vec![0.0, 1.0, 3.0],
+            draws: 4000,
+        };
+        let mut order = weighted.first_pool().unwrap();
+        weighted.next_epoch(&mut order, &mut rng).unwrap();
+        assert_eq!(order.len(), 4000);
+        assert!(!order.contains(&0), "a zero weight is never drawn");
+        let twos = order.iter().filter(|&&i| i == 2).count() as i64;
+        assert!(
+            (twos - 3000).abs() < 150,
+            "{twos} of 4000 draws, expected ~3000"
+        );
+        assert!(weighted.check(2).is_err(), "3 weights for 2 samples");
+        for bad in [
+            Sampling::Weighted {
+                weights: vec![0.0, 0.0],
+                draws: 1,
+            },
+            Sampling::Weighted {
+                weights: vec![1.0, 1.0],
+                draws: 0,
+            },
+        ] {
+            assert!(bad.first_pool().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn group_dro_with_balanced_sampling_trains_and_a_diverging_loss_stops() {
+        use crate::data::{AugmentConfig, NormalizeConfig};
+        use crate::models::vit::Config;
+        use rand::SeedableRng;
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Vit::new(&vs.root(), &Config::tiny(16, 4));
+        let n = 8;
+        let train = Dataset {
+            images: Tensor::randint(256, [n, 3, 16, 16], (Kind::Uint8, Device::Cpu)),
+            y: vec![0, 0, 0, 0, 1, 1, 1, 1],
+            place: vec![0, 0, 0, 1, 1, 1, 1, 0],
+            img_ids: (0..n).collect(),
+            filenames: (0..n).map(|i| format!("{i}.png")).collect(),
+            bird_masks: None,
+        };
+        let cfg = TrainConfig {
+            lr: 1e-3,
+            batch_size: 4,
+            ..cfg(2, 0.0)
+        };
+        let input = InputPipeline {
+            normalize: NormalizeConfig::default(),
+            augment: AugmentConfig {
+                flip: false,
+                random_resized_crop: None,
+            },
+            device: Device::Cpu,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let init = snapshot(&vs);
+        let training = ClassifierTraining {
+            sampling: Sampling::Weighted {
+                weights: crate::methods::groupdro::balanced_sampling_weights(&train.groups(), 4)
+                    .unwrap(),
+                draws: 12,
+            },
+            objective: Objective::GroupDro(GroupDroConfig::default()),
+            ..ClassifierTraining::erm(&model, &train, None, &cfg, &input)
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        training.run(&vs, &mut rng, dir.path()).unwrap();
+        let metrics = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+        let rows: Vec<&str> = metrics.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{metrics}");
+        for row in rows {
+            let loss: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+            assert!(loss.is_finite() && loss > 0.0, "{row}");
+        }
+        assert!(snapshot(&vs)
+            .iter()
+            .zip(&init)
+            .any(|((_, x), (_, y))| !x.equal(y)));
+
+        // A learning rate that blows the weights up stops the training with the epoch and step named.
+        let wild = TrainConfig {
+            lr: 1e12,
+            grad_clip: None,
+            ..cfg.clone()
+        };
+        restore(&vs, &init);
+        let err = ClassifierTraining::erm(&model, &train, None, &wild, &input)
+            .run(&vs, &mut rng, dir.path())
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("training diverged") && msg.contains("at epoch") && msg.contains("step"),
+            "{msg}"
+        );
     }
 }

@@ -390,6 +390,35 @@ pub fn augment(batch_u8: &Tensor, cfg: &AugmentConfig) -> Result<Tensor, DataErr
         .to_kind(Kind::Uint8))
 }
 
+/// How images become model inputs: normalisation and (train only) augmentation.
+#[derive(Debug, Clone)]
+pub struct InputPipeline {
+    pub normalize: NormalizeConfig,
+    pub augment: AugmentConfig,
+    pub device: tch::Device,
+}
+
+impl InputPipeline {
+    /// u8 images [b, 3, h, w] (any device) -> normalised f32 on the device.
+    pub fn eval_batch(&self, images_u8: &Tensor) -> Tensor {
+        normalize(
+            &images_u8.to_device(self.device),
+            self.normalize.mean,
+            self.normalize.std,
+        )
+    }
+
+    /// u8 images [b, 3, h, w] (any device) -> augmented, normalised f32 on the device.
+    pub fn train_batch(&self, images_u8: &Tensor) -> Result<Tensor, DataError> {
+        let augmented = augment(&images_u8.to_device(self.device), &self.augment)?;
+        Ok(normalize(
+            &augmented,
+            self.normalize.mean,
+            self.normalize.std,
+        ))
+    }
+}
+
 /// Writes `bytes` to `path` atomically (`path.tmp` then rename), creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     crate::util::write_file_atomic(path, bytes).map_err(|e| DataError::io(path, e))

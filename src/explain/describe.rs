@@ -5,9 +5,9 @@ use tch::Tensor;
 
 use super::lm::LanguageModel;
 use super::sample::{sample_sentences, Nucleus};
+use crate::data::InputPipeline;
 use crate::models::translator::Translator;
 use crate::models::vit::Vit;
-use crate::train::InputPipeline;
 
 /// Everything that turns an image into sentences.
 pub struct Describer<'a> {

@@ -13,7 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::models::gpt2::Gpt2;
 use crate::models::translator::Translator;
 use crate::text::tokenizer::{self, Tokenizer, TokenizerKind};
-use crate::train::{fit, TrainConfig};
+use crate::train::{fit, Sampling, TrainConfig};
 
 /// The frozen language model and its tokenizer (an HF GPT-2 folder: config.json, model.safetensors,
 /// tokenizer.json).
@@ -137,11 +137,10 @@ fn fit_with_val_loss(
     rng: &mut ChaCha8Rng,
     batch_loss: impl Fn(&[usize], bool) -> Result<Tensor>,
 ) -> Result<(Vec<f64>, f64)> {
-    let examples: Vec<usize> = (0..n_train).collect();
     let epochs = fit(
         vs,
         cfg,
-        &examples,
+        &Sampling::Shuffle(n_train),
         rng,
         what,
         |chunk| batch_loss(chunk, false),

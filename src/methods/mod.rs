@@ -1,6 +1,17 @@
-//! The mitigation methods a run can report (paper section 4.3, Table 1), as one closed set: what each method
-//! needs from the run (explanations, a selection of training samples, masks) and the Table-1 order. Adding a
-//! method means adding a variant here; the compiler then finds every place that must handle it.
+//! The mitigation methods a run can report (paper section 4.3, Table 1), as one closed set ([`Method`]): what
+//! each method needs from the run (explanations, a selection of training samples, masks) and the Table-1 order.
+//! Adding a method means adding a variant here; the compiler then finds every place that must handle it.
+//!
+//! The field's baselines live in the submodules as pure library functions that the pipeline's stages call: JTT
+//! (Liu et al. 2021), DFR on validation (Kirichenko et al. 2023), online group DRO (Sagawa et al. 2020) and
+//! MaskTune (Asgari et al. 2022). Each module's header names its paper and reference implementation, the paper's
+//! defaults and what we follow. None of them reads a config, a run directory or the pipeline: they take plain
+//! parameter structs, tensors and label/group vectors (groups g = 2*y + place, see [`crate::data`]).
+pub mod dfr;
+pub mod groupdro;
+pub mod jtt;
+pub mod masktune;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

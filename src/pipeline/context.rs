@@ -5,12 +5,13 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 use crate::config::Experiment;
+use crate::data::InputPipeline;
 use crate::data::{waterbirds, Dataset, Label, LoadOptions, Split};
 use crate::methods::Method;
 use crate::metrics;
 use crate::models::vit::Vit;
 use crate::report::ResultRow;
-use crate::train::{self, InputPipeline};
+use crate::train;
 use crate::util::{build_in_partial, sha256};
 
 /// The three splits of a Waterbirds-format folder, decoded once and kept in memory as u8 tensors.

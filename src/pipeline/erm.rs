@@ -95,13 +95,13 @@ pub fn run(ctx: &Seed) -> Result<Erm> {
     let done = run_stage(&ctx.dir, Stage::Erm, &key, |dir| {
         let mut rng = set_seed(stage_seed(seed, "erm"));
         let classifier = initial_classifier(exp)?;
-        let training = ClassifierTraining {
-            model: &classifier.model,
-            train: &splits.train,
-            val: Some(&splits.val),
-            cfg: &cfg.classifier.train,
-            input: ctx.input(),
-        };
+        let training = ClassifierTraining::erm(
+            &classifier.model,
+            &splits.train,
+            Some(&splits.val),
+            &cfg.classifier.train,
+            ctx.input(),
+        );
         let summary = training.run(&classifier.vs, &mut rng, dir)?;
         tracing::info!(seed, epoch = summary.selected_epoch, val_worst = ?summary.val_worst_group, "ERM model selected");
         classifier.save(dir)?;

@@ -13,6 +13,7 @@ use super::lm::{CaptionData, Lm};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use super::translator::TrainedTranslator;
 use crate::config::Experiment;
+use crate::data::InputPipeline;
 use crate::data::{captions, LoadOptions, Split};
 use crate::explain::describe::Describer;
 use crate::explain::sample::Nucleus;
@@ -21,7 +22,6 @@ use crate::models::vit::Vit;
 use crate::runtime::{set_seed, stage_seed};
 use crate::text::wordcloud;
 use crate::text::words::{dominant_words, WordCounter, WordFilter};
-use crate::train::InputPipeline;
 use crate::util::{read_csv_rows, write_atomic, write_csv_rows};
 
 /// The splits the explain stage explains.

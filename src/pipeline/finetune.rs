@@ -72,13 +72,9 @@ pub fn run(
         subset.images = apply_masks(&subset.images, &region, cfg.gradcam.mask_value);
         let classifier = erm.classifier(exp.device)?;
         let mut rng = set_seed(stage_seed(seed, method.name()));
-        let training = ClassifierTraining {
-            model: &classifier.model,
-            train: &subset,
-            val: (cfg.finetune.select == ModelSelection::WorstGroupVal).then_some(&splits.val),
-            cfg: &cfg.finetune,
-            input: ctx.input(),
-        };
+        let val = (cfg.finetune.select == ModelSelection::WorstGroupVal).then_some(&splits.val);
+        let training =
+            ClassifierTraining::erm(&classifier.model, &subset, val, &cfg.finetune, ctx.input());
         training.run(&classifier.vs, &mut rng, dir)?;
         let rows = ctx
             .run

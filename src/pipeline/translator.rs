@@ -10,11 +10,11 @@ use super::context::Seed;
 use super::erm::Erm;
 use super::lm::{write_losses, CaptionData, Lm};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
+use crate::data::InputPipeline;
 use crate::explain::lm::{CaptionExample, TranslatorTraining};
 use crate::models::translator::{self, Translator};
 use crate::models::vit::Vit;
 use crate::runtime::{set_seed, stage_seed};
-use crate::train::InputPipeline;
 
 /// A trained translator, frozen, with its stage.
 pub struct TrainedTranslator {

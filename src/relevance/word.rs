@@ -6,11 +6,11 @@ use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
 use super::gradcam::gradcam_from_score;
+use crate::data::InputPipeline;
 use crate::explain::lm::{pad_batch, LanguageModel};
 use crate::models::gpt2::Gpt2;
 use crate::models::translator::Translator;
 use crate::models::vit::Vit;
-use crate::train::InputPipeline;
 
 /// Teacher-forced log-probability of `target` wherever it occurs in each sentence, after each image's prefix,
 /// averaged over the image's sentences. `prefix` [b, k, d]; `sentences[i]` are image i's token sequences
