@@ -1,7 +1,7 @@
 //! Faithfulness of explanations (TExplain paper section 4.1, Faithfulness Test I, and its Waterbirds analogue in
 //! section 5.8): do the words of a finished run's sentences follow what the image shows?
 //!
-//! From `seed-<s>/explain/sentences-<split>.tsv` and the dataset's `metadata.csv`, [`share_table`] counts, per
+//! From `seed-<s>/explain/sentences-<split>.jsonl` and the dataset's `metadata.csv`, [`share_table`] counts, per
 //! (split, class, attribute value), the share of sentences that contain a word of each word set:
 //! - Waterbirds: water words vs land words for water- and land-background images (a classifier that uses the
 //!   background is explained with the background's words, whatever the bird);
@@ -166,32 +166,12 @@ pub fn markdown(rows: &[ShareRow], sets: &[WordSet]) -> String {
     out
 }
 
-/// Reads `sentences-<split>.tsv` (`img_id<TAB>sentence`, header line first).
+/// Reads `sentences-<split>.jsonl` (see [`crate::explain::sentences`]) as (img_id, sentence) pairs.
 pub fn read_sentences(path: &Path) -> Result<Vec<(i64, String)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.is_empty() {
-            continue;
-        }
-        let (id, sentence) = line.split_once('\t').with_context(|| {
-            format!(
-                "{} line {}: expected img_id<TAB>sentence",
-                path.display(),
-                i + 1
-            )
-        })?;
-        let id: i64 = id.trim().parse().with_context(|| {
-            format!(
-                "{} line {}: img_id {id:?} is not an integer",
-                path.display(),
-                i + 1
-            )
-        })?;
-        out.push((id, sentence.to_string()));
-    }
-    Ok(out)
+    Ok(crate::explain::sentences::read(path)?
+        .into_iter()
+        .flat_map(|r| r.sentences.into_iter().map(move |s| (r.img_id, s)))
+        .collect())
 }
 
 /// `texplain faithfulness`: word-share tables of a finished run (see the module docs).
@@ -234,7 +214,7 @@ pub fn run_tables(args: &FaithfulnessArgs) -> Result<String> {
                 .run_dir
                 .join(format!("seed-{seed}"))
                 .join("explain")
-                .join(format!("sentences-{split}.tsv"));
+                .join(crate::explain::sentences::file_name(split));
             let sentences = read_sentences(&path)?;
             rows.extend(share_table(
                 split,
@@ -349,11 +329,20 @@ mod tests {
     #[test]
     fn reads_sentence_files() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sentences-test.tsv");
-        std::fs::write(&path, "img_id\tsentence\n3\ta lake\n4\tgrass, trees\n").unwrap();
+        let path = dir.path().join("sentences-test.jsonl");
+        let three = ["a lake".to_string(), "grass,\ttrees\n".to_string()];
+        let four = ["a\u{FFFD} pond".to_string()];
+        crate::explain::sentences::write(&path, [(3, &three[..]), (4, &four[..])]).unwrap();
         let s = read_sentences(&path).unwrap();
-        assert_eq!(s, vec![(3, "a lake".into()), (4, "grass, trees".into())]);
-        std::fs::write(&path, "img_id\tsentence\nx\ta lake\n").unwrap();
+        assert_eq!(
+            s,
+            vec![
+                (3, "a lake".into()),
+                (3, "grass,\ttrees\n".into()),
+                (4, "a\u{FFFD} pond".into())
+            ]
+        );
+        std::fs::write(&path, "img_id\tsentence\n3\ta lake\n").unwrap();
         assert!(read_sentences(&path).is_err());
     }
 }

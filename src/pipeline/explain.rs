@@ -12,6 +12,7 @@ use crate::data::captions::{self, CaptionPair};
 use crate::data::LoadOptions;
 use crate::explain::lm::{self, CaptionExample};
 use crate::explain::sample::{sample_sentences, Nucleus};
+use crate::explain::sentences;
 use crate::models::gpt2::{self, Gpt2};
 use crate::models::translator::{self, Translator};
 use crate::models::vit::Vit;
@@ -446,7 +447,7 @@ pub fn class_names(exp: &Experiment) -> [&'static str; 2] {
     }
 }
 
-/// Explains the train and test splits with the seed's translator: `sentences-<split>.tsv`,
+/// Explains the train and test splits with the seed's translator: `sentences-<split>.jsonl`,
 /// `words-<split>.csv` (top words per image), `words-by-class.csv`, and one word cloud per class x split.
 #[allow(clippy::too_many_arguments)]
 pub fn explain_stage(
@@ -466,19 +467,19 @@ pub fn explain_stage(
         .add("data", &splits.fingerprint)
         .add("explain", e);
     key.add("class_words", &exp.config.mitigation.class_words);
+    key.add(
+        "formats",
+        &[sentences::FORMAT, crate::text::words::NORMALISATION],
+    );
     let filter = WordFilter::new(&e.words)?;
     run_stage(seed_dir, "explain", &key, |dir| {
         set_seed(stage_seed(seed, "explain"));
         let mut by_class = String::from("split,class,rank,word,count,freq\n");
         for (split, data) in [("train", &splits.train), ("test", &splits.test)] {
             let explained = explain_images(exp, vit, translator, lm, &data.images, &filter)?;
-            let mut tsv = String::from("img_id\tsentence\n");
-            for (id, sents) in data.img_ids.iter().zip(&explained.sentences) {
-                for s in sents {
-                    tsv.push_str(&format!("{id}\t{s}\n"));
-                }
-            }
-            write_atomic(&dir.join(format!("sentences-{split}.tsv")), tsv)?;
+            let per_image = data.img_ids.iter().copied();
+            let per_image = per_image.zip(explained.sentences.iter().map(Vec::as_slice));
+            sentences::write(&dir.join(sentences::file_name(split)), per_image)?;
             let per_image: Vec<(u64, &WordCounter)> = data
                 .img_ids
                 .iter()

@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 use super::explain::{LanguageModel, TrainedTranslator};
 use super::Splits;
 use crate::config::{Experiment, MaskValue};
-use crate::explain::gradcam;
+use crate::explain::{gradcam, sentences};
 use crate::metrics;
 use crate::models::vit::Vit;
 use crate::rundir::{run_stage, write_atomic, write_json, StageDone, StageKey};
@@ -252,7 +252,7 @@ pub fn mask_stage(
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let sentences = read_sentences(&explain.dir.join("sentences-train.tsv"))?;
+        let sentences = sentences::read_by_image(&explain.dir.join(sentences::file_name("train")))?;
         let (masks, cams) =
             gradcam_cams(exp, vit, translator, lm, splits, &flags, &rows, &sentences)?; // [n, 1, H, W]
         let row_of: HashMap<usize, i64> = rows
@@ -321,23 +321,6 @@ pub fn mask_stage(
             &dir.join("overlays"),
         )
     })
-}
-
-/// Sampled sentences per img_id from `sentences-<split>.tsv`.
-fn read_sentences(path: &Path) -> Result<HashMap<i64, Vec<String>>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
-    for (line_no, line) in text.lines().enumerate().skip(1) {
-        let (id, sentence) = line
-            .split_once('\t')
-            .with_context(|| format!("{} line {}: no tab", path.display(), line_no + 1))?;
-        let id: i64 = id
-            .parse()
-            .with_context(|| format!("{} line {}: img_id {id:?}", path.display(), line_no + 1))?;
-        out.entry(id).or_default().push(sentence.to_string());
-    }
-    Ok(out)
 }
 
 /// Target token and the image's sentences (token ids) that hold it, for the GradCAM score.

@@ -6,7 +6,7 @@
 //!   lm/                   tokenizer.json, model.safetensors, config.json (shared by seeds)
 //!   seed-<s>/erm/         model.safetensors, config.json, metrics.csv, results.csv
 //!   seed-<s>/translator/  model.safetensors, config.json, losses.csv
-//!   seed-<s>/explain/     sentences-*.tsv, words-*.csv, words-by-class.csv, cloud-*.png
+//!   seed-<s>/explain/     sentences-*.jsonl, words-*.csv, words-by-class.csv, cloud-*.png
 //!   seed-<s>/flags/       flags.csv, summary.json
 //!   seed-<s>/masks/       masks.safetensors, summary.json, overlays/
 //!   seed-<s>/<method>/    fine-tuned model metrics and results.csv (texplain, random, oracle)
