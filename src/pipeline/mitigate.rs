@@ -495,7 +495,24 @@ pub fn finetune_stage(
             other => bail!("no fine-tuning method {other:?}"),
         };
         if chosen.is_empty() {
-            bail!("{method}: the selection is empty (no training sample was flagged), nothing to fine-tune on");
+            // Nothing flagged: the procedure has no sample to fine-tune on, so its outcome is the ERM model.
+            tracing::warn!(
+                seed,
+                "{method}: no training sample was flagged, so there is nothing to fine-tune on; \
+                 {method} keeps the ERM model and reports its accuracy"
+            );
+            let (_, model, _) = super::load_classifier(exp, &erm.dir)?;
+            let input = super::input_pipeline(exp);
+            let rows = super::evaluate_rows(
+                &model,
+                splits,
+                &input,
+                seed,
+                method,
+                cfg.finetune.batch_size,
+            );
+            crate::report::write_results_csv(&dir.join("results.csv"), &rows)?;
+            return Ok(());
         }
         let train = &splits.train;
         let index = Tensor::from_slice(&chosen.iter().map(|&r| r as i64).collect::<Vec<_>>());
