@@ -16,7 +16,8 @@ Writes under tests/fixtures/real-format/:
                 google/vit-base-patch16-384 ships it (32 px, patch 8, hidden 32, 2 layers), plus its
                 preprocessor_config.json
   gpt2/         tiny random GPT2LMHeadModel (save_pretrained: config.json, generation_config.json,
-                model.safetensors; n_embd 16, 2 layers, 1024 positions as GPT-2) with a byte-level BPE tokenizer trained by `tokenizers`
+                model.safetensors; n_embd 16, 2 layers, 128 positions: a short context, as
+                small LMs have, that sentences re-encoded for the GradCAM score must fit) with a byte-level BPE tokenizer trained by `tokenizers`
                 (ByteLevel pre-tokenizer and decoder, ~400 merges+bytes, `<|endoftext|>` added last as GPT-2's
                 50256) saved as GPT2TokenizerFast saves it (tokenizer.json, tokenizer_config.json) plus the
                 vocab.json/merges.txt pair of openai-community/gpt2. Random weights make it write what a real
@@ -177,13 +178,13 @@ def gpt2(corpus):
     fast = GPT2TokenizerFast(
         tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
     )
-    fast.model_max_length = 1024
+    fast.model_max_length = 128
     fast.save_pretrained(out)
     if not os.path.exists(os.path.join(out, "vocab.json")):
         tok.model.save(out)  # vocab.json + merges.txt, as openai-community/gpt2 ships them beside tokenizer.json
     cfg = GPT2Config(
         vocab_size=tok.get_vocab_size(),
-        n_positions=1024,
+        n_positions=128,
         n_embd=16,
         n_layer=2,
         n_head=2,

@@ -1,7 +1,7 @@
 //! Real on-disk formats, as a new user meets them (fixtures from `scripts/make_real_format_fixtures.py`):
 //! `configs/waterbirds-table1.yaml` runs end to end on a tiny random HF ViT (1000-label head), a tiny random HF
 //! GPT-2 with a byte-level BPE `tokenizer.json` (its sentences hold newlines, tabs, control characters and
-//! U+FFFD), a waterbirds_v1.0-format folder and a COCO-format caption file; a truncated JPEG is reported as
+//! U+FFFD, and re-encode to more tokens than its 128-position context holds), a waterbirds_v1.0-format folder and a COCO-format caption file; a truncated JPEG is reported as
 //! corrupt (or skipped and counted) instead of being decoded into a half-grey image; logs written to a pipe carry
 //! no colour codes.
 use std::path::{Path, PathBuf};

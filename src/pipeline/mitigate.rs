@@ -329,6 +329,7 @@ fn score_inputs(
     target: Option<&str>,
     sentences: Option<&Vec<String>>,
     max_sentences: usize,
+    max_tokens: usize,
 ) -> Result<Option<(i64, Vec<Vec<i64>>)>> {
     let Some(target) = target else {
         return Ok(None);
@@ -345,7 +346,10 @@ fn score_inputs(
     };
     let mut chosen = Vec::new();
     for sentence in sentences.into_iter().flatten() {
-        let ids = lm.encode_sentence(sentence)?;
+        let mut ids = lm.encode_sentence(sentence)?;
+        // Re-encoding the decoded text can take more tokens than were sampled (a lone byte token decodes to
+        // U+FFFD, three bytes), so the sentence is cut to the LM's context after the prefix.
+        ids.truncate(max_tokens);
         if ids.contains(&token) {
             chosen.push(ids);
             if chosen.len() == max_sentences {
@@ -387,6 +391,7 @@ fn gradcam_cams(
                 flag.target.as_deref(),
                 sentences.get(&train.img_ids[r]),
                 g.sentences_per_image,
+                (lm.lm.config().n_positions - exp.config.translator.prefix_len).max(1) as usize,
             )? {
                 Some((token, s)) => {
                     targets.push(token);
