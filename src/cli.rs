@@ -91,6 +91,13 @@ impl RunArgs {
     }
 }
 
+/// Colour log lines only when stderr is a terminal, and never with `NO_COLOR` set to a non-empty value
+/// (no-color.org): a log file or a pipe gets plain text.
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "texplain=info",
@@ -102,6 +109,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours())
         .try_init();
 }
 

@@ -71,12 +71,13 @@ pub struct ShareRow {
     pub shares: Vec<f64>,
 }
 
-/// Lower-cased alphanumeric words of a sentence.
-fn words_of(sentence: &str) -> impl Iterator<Item = String> + '_ {
-    sentence
+/// Lower-cased alphanumeric words of a sentence, after [`crate::text::words::normalise`].
+fn words_of(sentence: &str) -> Vec<String> {
+    crate::text::words::normalise(sentence)
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
+        .collect()
 }
 
 /// Shares of sentences mentioning each word set, per (class, attribute) cell, per attribute over classes, per
@@ -100,7 +101,7 @@ pub fn share_table(
         if !(0..2).contains(&y) || !(0..2).contains(&a) {
             bail!("img_id {id}: y {y} / attribute {a} are not binary");
         }
-        let words: Vec<String> = words_of(sentence).collect();
+        let words = words_of(sentence);
         let hits: Vec<bool> = sets
             .iter()
             .map(|s| words.iter().any(|w| s.words.contains(w)))

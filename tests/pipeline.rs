@@ -206,7 +206,7 @@ const PINNED_STAGE_KEYS: &[(&str, &str)] = &[
     ),
     (
         "seed-3/clouds",
-        "b6ef00a3af40a0c811fc262f81d74ea7bcc5a7ffc947c89e004252ef4f0187f1",
+        "e2b09301b1f1eb6894da6d99eb7f167e15a03a3a0a4544422751f5ef0608607e",
     ),
     (
         "seed-3/erm",
@@ -214,27 +214,27 @@ const PINNED_STAGE_KEYS: &[(&str, &str)] = &[
     ),
     (
         "seed-3/explain",
-        "cff84bb3ea31fd89070ae8928ab903189e9f862b355ef2707ddc9e57f2e00854",
+        "899b07b49e0110b9710f5cfc38a86876f1b910c843cd80b3a7e0e025203e9a97",
     ),
     (
         "seed-3/flags",
-        "2cf5e8bbe0ad7107c703f76131483308f125c1f9dac155c0fa5c5bcd6b99c9e8",
+        "d0f30156000aff4bda960d5a3b037a1ef1ca4f13dd1902dfcb1951fb40b529ee",
     ),
     (
         "seed-3/masks",
-        "7f43d8facf22079748b44a604e53cb3f349c9dd64c08da771320a1d5b41ca5a2",
+        "9f68d07157d70153fffeb23a49dbe2cef6dcd6428aaa51df0e5079ec66bd53c9",
     ),
     (
         "seed-3/oracle",
-        "d36a17203c93d30245905696ed86bca4bbe38a54178ac6c5464e8211933f99e6",
+        "61a3903af8110fe900445d7c5aa35bd78c163081b81af151869a9ac7476349c4",
     ),
     (
         "seed-3/random",
-        "ca33c1f8e8595a456fba3c7cc8a78508d675ed50be872a0d0d7b7337e4870e13",
+        "f48809cc7826122997c4f98e252220b8b4e2ea24703fa7f1b7d452ee703ce198",
     ),
     (
         "seed-3/texplain",
-        "c7d0004941468063fb2f230f729c2ca6ca1a966374f6a2fbaa8a5fce05197013",
+        "3ba31fc1581206455028360f12b6b5fb97e181c60ba023bd25760849082350e2",
     ),
     (
         "seed-3/translator",

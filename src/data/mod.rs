@@ -8,6 +8,7 @@ pub mod cats_apples;
 pub mod cli;
 pub mod draw;
 pub mod inspect;
+pub mod jpeg;
 pub mod scene;
 pub mod synth;
 pub mod waterbirds;

@@ -151,8 +151,10 @@ fn resize_crop<P: image::Pixel + 'static>(
 }
 
 fn open_image(path: &Path) -> Result<image::DynamicImage, String> {
-    image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    // The JPEG decoder turns a truncated file into a half-grey image without an error.
+    super::jpeg::check_complete(&bytes)?;
+    image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?
         .decode()

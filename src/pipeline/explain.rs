@@ -1,7 +1,7 @@
 //! The explain stage (paper section 2): the seed's classifier, translator and language model write
 //! `explain.samples_per_image` sentences for every train and test image, whose dominant words are counted per image
-//! and per class. Output: `seed-<s>/explain/` = `sentences-<split>.tsv`, `words-<split>.csv` (top words per
-//! image), `words-by-class.csv`; read back through [`Explained`]. Also `texplain explain`, which prints a run's
+//! and per class. Output: `seed-<s>/explain/` = `sentences-<split>.jsonl` ([`crate::explain::sentences`]),
+//! `words-<split>.csv` (top words per image), `words-by-class.csv`; read back through [`Explained`]. Also `texplain explain`, which prints a run's
 //! words or explains new images.
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -17,12 +17,13 @@ use crate::data::InputPipeline;
 use crate::data::{captions, LoadOptions, Split};
 use crate::explain::describe::Describer;
 use crate::explain::sample::Nucleus;
+use crate::explain::sentences;
 use crate::models::translator::Translator;
 use crate::models::vit::Vit;
 use crate::runtime::{set_seed, stage_seed};
 use crate::text::wordcloud;
 use crate::text::words::{dominant_words, WordCounter, WordFilter};
-use crate::util::{read_csv_rows, write_atomic, write_csv_rows};
+use crate::util::{read_csv_rows, write_csv_rows};
 
 /// The splits the explain stage explains.
 pub const EXPLAINED_SPLITS: [Split; 2] = [Split::Train, Split::Test];
@@ -77,27 +78,29 @@ impl Explained {
     }
 
     fn sentences_path(dir: &Path, split: Split) -> PathBuf {
-        dir.join(format!("sentences-{split}.tsv"))
+        dir.join(sentences::file_name(split))
     }
 
     fn words_path(dir: &Path, split: Split) -> PathBuf {
         dir.join(format!("words-{split}.csv"))
     }
 
-    /// Writes `sentences-<split>.tsv`: `img_id<TAB>sentence`, one line per sentence.
+    /// Writes `sentences-<split>.jsonl`: every image's sampled sentences, in dataset order.
     pub fn write_sentences(dir: &Path, split: Split, rows: &[(i64, &[String])]) -> Result<()> {
-        let mut tsv = String::from("img_id\tsentence\n");
-        for (id, sentences) in rows {
-            for s in sentences.iter() {
-                tsv.push_str(&format!("{id}\t{s}\n"));
-            }
-        }
-        write_atomic(&Self::sentences_path(dir, split), tsv)
+        Ok(sentences::write(
+            &Self::sentences_path(dir, split),
+            rows.iter().copied(),
+        )?)
     }
 
-    /// The sampled sentences per img_id of a split, in file order.
+    /// The sampled sentences of a split as (img_id, sentence) pairs, in file order.
     pub fn sentences(&self, split: Split) -> Result<Vec<(i64, String)>> {
-        read_sentences(&Self::sentences_path(&self.done.dir, split))
+        Ok(
+            sentences::read(&Self::sentences_path(&self.done.dir, split))?
+                .into_iter()
+                .flat_map(|r| r.sentences.into_iter().map(move |s| (r.img_id, s)))
+                .collect(),
+        )
     }
 
     /// Writes `words-<split>.csv`: every image's top-`k` words.
@@ -147,23 +150,6 @@ impl Explained {
     }
 }
 
-/// Reads `sentences-<split>.tsv` into (img_id, sentence) pairs.
-pub fn read_sentences(path: &Path) -> Result<Vec<(i64, String)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (line_no, line) in text.lines().enumerate().skip(1) {
-        let (id, sentence) = line
-            .split_once('\t')
-            .with_context(|| format!("{} line {}: no tab", path.display(), line_no + 1))?;
-        let id: i64 = id
-            .parse()
-            .with_context(|| format!("{} line {}: img_id {id:?}", path.display(), line_no + 1))?;
-        out.push((id, sentence.to_string()));
-    }
-    Ok(out)
-}
-
 /// Class names (label 0 / 1) for file names and cloud titles.
 pub fn class_names(exp: &Experiment) -> [&'static str; 2] {
     let data = &exp.config.data;
@@ -205,7 +191,12 @@ pub fn run(ctx: &Seed, translator: &TrainedTranslator, vit: &Vit, lm: &Lm) -> Re
         .add("translator", &translator.done.hash)
         .add("data", &splits.fingerprint)
         .add("explain", e);
-    key.add("class_words", &exp.config.mitigation.class_words);
+    // What the stage writes and how it counts words; the word clouds (and their class words) are a stage of
+    // their own, so recolouring them re-samples nothing.
+    key.add(
+        "formats",
+        &[sentences::FORMAT, crate::text::words::NORMALISATION],
+    );
     let filter = WordFilter::new(&e.words)?;
     let describer = describer(exp, vit, &translator.model, &lm.model, ctx.input());
     let done = run_stage(&ctx.dir, Stage::Explain, &key, |dir| {

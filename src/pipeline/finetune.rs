@@ -53,7 +53,22 @@ pub fn run(
             bail!("{method} is not a fine-tuning method");
         };
         if chosen.is_empty() {
-            bail!("{method}: the selection is empty (no training sample was flagged), nothing to fine-tune on");
+            // Nothing flagged: the procedure has no sample to fine-tune on, so its outcome is the ERM model.
+            tracing::warn!(
+                seed,
+                "{method}: no training sample was flagged, so there is nothing to fine-tune on; \
+                 {method} keeps the ERM model and reports its accuracy"
+            );
+            let rows: Vec<ResultRow> = erm
+                .results()?
+                .into_iter()
+                .map(|row| ResultRow {
+                    method: method.name().to_string(),
+                    ..row
+                })
+                .collect();
+            report::write_results_csv(&dir.join("results.csv"), &rows)?;
+            return Ok(());
         }
         let train = &splits.train;
         let region = match source {

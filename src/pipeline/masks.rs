@@ -131,6 +131,8 @@ pub fn run(
             layer: exp.config.translator.layer,
         };
         let train = &splits.train;
+        let context = lm.model.model.config().n_positions - exp.config.translator.prefix_len;
+        let max_tokens = context.max(1) as usize;
         let (mut all_masks, mut all_cams) = (Vec::new(), Vec::new());
         let progress = crate::progress::bar(rows.len() as u64, "gradcam");
         for chunk in rows.chunks(g.batch_size.max(1)) {
@@ -143,7 +145,7 @@ pub fn run(
                     let own = sentences
                         .get(&train.img_ids[r])
                         .map_or(&[][..], Vec::as_slice);
-                    WordTarget::new(&lm.model, word, own, g.sentences_per_image)
+                    WordTarget::new(&lm.model, word, own, g.sentences_per_image, max_tokens)
                 })
                 .collect::<Result<Vec<_>>>()?;
             let index = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());

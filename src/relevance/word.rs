@@ -71,14 +71,17 @@ pub struct WordTarget {
 }
 
 impl WordTarget {
-    /// The target of `word` among an image's sampled `sentences` (at most `max_sentences` of those holding it).
-    /// A multi-token BPE word is scored by its first token (the word's onset), as the sentences are sampled.
-    /// `None` when the tokenizer cannot spell the word.
+    /// The target of `word` among an image's sampled `sentences` (at most `max_sentences` of those holding it),
+    /// each cut to `max_tokens` tokens (the LM's context after the prefix: re-encoding decoded text can take more
+    /// tokens than were sampled, since a lone byte token decodes to U+FFFD, three bytes). A multi-token BPE word
+    /// is scored by its first token (the word's onset), as the sentences are sampled. `None` when the tokenizer
+    /// cannot spell the word.
     pub fn new(
         lm: &LanguageModel,
         word: &str,
         sentences: &[String],
         max_sentences: usize,
+        max_tokens: usize,
     ) -> Result<Option<Self>> {
         let spellings = lm.tokenizer.word_start_tokens(word)?;
         let Some(token) = spellings
@@ -91,7 +94,8 @@ impl WordTarget {
         };
         let mut chosen = Vec::new();
         for sentence in sentences {
-            let ids = lm.encode_sentence(sentence)?;
+            let mut ids = lm.encode_sentence(sentence)?;
+            ids.truncate(max_tokens);
             if ids.contains(&token) {
                 chosen.push(ids);
                 if chosen.len() == max_sentences {

@@ -11,6 +11,10 @@
 //! stopwords like `don't` match. Words without a letter (numbers) and one-character words are dropped, as in
 //! word-cloud tools; everything else (including `-` and `_`) separates words.
 //!
+//! Normalisation first ([`normalise`]): a byte-level language model writes control characters (newlines, tabs,
+//! `\r`, ...) and U+FFFD where a token ended inside a UTF-8 sequence; control characters become spaces, runs of
+//! whitespace collapse to one space, and U+FFFD is dropped (so `bi\u{FFFD}rd` counts as `bird`).
+//!
 //! Aggregation (per class × split) is a plain sum of per-image counters ([`WordCounter::merge`]).
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -58,9 +62,35 @@ pub enum WordsError {
     BadSynonym { canonical: String, word: String },
 }
 
+/// Identity of the word rules, for stage keys: a change to [`normalise`] or [`split_words`] changes every count.
+pub const NORMALISATION: &str =
+    "words-v2: control chars to space, whitespace collapsed, U+FFFD dropped";
+
+/// A sentence as words are counted from it: control characters become spaces, runs of whitespace collapse to
+/// one space (none at the ends), and the replacement character U+FFFD (a partial UTF-8 sequence) is dropped.
+pub fn normalise(sentence: &str) -> String {
+    let mut out = String::with_capacity(sentence.len());
+    let mut space = false;
+    for c in sentence.chars() {
+        if c == char::REPLACEMENT_CHARACTER {
+            continue;
+        }
+        if c.is_control() || c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.push(c);
+    }
+    out
+}
+
 /// Split `sentence` into normalised words (lower-case, punctuation stripped), before stopword/synonym handling.
 pub fn split_words(sentence: &str) -> Vec<String> {
-    let lower = sentence.to_lowercase();
+    let lower = normalise(sentence).to_lowercase();
     lower
         // Typographic apostrophes count as apostrophes.
         .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
@@ -250,6 +280,32 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(split_words(s), *want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_and_partial_utf8_are_normalised_before_counting() {
+        let cases: &[(&str, &str)] = &[
+            ("  a\tbird\n\non\r\nthe   lake \u{b}", "a bird on the lake"),
+            (
+                "bell\u{7}nul\u{0}esc\u{1b}[31m del\u{7f}",
+                "bell nul esc [31m del",
+            ),
+            ("bi\u{FFFD}rd \u{FFFD}\u{FFFD} wa\u{FFFD}ter", "bird water"),
+            ("\u{FFFD}\n\u{FFFD}", ""),
+            ("nbsp\u{a0}and\u{2028}line sep", "nbsp and line sep"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(normalise(s), *want, "{s:?}");
+        }
+        assert_eq!(
+            split_words("wa\u{FFFD}ter\tbi\u{FFFD}\u{FFFD}rds\n"),
+            ["water", "birds"]
+        );
+        let f = WordFilter::new(&WordConfig::default()).unwrap();
+        let c =
+            WordCounter::from_sentences(&f, &["bi\u{FFFD}rd\non the\tla\u{FFFD}ke\r\n", "bird"]);
+        assert_eq!(dominant_words(&c, 1)[0].0, "bird");
+        assert_eq!((c.counts["bird"], c.counts["lake"], c.total()), (2, 1, 3));
     }
 
     #[test]
