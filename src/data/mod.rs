@@ -12,6 +12,8 @@ pub mod inspect;
 pub mod npy;
 pub mod scene;
 pub mod synth;
+pub mod upstream;
+pub mod upstream_scene;
 pub mod waterbirds;
 
 use serde::{Deserialize, Serialize};
