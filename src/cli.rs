@@ -35,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Run an experiment config end to end (resumes finished stages).
     Run(RunArgs),
+    /// Pretrain the config's classifier on its upstream corpus (the `pretrain` stage of `texplain run`, alone).
+    Pretrain(RunArgs),
     /// Print the resolved config (base files merged, overrides applied, defaults filled in).
     Config {
         config: PathBuf,
@@ -118,6 +120,7 @@ pub fn main() -> Result<()> {
     init_logging(cli.verbose);
     match cli.command {
         Command::Run(args) => crate::pipeline::run(&args.experiment()?),
+        Command::Pretrain(args) => crate::pipeline::pretrain::command(&args.experiment()?),
         Command::Config { config, sets } => {
             print!("{}", Experiment::load(&config, &sets)?.resolved_yaml()?);
             Ok(())

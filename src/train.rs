@@ -519,7 +519,7 @@ impl<'a> ClassifierTraining<'a> {
                         .as_ref()
                         .is_none_or(|(w, a, _, _)| (worst, eval.avg_plain) > (*w, *a));
                     if cfg.select == ModelSelection::WorstGroupVal && better {
-                        best = Some((worst, eval.avg_plain, e.epoch, snapshot(vs)));
+                        best = Some((worst, eval.avg_plain, e.epoch, snapshot_vars(vs)));
                     }
                 } else {
                     tracing::info!(epoch = e.epoch, train_loss = e.train_loss);
@@ -535,7 +535,7 @@ impl<'a> ClassifierTraining<'a> {
             .context("writing the per-epoch metrics")?;
         Ok(match best {
             Some((worst, _, epoch, weights)) if cfg.select == ModelSelection::WorstGroupVal => {
-                restore(vs, &weights);
+                restore_vars(vs, &weights);
                 TrainSummary {
                     selected_epoch: epoch,
                     val_worst_group: Some(worst),
@@ -552,7 +552,8 @@ impl<'a> ClassifierTraining<'a> {
 /// (val worst group, val average, epoch, weights) of the best epoch so far.
 type Best = (f64, f64, u32, Vec<(String, Tensor)>);
 
-fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+/// A copy of every variable of `vs` (for keeping the best epoch).
+pub fn snapshot_vars(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -562,7 +563,8 @@ fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     vars
 }
 
-fn restore(vs: &nn::VarStore, weights: &[(String, Tensor)]) {
+/// Copies `weights` (from [`snapshot_vars`]) back into `vs`.
+pub fn restore_vars(vs: &nn::VarStore, weights: &[(String, Tensor)]) {
     let vars = vs.variables();
     tch::no_grad(|| {
         for (name, value) in weights {
@@ -695,7 +697,7 @@ mod tests {
             device: Device::Cpu,
         };
         let dir = tempfile::tempdir().unwrap();
-        let init = snapshot(&vs);
+        let init = snapshot_vars(&vs);
         let training = ClassifierTraining {
             sampling: Sampling::Weighted {
                 weights: crate::methods::groupdro::balanced_sampling_weights(&train.groups(), 4)
@@ -714,7 +716,7 @@ mod tests {
             let loss: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
             assert!(loss.is_finite() && loss > 0.0, "{row}");
         }
-        assert!(snapshot(&vs)
+        assert!(snapshot_vars(&vs)
             .iter()
             .zip(&init)
             .any(|((_, x), (_, y))| !x.equal(y)));
@@ -725,7 +727,7 @@ mod tests {
             grad_clip: None,
             ..cfg.clone()
         };
-        restore(&vs, &init);
+        restore_vars(&vs, &init);
         let err = ClassifierTraining::erm(&model, &train, None, &wild, &input)
             .run(&vs, &mut rng, dir.path())
             .unwrap_err();

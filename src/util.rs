@@ -76,6 +76,41 @@ pub fn build_in_partial(dest: &Path, build: impl FnOnce(&Path) -> Result<()>) ->
         .with_context(|| format!("renaming {} to {}", partial.display(), dest.display()))
 }
 
+/// Files under `dir` (recursively), relative to it, sorted.
+pub fn list_files(dir: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The identity of a folder tree of many files (an image corpus): SHA-256 over every file's relative path and
+/// size, without reading the files.
+pub fn tree_fingerprint(dir: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for file in list_files(dir)? {
+        let len = std::fs::metadata(dir.join(&file))
+            .with_context(|| format!("reading {}", dir.join(&file).display()))?
+            .len();
+        hasher.update(file.as_bytes());
+        hasher.update([0]);
+        hasher.update(len.to_le_bytes());
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
 /// Writes `rows` as CSV (a header from the row type's field names) atomically.
 pub fn write_csv_rows<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     let mut writer = csv::Writer::from_writer(Vec::new());

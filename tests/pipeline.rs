@@ -233,6 +233,10 @@ const PINNED_STAGE_KEYS: &[(&str, &str)] = &[
         "f48809cc7826122997c4f98e252220b8b4e2ea24703fa7f1b7d452ee703ce198",
     ),
     (
+        "seed-3/regime",
+        "9d6757c983652e0526295ab5a4d758ae0815d49af1a448c7ee613baa3d1f704a",
+    ),
+    (
         "seed-3/texplain",
         "3ba31fc1581206455028360f12b6b5fb97e181c60ba023bd25760849082350e2",
     ),

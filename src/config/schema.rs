@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::data::captions::CaptionSetConfig;
 use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
 use crate::data::synth::Variant;
+use crate::data::upstream::UpstreamConfig;
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
@@ -36,6 +37,9 @@ pub struct Config {
     #[serde(default)]
     pub threads: Option<i32>,
     pub data: DataSection,
+    /// Pretraining of the classifier on an upstream corpus before ERM (the role ImageNet plays in the paper).
+    #[serde(default)]
+    pub pretrain: Option<PretrainSection>,
     #[serde(default)]
     pub classifier: ClassifierSection,
     #[serde(default)]
@@ -55,6 +59,20 @@ fn default_seeds() -> Vec<u64> {
 }
 fn default_device() -> String {
     "auto".into()
+}
+
+/// The classifier's pretraining: a multi-class classifier of the `classifier` architecture trained on an upstream
+/// corpus in the IN-9L layout; ERM then starts from it with a new 2-label head (as from `classifier.pretrained`).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainSection {
+    /// The corpus folder: `in9l/{train,val}/NN_class/*` (the synthetic upstream corpus or a user's ImageNet-9
+    /// folders), optionally with `bg_challenge/` beside it.
+    pub root: PathBuf,
+    /// When set and `root` is missing, the synthetic upstream corpus is generated there first.
+    #[serde(default)]
+    pub synth: Option<UpstreamConfig>,
+    pub train: TrainConfig,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Range checks that types alone cannot express, each error naming the key path and the value ([`validate`]),
 //! and the filesystem checks of a run ([`preflight`]): the folders and files a config points at. `texplain config`
 //! runs only the first, so a config can be inspected on a machine without the data.
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -47,6 +47,25 @@ pub fn validate(cfg: &Config) -> Result<()> {
         );
     }
     validate_train("classifier.train", &c.train)?;
+    if let Some(p) = &cfg.pretrain {
+        if let Some(dir) = &c.pretrained {
+            bail!(
+                "pretrain: the classifier is pretrained here, and classifier.pretrained also names {}; keep one",
+                dir.display()
+            );
+        }
+        if let Some(synth) = &p.synth {
+            synth.validate().context("pretrain.synth")?;
+            if synth.size as i64 != cfg.data.image_size {
+                bail!(
+                    "pretrain.synth.size: {} differs from data.image_size {}; the classifier sees one image size",
+                    synth.size,
+                    cfg.data.image_size
+                );
+            }
+        }
+        validate_train("pretrain.train", &p.train)?;
+    }
     let e = &cfg.explain;
     if !(e.top_p > 0.0 && e.top_p <= 1.0) {
         bail!("explain.top_p: {} is outside (0, 1]", e.top_p);
@@ -208,6 +227,15 @@ pub fn preflight(cfg: &Config) -> Result<()> {
             dir,
             &["config.json", "model.safetensors"],
         )?;
+    }
+    if let Some(p) = &cfg.pretrain {
+        let in9l = p.root.join(crate::data::upstream::IN9L_DIR);
+        if p.synth.is_none() && !in9l.is_dir() {
+            bail!(
+                "pretrain.root: {} does not exist (give a folder with in9l/train and in9l/val class folders, or a pretrain.synth block to generate the synthetic corpus there)",
+                in9l.display()
+            );
+        }
     }
     let explains = cfg.explain.run
         || cfg

@@ -1,11 +1,13 @@
 //! The ERM stage (paper section 4.3, step 1): train the classifier on the spuriously correlated training set
-//! (from scratch, or from `classifier.pretrained` with a new 2-label head), select by worst-group validation
+//! (from scratch, or from the pretrain stage's or `classifier.pretrained`'s checkpoint with a new 2-label head),
+//! select by worst-group validation
 //! accuracy, evaluate on val and test. Output: `seed-<s>/erm/` = an HF ViT folder, `metrics.csv`, `results.csv`.
 use anyhow::Result;
 use std::path::Path;
 use tch::nn;
 
 use super::context::Seed;
+use super::pretrain::Pretrained;
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use crate::config::{Experiment, Preset};
 use crate::methods::Method;
@@ -69,10 +71,14 @@ pub fn scratch_config(exp: &Experiment) -> vit::Config {
     }
 }
 
-/// The initial classifier of ERM: `classifier.pretrained` with a new 2-label head, or the preset from scratch.
-fn initial_classifier(exp: &Experiment) -> Result<Classifier> {
+/// The initial classifier of ERM: the pretrain stage's classifier or `classifier.pretrained`, with a new 2-label
+/// head, or the preset from scratch.
+pub fn initial_classifier(exp: &Experiment, pretrained: Option<&Pretrained>) -> Result<Classifier> {
     let mut vs = nn::VarStore::new(exp.device);
-    let model = match &exp.config.classifier.pretrained {
+    let dir = pretrained
+        .map(|p| p.dir())
+        .or(exp.config.classifier.pretrained.as_deref());
+    let model = match dir {
         Some(dir) => {
             let (model, report) = Vit::from_hf_folder(&mut vs, dir, Some(2))?;
             tracing::info!(?report, "pretrained classifier loaded");
@@ -83,7 +89,7 @@ fn initial_classifier(exp: &Experiment) -> Result<Classifier> {
     Ok(Classifier { vs, model })
 }
 
-pub fn run(ctx: &Seed) -> Result<Erm> {
+pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<Erm> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config;
     let mut key = StageKey::new(Stage::Erm);
@@ -92,9 +98,12 @@ pub fn run(ctx: &Seed) -> Result<Erm> {
         .add("normalize", &cfg.data.normalize)
         .add("augment", &cfg.data.augment)
         .add("classifier", &cfg.classifier);
+    if let Some(p) = pretrained {
+        key.add("pretrain", &p.done.hash);
+    }
     let done = run_stage(&ctx.dir, Stage::Erm, &key, |dir| {
         let mut rng = set_seed(stage_seed(seed, "erm"));
-        let classifier = initial_classifier(exp)?;
+        let classifier = initial_classifier(exp, pretrained)?;
         let training = ClassifierTraining::erm(
             &classifier.model,
             &splits.train,

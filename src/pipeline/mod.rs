@@ -3,9 +3,11 @@
 //! outputs of the stages it reads, and returns its own typed output:
 //!
 //! ```text
-//! shared by seeds   lm::CaptionData::load   caption pairs + corpus (generated when synthetic)
+//! shared by seeds   pretrain::run           <run>/pretrain/      classifier pretrained on the upstream corpus
+//!                   lm::CaptionData::load   caption pairs + corpus (generated when synthetic)
 //!                   lm::run                 <run>/lm/            tokenizer + GPT-2 (or a pretrained folder)
 //! per seed          erm::run                seed-<s>/erm/        classifier (HF folder), metrics, results
+//!                   regime::run             seed-<s>/regime/     linear probes: is the bird in the features?
 //!                   translator::run         seed-<s>/translator/ classifier tokens -> LM prefix
 //!                   explain::run            seed-<s>/explain/    sentences, top words per image and class
 //!                   clouds::run             seed-<s>/clouds/     word clouds per class x split
@@ -25,6 +27,8 @@ pub mod finetune;
 pub mod flags;
 pub mod lm;
 pub mod masks;
+pub mod pretrain;
+pub mod regime;
 pub mod report;
 pub mod stage;
 pub mod translator;
@@ -49,6 +53,7 @@ pub fn run(exp: &Experiment) -> Result<()> {
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;
 
+    let pretrained = pretrain::run(exp)?;
     let run = Run::new(exp, Splits::load(exp)?);
     let methods = exp.methods();
     let explainers = if exp.explains() {
@@ -58,13 +63,16 @@ pub fn run(exp: &Experiment) -> Result<()> {
     } else {
         None
     };
-    let mut rows = Vec::new();
+    let mut outputs = report::Outputs::default();
     for &seed in &cfg.seeds {
         let span = tracing::info_span!("seed", seed);
         let _enter = span.enter();
         let ctx = run.seed(seed);
-        let erm = erm::run(&ctx)?;
-        rows.extend(erm.results()?);
+        let erm = erm::run(&ctx, pretrained.as_ref())?;
+        outputs.rows.extend(erm.results()?);
+        outputs
+            .regime
+            .push(regime::run(&ctx, &erm, pretrained.as_ref())?);
         let Some((captions, lm)) = &explainers else {
             continue;
         };
@@ -83,13 +91,14 @@ pub fn run(exp: &Experiment) -> Result<()> {
             continue;
         }
         let flags = flags::run(&ctx, &explained, vit)?;
+        outputs.flags.push(flags.summary()?);
         let masks = masks::run(&ctx, &explained, &flags, vit, &translator, lm)?;
         for method in finetuned {
             let done = finetune::run(&ctx, method, &erm, &flags, &masks)?;
-            rows.extend(done.results()?);
+            outputs.rows.extend(done.results()?);
         }
     }
-    let table = report::run(exp, &rows)?;
+    let table = report::run(exp, &outputs)?;
     println!("{table}");
 
     info.finished_unix = Some(stage::unix_now());

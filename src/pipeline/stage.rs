@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::methods::Method;
-use crate::util::{build_in_partial, hex, write_json};
+use crate::util::{build_in_partial, hex, list_files, write_json};
 
 /// A stage of `texplain run`, named as its folder (`<run>/lm/`, `<run>/seed-<s>/erm/`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The classifier pretrained on the upstream corpus (shared by seeds).
+    Pretrain,
     /// The language model pretrained on the caption corpus (shared by seeds).
     Lm,
     Erm,
@@ -25,6 +27,8 @@ pub enum Stage {
     Clouds,
     Flags,
     Masks,
+    /// Linear probes on frozen features: is the bird in the features?
+    Regime,
     /// Fine-tuning of the ERM model by a mitigation method (its folder is the method's name).
     Finetune(Method),
 }
@@ -32,6 +36,7 @@ pub enum Stage {
 impl Stage {
     pub fn name(self) -> &'static str {
         match self {
+            Stage::Pretrain => "pretrain",
             Stage::Lm => "lm",
             Stage::Erm => "erm",
             Stage::Translator => "translator",
@@ -39,6 +44,7 @@ impl Stage {
             Stage::Clouds => "clouds",
             Stage::Flags => "flags",
             Stage::Masks => "masks",
+            Stage::Regime => "regime",
             Stage::Finetune(method) => method.name(),
         }
     }
@@ -82,26 +88,6 @@ struct StageRecord {
     seconds: f64,
     /// Every file the stage wrote (relative to its folder); a stage missing one is redone.
     files: Vec<String>,
-}
-
-/// Files under `dir`, relative to it, sorted.
-fn list_files(dir: &Path) -> Result<Vec<String>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if let Ok(rel) = path.strip_prefix(dir) {
-                files.push(rel.to_string_lossy().into_owned());
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// A finished stage: its folder and the hash it was computed from (downstream stages hash it in).
