@@ -286,6 +286,46 @@ impl Sampling {
     }
 }
 
+/// Which weights of a ViT classifier a training may change (YAML `all`, `head`, or `{last_blocks: k}`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Trainable {
+    #[default]
+    All,
+    /// The classification head only (a linear probe trained end to end).
+    Head,
+    /// The last `k` encoder blocks, the final layernorm and the head.
+    LastBlocks(usize),
+}
+
+impl Trainable {
+    /// Whether the parameter `name` (HF ViT names) is trained, in a ViT of `depth` blocks.
+    pub fn trains(self, name: &str, depth: usize) -> bool {
+        let head = name.starts_with("classifier.");
+        match self {
+            Trainable::All => true,
+            Trainable::Head => head,
+            Trainable::LastBlocks(k) => {
+                head || name.starts_with("vit.layernorm.")
+                    || name
+                        .strip_prefix("vit.encoder.layer.")
+                        .and_then(|rest| rest.split('.').next())
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .is_some_and(|i| i + k >= depth)
+            }
+        }
+    }
+
+    /// Turns off the gradients of every variable of `vs` this rule does not train.
+    pub fn apply(self, vs: &nn::VarStore, depth: usize) {
+        for (name, var) in vs.variables() {
+            if !self.trains(&name, depth) {
+                let _ = var.set_requires_grad(false);
+            }
+        }
+    }
+}
+
 /// The loss a classifier's training step minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Objective {
@@ -388,6 +428,8 @@ pub struct ClassifierTraining<'a> {
     /// Which training samples each epoch visits.
     pub sampling: Sampling,
     pub objective: Objective,
+    /// With `select: worst_group_val`, the model as it starts (epoch 0) competes with the trained epochs.
+    pub include_start: bool,
 }
 
 impl<'a> ClassifierTraining<'a> {
@@ -407,6 +449,7 @@ impl<'a> ClassifierTraining<'a> {
             input,
             sampling: Sampling::Shuffle(train.len()),
             objective: Objective::CrossEntropy,
+            include_start: false,
         }
     }
 
@@ -451,6 +494,22 @@ impl<'a> ClassifierTraining<'a> {
         // Correct training predictions of the current epoch (counted per batch, read at its end).
         let correct = std::cell::Cell::new(0i64);
         let mut best: Option<Best> = None;
+        if let (true, ModelSelection::WorstGroupVal, Some(val)) =
+            (self.include_start, cfg.select, val)
+        {
+            // Epoch 0: the model as it starts, a candidate of the selection like any trained epoch.
+            let eval = evaluate(model, val, input, cfg.batch_size.max(256));
+            csv.push_str("0,,,");
+            for acc in &eval.group_acc {
+                csv.push_str(&format!(
+                    ",{}",
+                    acc.map_or(String::new(), |a| format!("{a:.6}"))
+                ));
+            }
+            let worst = eval.worst_group();
+            csv.push_str(&format!(",{worst:.6},{:.6}\n", eval.avg_plain));
+            best = Some((worst, eval.avg_plain, 0, snapshot_vars(vs)));
+        }
         let epoch_len = self.sampling.epoch_len();
         fit(
             vs,
@@ -736,5 +795,28 @@ mod tests {
             msg.contains("training diverged") && msg.contains("at epoch") && msg.contains("step"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn trainable_rules_pick_hf_vit_names() {
+        let names = [
+            ("vit.embeddings.cls_token", [true, false, false]),
+            (
+                "vit.encoder.layer.0.attention.attention.query.weight",
+                [true, false, false],
+            ),
+            ("vit.encoder.layer.1.output.dense.bias", [true, false, true]),
+            (
+                "vit.encoder.layer.2.layernorm_after.weight",
+                [true, false, true],
+            ),
+            ("vit.layernorm.weight", [true, false, true]),
+            ("classifier.weight", [true, true, true]),
+        ];
+        for (name, want) in names {
+            let got = [Trainable::All, Trainable::Head, Trainable::LastBlocks(2)]
+                .map(|t| t.trains(name, 3));
+            assert_eq!(got, want, "{name}");
+        }
     }
 }

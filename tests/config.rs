@@ -182,3 +182,26 @@ fn duplicate_seeds_are_rejected() {
     let msg = error_of(&path, &["seeds=[0, 1, 0]"]);
     assert!(msg.contains("seeds: [0, 1, 0] lists a seed twice"), "{msg}");
 }
+
+#[test]
+fn fine_tuning_recipe_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
+    let exp = Experiment::load(
+        &path,
+        &[
+            "mitigation.recipe={train_set: all, sampling: class_balanced, trainable: {last_blocks: 2}, include_start: true}"
+                .into(),
+        ],
+    )
+    .unwrap();
+    let r = &exp.config.mitigation.recipe;
+    assert_eq!(r.train_set, texplain::config::TrainSet::All);
+    assert_eq!(r.sampling, texplain::config::RecipeSampling::ClassBalanced);
+    assert_eq!(r.trainable, texplain::config::Trainable::LastBlocks(2));
+    assert!(r.include_start);
+    let yaml = exp.resolved_yaml().unwrap();
+    assert!(yaml.contains("last_blocks: 2"), "{yaml}");
+    let msg = error_of(&path, &["mitigation.recipe.trainable=some"]);
+    assert!(msg.contains("mitigation.recipe"), "{msg}");
+}

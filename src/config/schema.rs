@@ -17,7 +17,7 @@ pub use crate::relevance::Threshold;
 use crate::report::PaperTable;
 use crate::text::words::WordConfig;
 use crate::train::default_momentum;
-pub use crate::train::{ModelSelection, Optimizer, TrainConfig};
+pub use crate::train::{ModelSelection, Optimizer, TrainConfig, Trainable};
 
 /// The whole experiment, as written in YAML.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -313,6 +313,44 @@ pub struct MitigationSection {
     pub gradcam: GradcamSection,
     /// Fine-tuning of the ERM model on the masked selected samples (paper 4.3).
     pub finetune: TrainConfig,
+    /// What the fine-tuning sees and changes, beyond its optimiser settings.
+    pub recipe: RecipeSection,
+}
+
+/// The fine-tuning recipe: which samples, how they are drawn, which weights move, and whether the ERM model itself
+/// may be kept (model selection including the starting point).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecipeSection {
+    pub train_set: TrainSet,
+    pub sampling: RecipeSampling,
+    /// `all`, `head` or `{last_blocks: k}`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    pub trainable: Trainable,
+    /// With `finetune.select: worst_group_val`, the ERM model (epoch 0) competes with the fine-tuned epochs.
+    pub include_start: bool,
+}
+
+/// The samples fine-tuning trains on.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainSet {
+    /// The method's selection, masked (the paper).
+    #[default]
+    Selection,
+    /// The whole training set with the selection masked, the rest as it is.
+    All,
+}
+
+/// How fine-tuning draws its samples.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipeSampling {
+    /// Each sample once per epoch.
+    #[default]
+    Shuffle,
+    /// Drawn with replacement so that both classes are equally likely (class labels only, no group labels).
+    ClassBalanced,
 }
 
 impl Default for MitigationSection {
@@ -321,6 +359,7 @@ impl Default for MitigationSection {
             methods: vec![Method::Erm],
             class_words: BTreeMap::new(),
             gradcam: GradcamSection::default(),
+            recipe: RecipeSection::default(),
             finetune: TrainConfig {
                 epochs: 3,
                 lr: 2e-4,
