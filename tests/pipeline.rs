@@ -1,6 +1,9 @@
-//! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs, a killed
-//! run resumes (finished stages skipped, the interrupted one redone) and ends with the same results as an
-//! uninterrupted run, and `texplain explain` reads the run directory.
+//! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs; a killed run
+//! resumes (finished stages skipped, the interrupted one redone) and ends with the same results as an
+//! uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
+//! bytes does not; `texplain explain` reads the run
+//! directory.
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,6 +55,11 @@ mitigation:
 }
 
 fn run(config: &Path, out: &Path) -> std::process::Output {
+    run_with(config, out, &[])
+}
+
+/// `texplain run CONFIG --out OUT ARGS...`.
+fn run_with(config: &Path, out: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args([
             "run",
@@ -59,9 +67,40 @@ fn run(config: &Path, out: &Path) -> std::process::Output {
             "--out",
             out.to_str().unwrap(),
         ])
+        .args(args)
         .output()
         .expect("the texplain binary runs")
 }
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The stages (relative to the run directory) that a run's log says it computed (`stage finished`).
+fn finished_stages(log: &str, out: &Path) -> BTreeSet<String> {
+    let prefix = format!("stage{{name={}/", out.display());
+    log.lines()
+        .filter(|line| line.contains("stage finished"))
+        .filter_map(|line| {
+            let rest = &line[line.find(&prefix)? + prefix.len()..];
+            Some(rest[..rest.find('}')?].to_string())
+        })
+        .collect()
+}
+
+/// Every stage of the tiny config in the order a run reaches them, as folders relative to the run directory.
+const STAGES: [&str; 10] = [
+    "lm",
+    "seed-3/erm",
+    "seed-3/translator",
+    "seed-3/explain",
+    "seed-3/clouds",
+    "seed-3/flags",
+    "seed-3/masks",
+    "seed-3/random",
+    "seed-3/texplain",
+    "seed-3/oracle",
+];
 
 #[test]
 fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
@@ -177,6 +216,90 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
 }
 
 #[test]
+fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    let first = run(&config, &out);
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    // ERM's checkpoint is lost (as on a fresh clone: checkpoints are not committed) and ERM redone: here it writes
+    // the same bytes, so nothing that read it is redone.
+    std::fs::remove_file(out.join("seed-3/erm/model.safetensors")).unwrap();
+    let same = run(&config, &out);
+    let log = stderr(&same);
+    assert!(same.status.success(), "{log}");
+    assert!(
+        log.contains("model.safetensors is missing; redoing it"),
+        "{log}"
+    );
+    assert_eq!(
+        finished_stages(&log, &out),
+        BTreeSet::from(["seed-3/erm".to_string()]),
+        "identical bytes keep every downstream stage: {log}"
+    );
+
+    // On another machine the redone ERM writes other bytes. Simulated: the ERM folder of a run with another
+    // learning rate, recorded under this run's ERM key (what a redo with the same inputs would record).
+    let other = tmp.path().join("other");
+    let erm_only = run_with(
+        &config,
+        &other,
+        &[
+            "--set",
+            "classifier.train.lr=3.0e-3",
+            "--set",
+            "mitigation.methods=[erm]",
+        ],
+    );
+    assert!(erm_only.status.success(), "{}", stderr(&erm_only));
+    let erm = out.join("seed-3/erm");
+    let record = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("stage.json")).unwrap()).unwrap()
+    };
+    let key = record(&erm)["key"].clone();
+    std::fs::remove_dir_all(&erm).unwrap();
+    std::fs::create_dir(&erm).unwrap();
+    for entry in std::fs::read_dir(other.join("seed-3/erm")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, erm.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut swapped = record(&erm);
+    assert_ne!(
+        swapped["content"],
+        record(&out.join("seed-3/translator"))["reads"]["erm"]
+    );
+    swapped["key"] = key;
+    std::fs::write(erm.join("stage.json"), swapped.to_string()).unwrap();
+
+    let redone = run(&config, &out);
+    let log = stderr(&redone);
+    assert!(redone.status.success(), "{log}");
+    assert_eq!(
+        finished_stages(&log, &out),
+        STAGES[2..].iter().map(|s| s.to_string()).collect(),
+        "every stage that read ERM, directly or not, is redone; ERM and the LM are not: {log}"
+    );
+    let rows = |dir: &Path, method: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join("results.csv"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(',').nth(1) == Some(method))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        rows(&out, "erm"),
+        rows(&other, "erm"),
+        "the table reports the ERM that the fine-tuning started from"
+    );
+    assert_eq!(
+        record(&out.join("seed-3/translator"))["reads"]["erm"],
+        record(&erm)["content"]
+    );
+}
+
+#[test]
 fn bad_config_fails_with_a_named_error_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("bad.yaml");
@@ -196,54 +319,66 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
     assert!(!out.exists(), "no run directory for a rejected config");
 }
 
-/// Every stage's key (the hash in its `stage.json`) for the tiny config, pinned so that moving code around cannot
-/// silently invalidate existing run directories. A deliberate change of what a stage is keyed on updates this list
-/// and says so in its commit.
-const PINNED_STAGE_KEYS: &[(&str, &str)] = &[
+/// Every stage's settings (the `settings` hash of its `stage.json`: config sections, seed, data fingerprint) and the
+/// stages whose content it reads, for the tiny config, pinned so that moving code around cannot silently invalidate
+/// existing run directories. A deliberate change of what a stage is keyed on updates this list and says so in its
+/// commit. The full key adds the content digests of the stages read, which depend on the machine's arithmetic; the
+/// check below ties each to the upstream stage's recorded content instead.
+const PINNED_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
     (
         "lm",
         "43bf57d4a229ff1914b4cca603ceb3d3c9684fade512c9afc7069ce97b559d34",
+        &[],
     ),
     (
         "seed-3/clouds",
-        "e2b09301b1f1eb6894da6d99eb7f167e15a03a3a0a4544422751f5ef0608607e",
+        "7252c00c23853b8618e7fbe5c4899d0c88ae76ab1a8094fc4aecd68ba0b70e1a",
+        &["explain"],
     ),
     (
         "seed-3/erm",
         "b5902049f9bb607d5479810d88757151c618a3cdb6686a0df0703a41638ec4bd",
+        &[],
     ),
     (
         "seed-3/explain",
-        "899b07b49e0110b9710f5cfc38a86876f1b910c843cd80b3a7e0e025203e9a97",
+        "801f929503734bad24ec1aee9f96073f6a7ca5df35c787e282d10a17537d72fb",
+        &["erm", "lm", "translator"],
     ),
     (
         "seed-3/flags",
-        "d0f30156000aff4bda960d5a3b037a1ef1ca4f13dd1902dfcb1951fb40b529ee",
+        "4ff089142b4ac79e788e6797a803d904dee0283da37afa549df42b1fee2aa7e2",
+        &["erm", "explain"],
     ),
     (
         "seed-3/masks",
-        "9f68d07157d70153fffeb23a49dbe2cef6dcd6428aaa51df0e5079ec66bd53c9",
+        "096b4a5394b09a5cc9e03dbc088e704dbbda67463b69a53791859b0f1bc65df2",
+        &["erm", "explain", "flags", "lm", "translator"],
     ),
     (
         "seed-3/oracle",
-        "61a3903af8110fe900445d7c5aa35bd78c163081b81af151869a9ac7476349c4",
+        "2de0348e3e83a9e23e87afa62011c11f0e14dc3bc4454423230d3a7489580b56",
+        &["erm", "flags", "masks"],
     ),
     (
         "seed-3/random",
-        "f48809cc7826122997c4f98e252220b8b4e2ea24703fa7f1b7d452ee703ce198",
+        "8ba09be0337910daf0b70b8940bc7d42eb7a7f035c63db6eb92ba5ded9f7e4bf",
+        &["erm", "flags", "masks"],
     ),
     (
         "seed-3/texplain",
-        "3ba31fc1581206455028360f12b6b5fb97e181c60ba023bd25760849082350e2",
+        "6d30d55313d46d7ae958014134ad085da811fbcd27de52c540f6fe76c3f88769",
+        &["erm", "flags", "masks"],
     ),
     (
         "seed-3/translator",
-        "f0b27cb02ae8a48848767733c5de0894223fa4c9c92cb714b60f15a7efb2c5af",
+        "1dd6cb01c730903137d6b6614e0077eaf9c8a2c8512269cdcde5cab6b4a206f8",
+        &["erm", "lm"],
     ),
 ];
 
 fn assert_stage_keys_are_pinned(run: &Path) {
-    let mut found = Vec::new();
+    let mut records = BTreeMap::new();
     let mut pending = vec![run.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -254,17 +389,44 @@ fn assert_stage_keys_are_pinned(run: &Path) {
                 let record: serde_json::Value =
                     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
                 let stage = path.parent().unwrap().strip_prefix(run).unwrap();
-                found.push((
-                    stage.to_string_lossy().into_owned(),
-                    record["hash"].as_str().unwrap().to_string(),
-                ));
+                records.insert(stage.to_string_lossy().into_owned(), record);
             }
         }
     }
-    found.sort();
-    let pinned: Vec<(String, String)> = PINNED_STAGE_KEYS
+    let found: Vec<(String, String, Vec<String>)> = records
         .iter()
-        .map(|(s, h)| (s.to_string(), h.to_string()))
+        .map(|(stage, record)| {
+            let reads = record["reads"].as_object().unwrap();
+            (
+                stage.clone(),
+                record["settings"].as_str().unwrap().to_string(),
+                reads.keys().cloned().collect(),
+            )
+        })
+        .collect();
+    let pinned: Vec<(String, String, Vec<String>)> = PINNED_STAGE_SETTINGS
+        .iter()
+        .map(|(stage, settings, reads)| {
+            (
+                stage.to_string(),
+                settings.to_string(),
+                reads.iter().map(|r| r.to_string()).collect(),
+            )
+        })
         .collect();
     assert_eq!(found, pinned, "stage keys moved; found:\n{found:#?}");
+    // Each content digest in a key is the content its upstream stage recorded.
+    for (stage, record) in &records {
+        for (name, content) in record["reads"].as_object().unwrap() {
+            let upstream = if name == "lm" {
+                "lm".to_string()
+            } else {
+                format!("seed-3/{name}")
+            };
+            assert_eq!(
+                content, &records[&upstream]["content"],
+                "{stage} reads {upstream}"
+            );
+        }
+    }
 }

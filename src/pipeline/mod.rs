@@ -14,8 +14,9 @@
 //!                   finetune::run           seed-<s>/<method>/   fine-tuned model's results
 //! at the end        report::run             results.csv, table.md
 //! ```
-//! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]), built in
-//! `<stage>.partial/` and renamed into place, so a rerun skips finished stages and redoes interrupted ones.
+//! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
+//! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
+//! stages and redoes interrupted ones.
 pub mod clouds;
 pub mod context;
 pub mod erm;
@@ -72,7 +73,7 @@ pub fn run(exp: &Experiment) -> Result<()> {
         classifier.vs.freeze();
         let vit = &classifier.model;
         let translator = translator::run(&ctx, &erm, vit, lm, captions)?;
-        let explained = explain::run(&ctx, &translator, vit, lm)?;
+        let explained = explain::run(&ctx, &erm, &translator, vit, lm)?;
         clouds::run(&ctx, &explained)?;
         let finetuned: Vec<_> = methods
             .iter()
@@ -82,8 +83,8 @@ pub fn run(exp: &Experiment) -> Result<()> {
         if finetuned.is_empty() {
             continue;
         }
-        let flags = flags::run(&ctx, &explained, vit)?;
-        let masks = masks::run(&ctx, &explained, &flags, vit, &translator, lm)?;
+        let flags = flags::run(&ctx, &explained, &erm, vit)?;
+        let masks = masks::run(&ctx, &explained, &flags, &erm, vit, &translator, lm)?;
         for method in finetuned {
             let done = finetune::run(&ctx, method, &erm, &flags, &masks)?;
             rows.extend(done.results()?);
