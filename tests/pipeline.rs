@@ -1,7 +1,7 @@
 //! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs; a killed run
 //! resumes (finished stages skipped, the interrupted one redone) and ends with the same results as an
 //! uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
-//! bytes does not; `texplain explain` reads the run
+//! bytes does not; two runs into one directory exclude each other; `texplain explain` reads the run
 //! directory.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -101,6 +101,37 @@ const STAGES: [&str; 10] = [
     "seed-3/texplain",
     "seed-3/oracle",
 ];
+
+/// Starts `texplain run` paused inside `stage` (the `TEXPLAIN_TEST_PAUSE_IN` hook of `pipeline::stage`) and returns
+/// once `<stage>.partial` exists: the run is then building or paused inside that stage, never past it.
+fn start_inside(config: &Path, out: &Path, stage: &str) -> std::process::Child {
+    let name = stage.rsplit('/').next().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("TEXPLAIN_TEST_PAUSE_IN", name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = out.join(format!("{stage}.partial"));
+    let started = Instant::now();
+    while !partial.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it reached {stage}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{stage} not reached"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
 
 #[test]
 fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
@@ -296,6 +327,41 @@ fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
     assert_eq!(
         record(&out.join("seed-3/translator"))["reads"]["erm"],
         record(&erm)["content"]
+    );
+}
+
+#[test]
+fn a_second_run_into_the_same_directory_fails_at_once_naming_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    let mut first = start_inside(&config, &out, "seed-3/erm");
+    let holder = first.id();
+    let lock = out.join(".lock");
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        holder.to_string()
+    );
+    let run_json = std::fs::read_to_string(out.join("run.json")).unwrap();
+
+    let second = run(&config, &out);
+    let err = stderr(&second);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!second.status.success());
+    assert!(
+        err.contains(&format!("pid {holder}")) && err.contains(&lock.display().to_string()),
+        "the error names the lock and its holder: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        holder.to_string(),
+        "the refused run leaves the holder's lock alone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("run.json")).unwrap(),
+        run_json,
+        "the refused run writes nothing"
     );
 }
 

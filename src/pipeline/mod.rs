@@ -16,7 +16,7 @@
 //! ```
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
 //! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
-//! stages and redoes interrupted ones.
+//! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]).
 pub mod clouds;
 pub mod context;
 pub mod erm;
@@ -25,6 +25,7 @@ pub mod faithfulness;
 pub mod finetune;
 pub mod flags;
 pub mod lm;
+pub mod lock;
 pub mod masks;
 pub mod report;
 pub mod stage;
@@ -46,6 +47,7 @@ pub fn run(exp: &Experiment) -> Result<()> {
     let out = &exp.out_dir;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the run directory {}", out.display()))?;
+    let _lock = lock::RunLock::acquire(out)?;
     write_atomic(&out.join("config.resolved.yaml"), exp.resolved_yaml()?)?;
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;

@@ -22,7 +22,10 @@
 //!   "files": [{"path": "model.safetensors", "bytes": 123, "sha256": "<sha256>"}, ...],
 //!   "content": "<sha256>" }   util::content_digest over the files' (path, sha256): what downstream keys add
 //! ```
-
+//!
+//! Test hook: with `TEXPLAIN_TEST_PAUSE_IN=<stage name>` in the environment, a stage of that name sleeps once its
+//! `.partial` folder is complete and before it is renamed into place, so a test can kill a run inside any stage,
+//! however fast. Nothing else reads the variable.
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -258,6 +261,16 @@ pub struct StageDone {
     pub skipped: bool,
 }
 
+/// The test hook of the module docs: sleeps for good when `TEXPLAIN_TEST_PAUSE_IN` names `stage`.
+fn pause_for_tests(stage: Stage, partial: &Path) {
+    if std::env::var("TEXPLAIN_TEST_PAUSE_IN").is_ok_and(|v| v == stage.name()) {
+        tracing::warn!(partial = %partial.display(), "TEXPLAIN_TEST_PAUSE_IN: pausing inside the stage until killed");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
 /// Runs `build` into `<parent>/<name>.partial/` unless `<parent>/<name>/stage.json` already records `key`'s hash
 /// and every file it lists still hashes as recorded.
 ///
@@ -312,7 +325,9 @@ pub fn run_stage(
             files,
             content: content.clone(),
         };
-        write_json(&partial.join("stage.json"), &record)
+        write_json(&partial.join("stage.json"), &record)?;
+        pause_for_tests(stage, partial);
+        Ok(())
     })?;
     tracing::info!(seconds, "stage finished");
     Ok(StageDone {
