@@ -1,7 +1,8 @@
 //! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs; a killed run
 //! resumes (finished stages skipped, the interrupted one redone) and ends with the same results as an
 //! uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
-//! bytes does not; two runs into one directory exclude each other; `texplain explain` reads the run
+//! bytes does not; two runs into one directory exclude each other; a diverging training fails naming the stage,
+//! epoch and step, and `run.json` records the failure; `texplain explain` reads the run
 //! directory.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -363,6 +364,41 @@ fn a_second_run_into_the_same_directory_fails_at_once_naming_the_first() {
         run_json,
         "the refused run writes nothing"
     );
+}
+
+#[test]
+fn a_diverging_training_fails_naming_stage_epoch_and_step_and_run_json_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    // 1e6 for 1e-6: Adam's steps are about lr whatever the gradient's norm, so clipping does not save it (lr 1000
+    // gives a finite loss of ~5e6 here, no divergence the loop could see).
+    let failed = run_with(&config, &out, &["--set", "classifier.train.lr=1e6"]);
+    let err = stderr(&failed);
+    assert!(!failed.status.success());
+    let stage = out.join("seed-3/erm");
+    assert!(
+        err.contains(&format!("stage {}", stage.display()))
+            && err.contains("at epoch 1, step")
+            && err.contains("training diverged"),
+        "{err}"
+    );
+    assert!(!stage.exists(), "a diverged stage must not look finished");
+    assert!(out.join("seed-3/erm.partial").exists());
+    assert!(!out.join("results.csv").exists() && !out.join("table.md").exists());
+    assert!(
+        !out.join(".lock").exists(),
+        "a failed run lets go of its lock"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["status"], "failed", "{info}");
+    let recorded = info["error"].as_str().unwrap();
+    assert!(
+        recorded.contains("seed-3/erm") && recorded.contains("training diverged"),
+        "{info}"
+    );
+    assert!(info["finished_unix"].as_u64().is_some(), "{info}");
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //! ```
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
 //! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
-//! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]).
+//! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]), and
+//! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
 pub mod erm;
@@ -52,6 +53,25 @@ pub fn run(exp: &Experiment) -> Result<()> {
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;
 
+    let result = run_stages(exp);
+    info.finished_unix = Some(stage::unix_now());
+    match &result {
+        Ok(_) => info.status = "finished".into(),
+        Err(err) => {
+            info.status = "failed".into();
+            info.error = Some(format!("{err:#}"));
+        }
+    }
+    let recorded = write_json(&out.join("run.json"), &info);
+    let table = result?;
+    recorded?;
+    println!("{table}");
+    Ok(())
+}
+
+/// Every stage of the run, then the report; returns the Table-1 layout.
+fn run_stages(exp: &Experiment) -> Result<String> {
+    let cfg = &exp.config;
     let run = Run::new(exp, Splits::load(exp)?);
     let methods = exp.methods();
     let explainers = if exp.explains() {
@@ -92,10 +112,5 @@ pub fn run(exp: &Experiment) -> Result<()> {
             rows.extend(done.results()?);
         }
     }
-    let table = report::run(exp, &rows)?;
-    println!("{table}");
-
-    info.finished_unix = Some(stage::unix_now());
-    info.status = "finished".into();
-    write_json(&out.join("run.json"), &info)
+    report::run(exp, &rows)
 }

@@ -348,7 +348,11 @@ pub struct RunInfo {
     pub tch_version: &'static str,
     pub libtorch_version: String,
     pub seeds: Vec<u64>,
+    /// `running`, `finished` or `failed`.
     pub status: String,
+    /// The error a failed run stopped with (its whole context chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunInfo {
@@ -363,6 +367,7 @@ impl RunInfo {
             libtorch_version: libtorch_version(),
             seeds,
             status: "running".into(),
+            error: None,
         }
     }
 }
