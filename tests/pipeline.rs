@@ -1,6 +1,6 @@
-//! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs; a killed run
-//! resumes (finished stages skipped, the interrupted one redone) and ends with the same results as an
-//! uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
+//! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs; a run killed
+//! inside any stage resumes (finished stages skipped, the interrupted one redone) and ends with the same results as
+//! an uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
 //! bytes does not; two runs into one directory exclude each other; a diverging training fails naming the stage,
 //! epoch and step, and `run.json` records the failure; `texplain explain` reads the run
 //! directory.
@@ -135,17 +135,13 @@ fn start_inside(config: &Path, out: &Path, stage: &str) -> std::process::Child {
 }
 
 #[test]
-fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
+fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
 
     let straight = tmp.path().join("straight");
     let done = run(&config, &straight);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert!(done.status.success(), "{}", stderr(&done));
     for file in [
         "config.resolved.yaml",
         "run.json",
@@ -164,56 +160,58 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
     ] {
         assert!(straight.join(file).exists(), "missing {file}");
     }
+    assert!(
+        !straight.join(".lock").exists(),
+        "a finished run lets go of its lock"
+    );
+    assert_eq!(
+        finished_stages(&stderr(&done), &straight),
+        STAGES.iter().map(|s| s.to_string()).collect()
+    );
     assert_stage_keys_are_pinned(&straight);
     let table = std::fs::read_to_string(straight.join("table.md")).unwrap();
     for method in ["erm", "random", "texplain", "oracle"] {
         assert!(table.contains(&format!("| {method} |")), "{table}");
     }
 
-    // Kill a second run in the middle of a stage, after the LM and ERM stages finished.
+    // Kill a run inside each stage in turn, each run resuming the one killed before it.
     let resumed = tmp.path().join("resumed");
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            config.to_str().unwrap(),
-            "--out",
-            resumed.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let partial = resumed.join("seed-3/translator.partial");
-    while !partial.exists()
-        && child.try_wait().unwrap().is_none()
-        && started.elapsed() < Duration::from_secs(120)
-    {
-        std::thread::sleep(Duration::from_millis(5));
+    for (i, stage) in STAGES.iter().enumerate() {
+        let mut child = start_inside(&config, &resumed, stage);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            !resumed.join(stage).exists(),
+            "the kill landed inside {stage}: it must not look finished"
+        );
+        for earlier in &STAGES[..i] {
+            assert!(
+                resumed.join(earlier).join("stage.json").exists(),
+                "{earlier} finished before the kill inside {stage}"
+            );
+        }
+        assert!(
+            resumed.join(".lock").exists(),
+            "a killed run leaves its lock behind"
+        );
     }
-    child.kill().ok();
-    child.wait().unwrap();
-    assert!(
-        resumed.join("seed-3/erm/stage.json").exists(),
-        "ERM finished before the kill"
-    );
-    assert!(
-        !resumed.join("seed-3/translator").exists(),
-        "the interrupted stage must not look finished"
-    );
 
     let again = run(&config, &resumed);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
     assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
+        log.contains("is no longer running; taking the lock over"),
+        "the killed run's lock is stale: {log}"
     );
-    let log = String::from_utf8_lossy(&again.stderr);
-    assert!(
-        log.contains("skipped"),
-        "finished stages are skipped on rerun: {log}"
+    assert_eq!(
+        finished_stages(&log, &resumed),
+        BTreeSet::from(["seed-3/oracle".to_string()]),
+        "only the stage killed last is redone: {log}"
     );
-    assert!(!resumed.join("seed-3/translator.partial").exists());
+    for stage in STAGES {
+        assert!(!resumed.join(format!("{stage}.partial")).exists());
+    }
+    assert!(!resumed.join(".lock").exists());
     assert_eq!(
         std::fs::read_to_string(straight.join("results.csv")).unwrap(),
         std::fs::read_to_string(resumed.join("results.csv")).unwrap(),
@@ -223,7 +221,7 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
     // A third run finds every stage finished and changes nothing.
     let third = run(&config, &resumed);
     assert!(third.status.success());
-    let log = String::from_utf8_lossy(&third.stderr);
+    let log = stderr(&third);
     assert!(
         !log.contains("stage finished"),
         "nothing is recomputed: {log}"
@@ -234,11 +232,7 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
         .args(["explain", straight.to_str().unwrap(), "--split", "test"])
         .output()
         .unwrap();
-    assert!(
-        explained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&explained.stderr)
-    );
+    assert!(explained.status.success(), "{}", stderr(&explained));
     let text = String::from_utf8_lossy(&explained.stdout);
     assert!(
         text.contains("test / landbird") && text.contains("test / waterbird"),
