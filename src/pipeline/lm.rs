@@ -175,7 +175,7 @@ fn pretrain(exp: &Experiment, captions: &CaptionData, dir: &Path) -> Result<()> 
         n_embd: cfg.n_embd,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
-        n_positions: 128,
+        n_positions: crate::config::LM_POSITIONS,
         ..gpt2::Config::tiny(tokenizer.vocab_size() as i64, eos, eos)
     };
     let vs = nn::VarStore::new(exp.device);
