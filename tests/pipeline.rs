@@ -2,8 +2,8 @@
 //! inside any stage resumes (finished stages skipped, the interrupted one redone) and ends with the same results as
 //! an uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
 //! bytes does not; two runs into one directory exclude each other; a diverging training fails naming the stage,
-//! epoch and step, and `run.json` records the failure; `texplain explain` reads the run
-//! directory.
+//! epoch and step, and `run.json` records the failure; a demo run leaves a checkout clean and checks its
+//! reference; `texplain explain` reads the run directory.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -393,6 +393,150 @@ fn a_diverging_training_fails_naming_stage_epoch_and_step_and_run_json_says_so()
         "{info}"
     );
     assert!(info["finished_unix"].as_u64().is_some(), "{info}");
+}
+
+/// `git -C repo ARGS...`, which must succeed; its stdout.
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=test", "-c", "user.email=test@example.org"])
+        .args(args)
+        .output()
+        .expect("git runs (the demo test checks `git status` of a checkout)");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_demo_run_leaves_the_checkout_clean_and_checks_its_reference() {
+    // A checkout with this repository's .gitignore and a config whose default run directory is results/tiny.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("checkout");
+    std::fs::create_dir_all(repo.join("configs")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".gitignore"),
+        repo.join(".gitignore"),
+    )
+    .unwrap();
+    let config = tiny_config(&repo.join("configs"), &tmp.path().join("data"));
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "checkout"]);
+    let texplain = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let config = config.strip_prefix(&repo).unwrap().to_str().unwrap();
+    // A first run's table becomes the committed reference...
+    texplain(&["run", config]);
+    let reference = repo.join("results/reference/tiny");
+    std::fs::create_dir_all(&reference).unwrap();
+    for file in ["results.csv", "table.md"] {
+        std::fs::copy(repo.join("results/tiny").join(file), reference.join(file)).unwrap();
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "reference"]);
+    let committed = git(&repo, &["ls-files", "results"]);
+    assert_eq!(
+        committed.lines().collect::<Vec<_>>(),
+        [
+            "results/reference/tiny/results.csv",
+            "results/reference/tiny/table.md"
+        ],
+        "only the reference is committed; the run directory is ignored"
+    );
+
+    // ...and the demo (what `make demo` runs: the run, then the reference check) leaves the checkout clean.
+    texplain(&["run", config]);
+    let verdict = texplain(&["check-reference", "results/tiny"]);
+    assert!(
+        verdict.contains("results/reference/tiny/results.csv")
+            && verdict.contains("Verdict: within seed noise"),
+        "{verdict}"
+    );
+    assert_eq!(
+        git(&repo, &["status", "--porcelain"]),
+        "",
+        "the demo leaves no change behind"
+    );
+    assert!(repo.join("results/tiny/results.csv").exists());
+}
+
+#[test]
+fn the_reference_check_names_what_moved_and_fails_only_when_strict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header = "seed,method,split,acc_g0,acc_g1,worst_group,avg_train_weighted,avg_plain,n\n";
+    let table = |rows: &[(u64, &str, f64, f64)]| -> String {
+        let mut text = header.to_string();
+        for (seed, method, worst, avg) in rows {
+            text.push_str(&format!(
+                "{seed},{method},test,{avg},{worst},{worst},{avg},{avg},100\n"
+            ));
+        }
+        text
+    };
+    let reference = tmp.path().join("reference.csv");
+    std::fs::write(
+        &reference,
+        table(&[
+            (0, "erm", 0.70, 0.95),
+            (1, "erm", 0.72, 0.94),
+            (2, "erm", 0.71, 0.96),
+            (0, "texplain", 0.80, 0.95),
+            (1, "texplain", 0.82, 0.95),
+            (2, "texplain", 0.81, 0.95),
+        ]),
+    )
+    .unwrap();
+    // TExplain's average dropped 10 points; everything else moved by less than a seed's spread.
+    let run = tmp.path().join("run.csv");
+    std::fs::write(
+        &run,
+        table(&[
+            (0, "erm", 0.71, 0.95),
+            (1, "erm", 0.71, 0.95),
+            (2, "erm", 0.72, 0.95),
+            (0, "texplain", 0.81, 0.85),
+            (1, "texplain", 0.80, 0.85),
+            (2, "texplain", 0.82, 0.85),
+        ]),
+    )
+    .unwrap();
+    let check = |strict: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "check-reference",
+            run.to_str().unwrap(),
+            reference.to_str().unwrap(),
+        ]);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let lenient = check(false);
+    assert!(lenient.status.success(), "{}", stderr(&lenient));
+    let text = String::from_utf8_lossy(&lenient.stdout);
+    assert!(
+        text.contains("Verdict: 1 of 4 moved beyond seed noise: texplain average -10.0 pp"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| texplain | average |") && text.contains("| moved |"),
+        "{text}"
+    );
+    let strict = check(true);
+    assert!(
+        !strict.status.success(),
+        "--strict fails when something moved"
+    );
+    assert!(stderr(&strict).contains("--strict"), "{}", stderr(&strict));
 }
 
 #[test]
