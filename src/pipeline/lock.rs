@@ -2,7 +2,10 @@
 //! package managers. It is created atomically (`O_CREAT | O_EXCL`, [`std::fs::OpenOptions::create_new`]) and holds
 //! the holder's process id; it is removed when the holder lets go ([`RunLock`] is dropped, on success and on an
 //! error alike). A lock whose process is no longer alive (a run that was killed) is stale: the next run takes it
-//! over with a warning. A run that finds a live holder fails at once and names its pid.
+//! over with a warning. A run that finds a live holder fails at once and names its pid. Taking over is
+//! read-check-remove-create, so two runs that find the same stale lock in the same instant could both take it; the
+//! lock is re-read just before it is removed, which leaves a window of microseconds. A pid reused by an unrelated
+//! process makes a stale lock look held: the error names the pid and the file, which can then be deleted by hand.
 use anyhow::{bail, Context, Result};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -86,6 +89,9 @@ impl RunLock {
                     lock = %path.display(),
                     "the lock holds no process id; taking it over"
                 ),
+            }
+            if holder(&path) != held {
+                continue; // another run took the stale lock over first: look again
             }
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
