@@ -49,6 +49,9 @@ pub enum Command {
     Data(crate::data::cli::DataCommand),
     /// Aggregate results.csv files across seeds and runs.
     Compare(crate::report::CompareArgs),
+    /// Check a run's results against the committed reference of its experiment (results/reference/<name>/):
+    /// which method and metric moved beyond seed noise.
+    CheckReference(crate::reference::CheckArgs),
     /// Print a run's dominant words per class and split, or explain new images (with word clouds).
     Explain(crate::pipeline::explain::ExplainArgs),
     /// Measure training and sampling throughput on random weights (compare with scripts/bench_reference.py).
@@ -127,6 +130,7 @@ pub fn main() -> Result<()> {
         }
         Command::Data(cmd) => crate::data::cli::run(cmd),
         Command::Compare(args) => crate::report::run_compare(&args),
+        Command::CheckReference(args) => crate::reference::run(&args),
         Command::Explain(args) => crate::pipeline::explain::command(&args),
         Command::Bench(args) => crate::bench::run(&args),
         Command::Faithfulness(args) => crate::pipeline::faithfulness::command(&args),

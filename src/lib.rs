@@ -7,7 +7,7 @@
 //! - utilities: [`util`] (atomic writes, hashing), [`runtime`] (seeds, threads, device), [`progress`];
 //! - data, text, models: [`data`], [`text`], [`models`], with the pure [`metrics`] and [`stats`];
 //! - method code: [`train`], [`pretrain`], [`explain`], [`relevance`], [`flags`], [`methods`], [`faithfulness`],
-//!   [`report`], [`bench`];
+//!   [`report`], [`reference`], [`bench`];
 //! - [`config`]: the YAML schema, loading and validation;
 //! - [`pipeline`]: `texplain run`, one module per stage;
 //! - [`cli`]: the command line.
@@ -27,6 +27,7 @@ pub mod faithfulness;
 pub mod flags;
 pub mod methods;
 pub mod pretrain;
+pub mod reference;
 pub mod relevance;
 pub mod report;
 pub mod train;

@@ -205,3 +205,26 @@ fn fine_tuning_recipe_spelling() {
     let msg = error_of(&path, &["mitigation.recipe.trainable=some"]);
     assert!(msg.contains("mitigation.recipe"), "{msg}");
 }
+
+#[test]
+fn an_explain_stage_that_cannot_fit_is_refused_with_its_estimate() {
+    let quickstart = Path::new("configs/quickstart.yaml");
+    let err = error_of(quickstart, &["explain.samples_per_image=100000000000"]);
+    assert!(
+        err.contains("quickstart.yaml")
+            && err.contains("explain.samples_per_image: 100000000000")
+            && err.contains("KV cache of")
+            && err.contains("100000000000 rows"),
+        "{err}"
+    );
+    // batch_rows below samples_per_image is no error: one image per batch.
+    let exp = Experiment::load(
+        quickstart,
+        &[
+            "explain.samples_per_image=50".to_string(),
+            "explain.batch_rows=10".to_string(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(exp.config.explain.batch_rows, 10);
+}

@@ -177,6 +177,9 @@ impl Default for ClassifierSection {
     }
 }
 
+/// Positions (context length) of the GPT-2 that `texplain run` pretrains when `language_model.pretrained` is unset.
+pub const LM_POSITIONS: i64 = 128;
+
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct LanguageModelSection {
@@ -280,7 +283,9 @@ pub struct ExplainSection {
     pub max_words: usize,
     /// Dominant words kept per image.
     pub top_k: usize,
-    /// Sequences decoded together (images x samples) in one batch.
+    /// Sequences decoded together (images x samples) in one batch: a batch holds
+    /// max(batch_rows / samples_per_image, 1) whole images, so below `samples_per_image` it decodes one image
+    /// (`samples_per_image` rows) at a time. It bounds the KV cache ([`super::estimate`]).
     pub batch_rows: usize,
     pub words: WordConfig,
     /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).

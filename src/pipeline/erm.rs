@@ -2,7 +2,7 @@
 //! (from scratch, or from the pretrain stage's or `classifier.pretrained`'s checkpoint with a new 2-label head),
 //! select by worst-group validation
 //! accuracy, evaluate on val and test. Output: `seed-<s>/erm/` = an HF ViT folder, `metrics.csv`, `results.csv`.
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::Path;
 use tch::nn;
 
@@ -15,6 +15,10 @@ use crate::models::vit::{self, Vit};
 use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
 use crate::train::ClassifierTraining;
+use crate::util::folder_digest;
+
+/// The files of a pretrained classifier folder (HF ViT layout) that ERM reads, and that its key hashes.
+pub const PRETRAINED_FILES: [&str; 2] = ["config.json", "model.safetensors"];
 
 /// A classifier held in memory with its variables.
 pub struct Classifier {
@@ -99,7 +103,12 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<Erm> {
         .add("augment", &cfg.data.augment)
         .add("classifier", &cfg.classifier);
     if let Some(p) = pretrained {
-        key.add("pretrain", &p.done.hash);
+        key.reads("pretrain", &p.done.content);
+    } else if let Some(dir) = &cfg.classifier.pretrained {
+        // The starting checkpoint's bytes, not only its path (added only then, so scratch keys stay as they were).
+        let content = folder_digest(dir, &PRETRAINED_FILES)
+            .context("classifier.pretrained: hashing the folder's files")?;
+        key.reads("pretrained", &content);
     }
     let done = run_stage(&ctx.dir, Stage::Erm, &key, |dir| {
         let mut rng = set_seed(stage_seed(seed, "erm"));

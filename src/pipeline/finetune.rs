@@ -44,8 +44,9 @@ pub fn run(
     let stage = Stage::Finetune(method);
     let mut key = StageKey::new(stage);
     key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
-        .add("masks", &masks.done.hash)
+        .reads("erm", &erm.done.content)
+        .reads("flags", &flags.done.content)
+        .reads("masks", &masks.done.content)
         .add("finetune", &cfg.finetune);
     key.add("mask_value", &cfg.gradcam.mask_value);
     // The default recipe (the paper's) leaves the key as it was before recipes existed.

@@ -16,8 +16,10 @@
 //!                   finetune::run           seed-<s>/<method>/   fine-tuned model's results
 //! at the end        report::run             results.csv, table.md
 //! ```
-//! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]), built in
-//! `<stage>.partial/` and renamed into place, so a rerun skips finished stages and redoes interrupted ones.
+//! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
+//! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
+//! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]), and
+//! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
 pub mod erm;
@@ -26,6 +28,7 @@ pub mod faithfulness;
 pub mod finetune;
 pub mod flags;
 pub mod lm;
+pub mod lock;
 pub mod masks;
 pub mod pretrain;
 pub mod regime;
@@ -49,10 +52,30 @@ pub fn run(exp: &Experiment) -> Result<()> {
     let out = &exp.out_dir;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the run directory {}", out.display()))?;
+    let _lock = lock::RunLock::acquire(out)?;
     write_atomic(&out.join("config.resolved.yaml"), exp.resolved_yaml()?)?;
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;
 
+    let result = run_stages(exp);
+    info.finished_unix = Some(stage::unix_now());
+    match &result {
+        Ok(_) => info.status = "finished".into(),
+        Err(err) => {
+            info.status = "failed".into();
+            info.error = Some(format!("{err:#}"));
+        }
+    }
+    let recorded = write_json(&out.join("run.json"), &info);
+    let table = result?;
+    recorded?;
+    println!("{table}");
+    Ok(())
+}
+
+/// Every stage of the run, then the report; returns the Table-1 layout.
+fn run_stages(exp: &Experiment) -> Result<String> {
+    let cfg = &exp.config;
     let pretrained = pretrain::run(exp)?;
     let run = Run::new(exp, Splits::load(exp)?);
     let methods = exp.methods();
@@ -80,7 +103,7 @@ pub fn run(exp: &Experiment) -> Result<()> {
         classifier.vs.freeze();
         let vit = &classifier.model;
         let translator = translator::run(&ctx, &erm, vit, lm, captions)?;
-        let explained = explain::run(&ctx, &translator, vit, lm)?;
+        let explained = explain::run(&ctx, &erm, &translator, vit, lm)?;
         clouds::run(&ctx, &explained)?;
         let finetuned: Vec<_> = methods
             .iter()
@@ -90,18 +113,13 @@ pub fn run(exp: &Experiment) -> Result<()> {
         if finetuned.is_empty() {
             continue;
         }
-        let flags = flags::run(&ctx, &explained, vit)?;
+        let flags = flags::run(&ctx, &explained, &erm, vit)?;
         outputs.flags.push(flags.summary()?);
-        let masks = masks::run(&ctx, &explained, &flags, vit, &translator, lm)?;
+        let masks = masks::run(&ctx, &explained, &flags, &erm, vit, &translator, lm)?;
         for method in finetuned {
             let done = finetune::run(&ctx, method, &erm, &flags, &masks)?;
             outputs.rows.extend(done.results()?);
         }
     }
-    let table = report::run(exp, &outputs)?;
-    println!("{table}");
-
-    info.finished_unix = Some(stage::unix_now());
-    info.status = "finished".into();
-    write_json(&out.join("run.json"), &info)
+    report::run(exp, &outputs)
 }

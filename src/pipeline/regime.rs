@@ -98,10 +98,10 @@ pub fn run(ctx: &Seed, erm: &Erm, pretrained: Option<&Pretrained>) -> Result<Reg
     let (exp, seed) = (ctx.exp(), ctx.seed);
     let mut key = StageKey::new(Stage::Regime);
     key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
+        .reads("erm", &erm.done.content)
         .add("classifier", &exp.config.classifier);
     if let Some(p) = pretrained {
-        key.add("pretrain", &p.done.hash);
+        key.reads("pretrain", &p.done.content);
     }
     let done = run_stage(&ctx.dir, Stage::Regime, &key, |dir| {
         set_seed(stage_seed(seed, "regime-scratch"));
