@@ -228,3 +228,117 @@ fn an_explain_stage_that_cannot_fit_is_refused_with_its_estimate() {
     .unwrap();
     assert_eq!(exp.config.explain.batch_rows, 10);
 }
+
+#[test]
+fn relevance_method_and_threshold_spelling_and_errors() {
+    let quickstart = Path::new("configs/quickstart.yaml");
+    let exp = Experiment::load(
+        quickstart,
+        &[
+            "mitigation.gradcam={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}}"
+                .into(),
+        ],
+    )
+    .unwrap();
+    let g = &exp.config.mitigation.gradcam;
+    assert_eq!(g.relevance().name(-1), "contrastive(rollout)");
+    assert_eq!(
+        g.threshold,
+        texplain::config::Threshold::TopK { percent: 50.0 }
+    );
+    let yaml = exp.resolved_yaml().unwrap();
+    assert!(
+        yaml.contains("method: rollout") && yaml.contains("contrastive: true"),
+        "{yaml}"
+    );
+    let exp = Experiment::load(
+        quickstart,
+        &[
+            "mitigation.gradcam.layer=1".into(),
+            "mitigation.gradcam.threshold={rule: otsu}".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        exp.config.mitigation.gradcam.relevance().name(-1),
+        "gradcam@1"
+    );
+    let exp = Experiment::load(
+        quickstart,
+        &["mitigation.gradcam={method: occlusion, occlusion: {window: 2, stride: 1}}".into()],
+    )
+    .unwrap();
+    assert_eq!(
+        exp.config.mitigation.gradcam.relevance().name(-1),
+        "occlusion(2/1)"
+    );
+    // The fields added with the relevance methods stay out of a default section (its stage key is unchanged).
+    let exp = Experiment::load(quickstart, &[]).unwrap();
+    let yaml = exp.resolved_yaml().unwrap();
+    assert!(
+        !yaml.contains("contrastive") && !yaml.contains("method: gradcam"),
+        "{yaml}"
+    );
+
+    for (sets, expect) in [
+        (
+            &["mitigation.gradcam.method=lrp"][..],
+            "unknown variant `lrp`, expected one of `gradcam`, `rollout`, `occlusion`",
+        ),
+        (
+            &["mitigation.gradcam={method: rollout, layer: 2}"][..],
+            "mitigation.gradcam.layer: 2 is GradCAM's layer, but mitigation.gradcam.method is rollout",
+        ),
+        (
+            &["mitigation.gradcam.layer=7"][..],
+            "mitigation.gradcam.layer: 7 is outside -1 and 0..=3",
+        ),
+        (
+            &["mitigation.gradcam.readout=tokens"][..],
+            "mitigation.gradcam.readout: tokens is rollout's, but mitigation.gradcam.method is gradcam",
+        ),
+        (
+            &["mitigation.gradcam.layer=-3"][..],
+            "mitigation.gradcam.layer: -3 is no hidden_states index",
+        ),
+        (
+            &["translator.layer=1", "mitigation.gradcam.layer=2"][..],
+            "mitigation.gradcam.layer: 2 lies after translator.layer 1",
+        ),
+        (
+            &["translator.layer=1", "mitigation.gradcam.layer=-1"][..],
+            "mitigation.gradcam.layer: -1 lies after translator.layer 1",
+        ),
+        (
+            &["translator.layer=0", "mitigation.gradcam.method=rollout"][..],
+            "mitigation.gradcam.method: rollout needs attention blocks before translator.layer",
+        ),
+        (
+            &["mitigation.gradcam.occlusion={window: 2, stride: 1}"][..],
+            "mitigation.gradcam.occlusion: {window: 2, stride: 1} is set, but mitigation.gradcam.method is gradcam",
+        ),
+        (
+            &["mitigation.gradcam={method: occlusion, occlusion: {window: 9, stride: 1}}"][..],
+            "mitigation.gradcam.occlusion.window: 9 exceeds the classifier's patch grid of 8 x 8",
+        ),
+        (
+            &["mitigation.gradcam={method: occlusion, occlusion: {window: 2, stride: 3}}"][..],
+            "mitigation.gradcam.occlusion: window 2 and stride 3 must satisfy",
+        ),
+        (
+            &["mitigation.gradcam.threshold={rule: top_k, percent: 120}"][..],
+            "mitigation.gradcam.threshold.percent: 120 is outside [0, 100]",
+        ),
+        (
+            &["mitigation.gradcam.threshold={rule: otsu, k: 1}"][..],
+            "mitigation.gradcam.threshold",
+        ),
+        (
+            &["mitigation.gradcam.threshold={rule: median}"][..],
+            "unknown variant `median`",
+        ),
+    ] {
+        let msg = error_of(quickstart, sets);
+        assert!(msg.contains(expect), "--set {sets:?}: {msg}");
+    }
+}

@@ -1,6 +1,6 @@
 //! The YAML schema: serde structs that mirror an experiment file one to one (`deny_unknown_fields`, defaults
 //! filled in). Sections reuse the parameter structs of the code they configure (`train::TrainConfig`,
-//! `data::SynthConfig`, `relevance::gradcam::Threshold`, ...), so the method code never sees this module.
+//! `data::SynthConfig`, `relevance::Threshold`, ...), so the method code never sees this module.
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +13,9 @@ use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
 pub use crate::relevance::mask::MaskValue;
-pub use crate::relevance::Threshold;
+pub use crate::relevance::occlusion::Occlusion;
+pub use crate::relevance::rollout::Readout;
+pub use crate::relevance::{RelevanceMethod, RelevanceSpec, Threshold};
 use crate::report::PaperTable;
 use crate::text::words::WordConfig;
 use crate::train::default_momentum;
@@ -376,14 +378,34 @@ impl Default for MitigationSection {
     }
 }
 
+/// The masks stage: which relevance method maps each sample's target word, and the rule that turns the map into a
+/// mask (the section keeps its first method's name). The fields added after the first masks stage are left out of
+/// the serialised section at their defaults, so a config that does not use them keeps its stage keys.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct GradcamSection {
-    /// Classifier layer of the activations (HF hidden_states index, -1 = last_hidden_state); must not lie
-    /// after the translator's layer. Unset: the translator's layer.
+    /// `gradcam` (at `layer`), `rollout` (gradient-weighted attention rollout) or `occlusion` (slow reference).
+    #[serde(skip_serializing_if = "is_default")]
+    pub method: RelevanceMethod,
+    /// GradCAM's classifier layer (HF hidden_states index, -1 = last_hidden_state); must not lie after the
+    /// translator's layer, from which the word's score still flows. Unset: the translator's layer. Only for
+    /// `method: gradcam`.
     pub layer: Option<i64>,
+    /// The target word's map minus the class word's (the first of `class_words` of the sample's class), clipped
+    /// at 0.
+    #[serde(skip_serializing_if = "is_default")]
+    pub contrastive: bool,
+    /// Occlusion's windows, `{window: 1, stride: 1}` (patches) when unset. Only for `method: occlusion`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occlusion: Option<Occlusion>,
+    /// Which rows of rollout's relevance matrix make the map: `cls` (when unset) or `tokens` (every token the
+    /// translator reads, weighted by its own relevance). Only for `method: rollout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readout: Option<Readout>,
+    /// `{rule: mean_std, k: 2.0}` (MaskTune's), `{rule: quantile, q: 0.7}`, `{rule: top_k, percent: 50}` or
+    /// `{rule: otsu}`.
     pub threshold: Threshold,
-    /// Masked pixels become `zero` or the image's `mean` colour.
+    /// Masked pixels become `zero` or the image's `mean` colour (also occlusion's fill).
     pub mask_value: MaskValue,
     /// Sampled sentences holding the target word that are teacher-forced per image.
     pub sentences_per_image: usize,
@@ -392,10 +414,31 @@ pub struct GradcamSection {
     pub batch_size: usize,
 }
 
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+impl GradcamSection {
+    /// The relevance method as the method code takes it.
+    pub fn relevance(&self) -> RelevanceSpec {
+        RelevanceSpec {
+            method: self.method,
+            layer: self.layer,
+            contrastive: self.contrastive,
+            occlusion: self.occlusion,
+            readout: self.readout,
+        }
+    }
+}
+
 impl Default for GradcamSection {
     fn default() -> Self {
         Self {
+            method: RelevanceMethod::Gradcam,
             layer: None,
+            contrastive: false,
+            occlusion: None,
+            readout: None,
             threshold: Threshold::default(),
             mask_value: MaskValue::Zero,
             sentences_per_image: 8,

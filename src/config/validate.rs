@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::estimate::{explain_needs, machine_memory, LmShape};
-use super::schema::{CaptionSource, Config, DataKind, Method, Threshold, TrainConfig};
+use super::schema::{
+    CaptionSource, Config, DataKind, Method, RelevanceMethod, Threshold, TrainConfig,
+};
 
 /// Range checks of every value (no filesystem access).
 pub fn validate(cfg: &Config) -> Result<()> {
@@ -160,18 +162,16 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
             bail!("mitigation.class_words: class {class} has no words (e.g. {{0: [bird], 1: [bird]}})");
         }
     }
-    if let Some(layer) = m.gradcam.layer.filter(|&l| l != t.layer) {
-        bail!(
-            "mitigation.gradcam.layer: {layer} differs from translator.layer {}; GradCAM at a layer other than the translator's is not built yet",
-            t.layer
-        );
-    }
+    validate_relevance(cfg)?;
     match m.gradcam.threshold {
         Threshold::MeanStd { k } if !k.is_finite() => {
             bail!("mitigation.gradcam.threshold.k: {k} is not a number")
         }
         Threshold::Quantile { q } if !(0.0..=1.0).contains(&q) => {
             bail!("mitigation.gradcam.threshold.q: {q} is outside [0, 1]")
+        }
+        Threshold::TopK { percent } if !(0.0..=100.0).contains(&percent) => {
+            bail!("mitigation.gradcam.threshold.percent: {percent} is outside [0, 100]")
         }
         _ => {}
     }
@@ -189,6 +189,63 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
         Some(_) => LmShape::SMALLEST,
     };
     explain_needs(e, t.prefix_len, &shape, None).check(None, false)
+}
+
+/// Whether HF `hidden_states` index `a` lies after `b` (-1, `last_hidden_state`, lies after every index).
+fn layer_after(a: i64, b: i64) -> bool {
+    match (a, b) {
+        (-1, -1) => false,
+        (-1, _) => true,
+        (_, -1) => false,
+        (a, b) => a > b,
+    }
+}
+
+/// The masks stage's relevance method: parameters of the method named, GradCAM's layer against the translator's,
+/// rollout's blocks, occlusion's windows against the patch grid (the last two where the classifier's shape is
+/// known from the config).
+fn validate_relevance(cfg: &Config) -> Result<()> {
+    let g = &cfg.mitigation.gradcam;
+    let t = cfg.translator.layer;
+    let spec = g.relevance();
+    spec.check("mitigation.gradcam.")?;
+    let scratch = cfg.classifier.pretrained.is_none();
+    let depth = cfg.classifier.num_hidden_layers;
+    match spec.method {
+        RelevanceMethod::Gradcam => {
+            if let Some(layer) = spec.layer {
+                if layer < -1 {
+                    bail!(
+                        "mitigation.gradcam.layer: {layer} is no hidden_states index (-1 for the last, or 0 and above)"
+                    );
+                }
+                if scratch && layer > depth {
+                    bail!(
+                        "mitigation.gradcam.layer: {layer} is outside -1 and 0..={depth} (the classifier's hidden_states)"
+                    );
+                }
+                if layer_after(layer, t) {
+                    bail!(
+                        "mitigation.gradcam.layer: {layer} lies after translator.layer {t}; the word's score flows from the translator's layer, so GradCAM's layer must not come after it"
+                    );
+                }
+            }
+        }
+        RelevanceMethod::Rollout if t == 0 => bail!(
+            "mitigation.gradcam.method: rollout needs attention blocks before translator.layer, which is 0 (the embeddings)"
+        ),
+        RelevanceMethod::Rollout => {}
+        RelevanceMethod::Occlusion => {
+            let window = spec.occlusion.unwrap_or_default().window;
+            let grid = cfg.data.image_size / cfg.classifier.patch_size.max(1);
+            if scratch && window > grid {
+                bail!(
+                    "mitigation.gradcam.occlusion.window: {window} exceeds the classifier's patch grid of {grid} x {grid}"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_train(path: &str, t: &TrainConfig) -> Result<()> {

@@ -1,10 +1,13 @@
-//! The masks stage (paper section 4.3, step 4): word-targeted GradCAM masks for every sample a method fine-tunes
+//! The masks stage (paper section 4.3, step 4): word-targeted relevance masks for every sample a method fine-tunes
 //! on with relevance masks (TExplain's flagged samples and Random's draw), each targeting its own first non-class
-//! word. Output: `seed-<s>/masks/` = `masks.safetensors` (u8 masks `[n, 1, H, W]` and their training-split
-//! `rows`), `summary.json` (coverage and agreement with the true background per method), `overlays/*.png`; read
-//! back through [`Masks`].
+//! word, with the relevance method and threshold of `mitigation.gradcam`. Output: `seed-<s>/masks/` =
+//! `masks.safetensors` (u8 masks `[n, 1, H, W]` and their training-split `rows`), `summary.json` (per method:
+//! coverage, agreement with the true background, and the threshold-free quality of the maps beside a random map
+//! and the oracle, overall, per target word and on place words), `sanity.json` (the maps of a classifier with
+//! randomised weights against the trained one's, the target word's probability per background),
+//! `overlays/*.png`; read back through [`Masks`].
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -16,25 +19,77 @@ use super::flags::Flags;
 use super::lm::Lm;
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use super::translator::TrainedTranslator;
-use crate::data::{Dataset, Split};
+use crate::data::{DataKind, Dataset, Split};
+use crate::faithfulness::{attr_names, word_sets};
 use crate::flags::Flag;
 use crate::methods::Method;
 use crate::models::vit::Vit;
 use crate::relevance::mask::{self, MaskValue};
+use crate::relevance::quality::{
+    bracketed_quality, bracketed_report, Bracketed, MaskQualityReport,
+};
+use crate::relevance::sanity::{means_by_word_and_place, spearman_per_image, WordByPlace};
 use crate::relevance::threshold::threshold_masks;
-use crate::relevance::word::{WordGradcam, WordTarget};
-use crate::util::{write_atomic, write_json};
+use crate::relevance::word::{WordRelevance, WordTarget};
+use crate::runtime::stage_seed;
+use crate::text::words::WordFilter;
+use crate::util::{read_json, write_atomic, write_json};
 
-/// Mask quality of one method's selection (`summary.json`).
-#[derive(Serialize)]
-struct MaskSummary {
-    method: Method,
-    n_selected: usize,
-    n_masked: usize,
-    mean_masked_fraction: f64,
-    /// IoU of the masks with the true background, and the share of masked pixels on the bird.
-    background_iou: Option<f64>,
-    masked_on_bird: Option<f64>,
+/// Images whose maps the randomisation sanity check recomputes with a randomised classifier.
+pub const SANITY_IMAGES: usize = 64;
+
+/// Mask quality of one method's selection (one entry of `summary.json`). The fields after `masked_on_bird` were
+/// added with the relevance methods; a masks stage finished before them lacks them.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct MaskSummary {
+    pub method: Method,
+    pub n_selected: usize,
+    pub n_masked: usize,
+    pub mean_masked_fraction: f64,
+    /// IoU of the masks with the true background, and the share of masked pixels on the bird (over every
+    /// selected image, with or without a target word).
+    pub background_iou: Option<f64>,
+    pub masked_on_bird: Option<f64>,
+    /// The relevance method ([`crate::relevance::RelevanceSpec::name`]).
+    #[serde(default)]
+    pub relevance: Option<String>,
+    /// Quality of the maps and masks of the selected images with a target word, beside a random map and the
+    /// oracle, also per target word (needs the true bird masks).
+    #[serde(default)]
+    pub quality: Option<MaskQualityReport>,
+    /// The same over the images whose target word names a place ([`place_words`]).
+    #[serde(default)]
+    pub place_words: Option<MaskQualityReport>,
+}
+
+/// The sanity checks of a masks stage (`sanity.json`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct MaskSanity {
+    pub relevance: String,
+    /// Images whose maps were recomputed with the randomised classifier (the first selected ones with a target).
+    pub n_images: usize,
+    /// Images whose Spearman correlation is defined (neither map constant).
+    pub n_defined: usize,
+    /// Mean Spearman rank correlation between the trained and the randomised classifier's patch maps (Adebayo et
+    /// al. 2018): near 1 = the map ignores what the classifier learned.
+    pub randomised_spearman: Option<f64>,
+    /// The target word's teacher-forced probability (exp of the mapped score) per background, over the
+    /// selected images targeting it.
+    pub word_probability: Vec<WordByPlace>,
+    /// The share of an image's sampled sentences that mention each target word, per background, over every
+    /// training image.
+    pub sentence_share: Vec<WordByPlace>,
+}
+
+/// The words that name the spurious attribute, whose maps should cover the background: Waterbirds' water and
+/// land nouns (after the usual synonym merges they are the canonical words, e.g. `water`, `forest`, `field`),
+/// Cats & Apples' apple words.
+pub fn place_words(kind: DataKind) -> BTreeSet<String> {
+    word_sets(kind)
+        .into_iter()
+        .filter(|set| matches!(set.name.as_str(), "water" | "land" | "apple"))
+        .flat_map(|set| set.words)
+        .collect()
 }
 
 /// The finished masks stage of a seed.
@@ -44,6 +99,20 @@ pub struct Masks {
 
 impl Masks {
     const FILE: &'static str = "masks.safetensors";
+
+    /// `summary.json`: one entry per relevance-masked method.
+    pub fn summary(&self) -> Result<Vec<MaskSummary>> {
+        read_json(&self.done.dir.join("summary.json"))
+    }
+
+    /// `sanity.json`; `None` for a masks stage finished before the sanity checks existed.
+    pub fn sanity(&self) -> Result<Option<MaskSanity>> {
+        let path = self.done.dir.join("sanity.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
 
     /// Writes the masks (bool or u8 `[n, 1, H, W]`) of training rows `rows`.
     pub fn write(dir: &Path, masks: &Tensor, rows: &[usize]) -> Result<()> {
@@ -95,7 +164,7 @@ pub fn selection(method: Method, flags: &Flags, seed: u64) -> Option<Vec<usize>>
     })
 }
 
-/// Word-targeted GradCAM masks for every sample of the relevance-masked methods' selections.
+/// Word-targeted relevance masks for every sample of the relevance-masked methods' selections.
 pub fn run(
     ctx: &Seed,
     explained: &Explained,
@@ -128,73 +197,295 @@ pub fn run(
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let spec = g.relevance();
+        let score_layer = exp.config.translator.layer;
+        let name = spec.name(score_layer);
         let sentences = sentences_by_image(explained)?;
-        let mapper = WordGradcam {
+        let mapper = WordRelevance {
             vit,
             translator: &translator.model,
             lm: &lm.model,
             input: ctx.input(),
-            layer: exp.config.translator.layer,
+            layer: score_layer,
+            spec,
+            mask_value: g.mask_value,
         };
         let train = &splits.train;
-        let context = lm.model.model.config().n_positions - exp.config.translator.prefix_len;
-        let max_tokens = context.max(1) as usize;
-        let (mut all_masks, mut all_cams) = (Vec::new(), Vec::new());
-        let progress = crate::progress::bar(rows.len() as u64, "gradcam");
+        let targets = Targets {
+            lm: &lm.model,
+            flags: &flags.flags,
+            sentences: &sentences,
+            train,
+            class_words: &exp.config.mitigation.class_words,
+            per_image: g.sentences_per_image,
+            max_tokens: (lm.model.model.config().n_positions - exp.config.translator.prefix_len)
+                .max(1) as usize,
+        };
+        let grid = vit.config().grid();
+        let random_seed = stage_seed(seed, "masks-random-maps");
+        let texplain = selection(Method::Texplain, flags, seed).unwrap_or_default();
+        let overlay_rows: BTreeSet<usize> = texplain.iter().take(g.overlays).copied().collect();
+        let (mut all_masks, mut overlay_cams) = (Vec::new(), HashMap::new());
+        let mut quality: HashMap<usize, Bracketed> = HashMap::new();
+        let mut probabilities: Vec<(usize, f64)> = Vec::new();
+        let progress = crate::progress::bar(rows.len() as u64, name.as_str());
         for chunk in rows.chunks(g.batch_size.max(1)) {
-            let targets = chunk
-                .iter()
-                .map(|&r| {
-                    let Some(word) = flags.flags[r].target.as_deref() else {
-                        return Ok(None);
-                    };
-                    let own = sentences
-                        .get(&train.img_ids[r])
-                        .map_or(&[][..], Vec::as_slice);
-                    WordTarget::new(&lm.model, word, own, g.sentences_per_image, max_tokens)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let (words, classes) = targets.of(chunk, spec.contrastive)?;
             let index = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());
-            let cams = mapper.cams(&train.images.index_select(0, &index), &targets)?; // [b, 1, H, W]
-            all_masks.push(threshold_masks(&cams, g.threshold)?);
-            all_cams.push(cams);
+            let images = train.images.index_select(0, &index);
+            let maps = mapper.maps(&images, &words, classes.as_deref())?;
+            all_masks.push(threshold_masks(&maps.pixels, g.threshold)?);
+            if let Some(bird) = &train.bird_masks {
+                let seeds: Vec<u64> = chunk
+                    .iter()
+                    .map(|&r| random_seed.wrapping_add(r as u64))
+                    .collect();
+                let per = bracketed_quality(
+                    &maps.pixels,
+                    &bird.index_select(0, &index),
+                    Some(g.threshold),
+                    grid,
+                    &seeds,
+                )?;
+                quality.extend(chunk.iter().copied().zip(per));
+            }
+            let scores = mapper.scores(&images, &words)?;
+            probabilities.extend(chunk.iter().copied().zip(scores.into_iter().map(f64::exp)));
+            for (k, &r) in chunk.iter().enumerate() {
+                if overlay_rows.contains(&r) {
+                    overlay_cams.insert(r, maps.pixels.get(k as i64));
+                }
+            }
             progress.inc(chunk.len() as u64);
         }
         progress.finish_and_clear();
         let size = exp.config.data.image_size;
-        let (masks, cams) = if all_masks.is_empty() {
-            let empty = Tensor::zeros([0, 1, size, size], (Kind::Float, tch::Device::Cpu));
-            (empty.to_kind(Kind::Bool), empty)
+        let masks = if all_masks.is_empty() {
+            Tensor::zeros([0, 1, size, size], (Kind::Bool, tch::Device::Cpu))
         } else {
-            (Tensor::cat(&all_masks, 0), Tensor::cat(&all_cams, 0))
+            Tensor::cat(&all_masks, 0)
         };
         let row_of: HashMap<usize, i64> = rows
             .iter()
             .enumerate()
             .map(|(k, &r)| (r, k as i64))
             .collect();
-        let summaries: Vec<MaskSummary> = selections
+        let places = place_words(exp.config.data.kind);
+        let summaries = selections
             .iter()
-            .map(|(method, chosen)| summarize(*method, chosen, &masks, &row_of, train, seed))
-            .collect();
+            .map(|(method, chosen)| {
+                let mut summary = summarize(*method, chosen, &masks, &row_of, train, seed);
+                summary.relevance = Some(name.clone());
+                if !quality.is_empty() {
+                    let (q, p) = selection_quality(
+                        &name,
+                        g.threshold,
+                        chosen,
+                        &flags.flags,
+                        &quality,
+                        &places,
+                    )?;
+                    summary.quality = Some(q);
+                    summary.place_words = Some(p);
+                }
+                Ok(summary)
+            })
+            .collect::<Result<Vec<_>>>()?;
         write_json(&dir.join("summary.json"), &summaries)?;
+        let sanity_rows: Vec<usize> = texplain
+            .iter()
+            .chain(&rows)
+            .copied()
+            .filter(|&r| flags.flags[r].target.is_some())
+            .collect::<Vec<_>>();
+        let mut seen = BTreeSet::new();
+        let sanity_rows: Vec<usize> = sanity_rows
+            .into_iter()
+            .filter(|r| seen.insert(*r))
+            .take(SANITY_IMAGES)
+            .collect();
+        let sanity = sanity_checks(ctx, &mapper, &targets, &sanity_rows, &probabilities, &name)?;
+        write_json(&dir.join("sanity.json"), &sanity)?;
         Masks::write(dir, &masks, &rows)?;
-        let texplain = selection(Method::Texplain, flags, seed).unwrap_or_default();
-        let overlay_rows: Vec<(usize, i64)> = texplain
+        let overlays: Vec<(usize, i64, Tensor)> = texplain
             .iter()
             .take(g.overlays)
-            .map(|r| (*r, row_of[r]))
+            .map(|r| (*r, row_of[r], overlay_cams.remove(r).expect("kept")))
             .collect();
         write_overlays(
             train,
             &flags.flags,
-            &overlay_rows,
+            &overlays,
             &masks,
-            &cams,
             &dir.join("overlays"),
         )
     })?;
     Ok(Masks { done })
+}
+
+/// What a batch of training rows targets: each row's target word and, for a contrastive map, its class word, as
+/// tokens and the image's sampled sentences that hold them.
+struct Targets<'a> {
+    lm: &'a crate::explain::lm::LanguageModel,
+    flags: &'a [Flag],
+    sentences: &'a HashMap<i64, Vec<String>>,
+    train: &'a Dataset,
+    class_words: &'a std::collections::BTreeMap<i64, Vec<String>>,
+    per_image: usize,
+    max_tokens: usize,
+}
+
+type RowTargets = Vec<Option<WordTarget>>;
+
+impl Targets<'_> {
+    fn own(&self, r: usize) -> &[String] {
+        self.sentences
+            .get(&self.train.img_ids[r])
+            .map_or(&[][..], Vec::as_slice)
+    }
+
+    fn of(&self, rows: &[usize], contrastive: bool) -> Result<(RowTargets, Option<RowTargets>)> {
+        let words = rows
+            .iter()
+            .map(|&r| {
+                let Some(word) = self.flags[r].target.as_deref() else {
+                    return Ok(None);
+                };
+                WordTarget::new(self.lm, word, self.own(r), self.per_image, self.max_tokens)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !contrastive {
+            return Ok((words, None));
+        }
+        let classes = rows
+            .iter()
+            .map(|&r| {
+                let y = self.train.y[r];
+                let word = self
+                    .class_words
+                    .get(&y)
+                    .and_then(|w| w.first())
+                    .with_context(|| format!("mitigation.class_words: no word for class {y}"))?;
+                WordTarget::new(self.lm, word, self.own(r), self.per_image, self.max_tokens)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((words, Some(classes)))
+    }
+}
+
+/// The quality report of one selection's images with a target word, and of those whose word names a place.
+fn selection_quality(
+    name: &str,
+    threshold: crate::relevance::Threshold,
+    chosen: &[usize],
+    flags: &[Flag],
+    quality: &HashMap<usize, Bracketed>,
+    places: &BTreeSet<String>,
+) -> Result<(MaskQualityReport, MaskQualityReport)> {
+    let with_target: Vec<(usize, &str)> = chosen
+        .iter()
+        .filter_map(|&r| flags[r].target.as_deref().map(|w| (r, w)))
+        .collect();
+    let report = |rows: &[(usize, &str)]| {
+        let per: Vec<Bracketed> = rows.iter().map(|(r, _)| quality[r].clone()).collect();
+        let labels: Vec<String> = rows.iter().map(|(_, w)| w.to_string()).collect();
+        bracketed_report(name, Some(threshold), &per, &labels)
+    };
+    let on_places: Vec<(usize, &str)> = with_target
+        .iter()
+        .copied()
+        .filter(|(_, w)| places.contains(*w))
+        .collect();
+    Ok((report(&with_target)?, report(&on_places)?))
+}
+
+/// The randomisation check on `rows` and the target word's probability and sentence share per background.
+fn sanity_checks(
+    ctx: &Seed,
+    mapper: &WordRelevance,
+    targets: &Targets,
+    rows: &[usize],
+    probabilities: &[(usize, f64)],
+    name: &str,
+) -> Result<MaskSanity> {
+    let (exp, seed) = (ctx.exp(), ctx.seed);
+    let train = targets.train;
+    let place_names: Vec<String> = attr_names(exp.config.data.kind)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let place_of = |r: usize| place_names[train.place[r].clamp(0, 1) as usize].clone();
+    // A classifier of the same shape with freshly drawn weights (Adebayo et al.'s full model randomisation).
+    let vs = tch::nn::VarStore::new(exp.device);
+    tch::manual_seed(stage_seed(seed, "masks-randomised-classifier") as i64);
+    let random_vit = Vit::new(&vs.root(), mapper.vit.config());
+    let randomised = WordRelevance {
+        vit: &random_vit,
+        ..*mapper
+    };
+    let (mut trained, mut random) = (Vec::new(), Vec::new());
+    for chunk in rows.chunks(exp.config.mitigation.gradcam.batch_size.max(1)) {
+        let (words, classes) = targets.of(chunk, mapper.spec.contrastive)?;
+        let index = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());
+        let images = train.images.index_select(0, &index);
+        trained.push(mapper.maps(&images, &words, classes.as_deref())?.patches);
+        random.push(
+            randomised
+                .maps(&images, &words, classes.as_deref())?
+                .patches,
+        );
+    }
+    let (n_defined, randomised_spearman) = if trained.is_empty() {
+        (0, None)
+    } else {
+        let (per, mean) = spearman_per_image(&Tensor::cat(&trained, 0), &Tensor::cat(&random, 0))?;
+        (per.iter().flatten().count(), mean)
+    };
+    let flags = targets.flags;
+    let word_probability = means_by_word_and_place(
+        probabilities.iter().filter_map(|&(r, p)| {
+            flags[r]
+                .target
+                .as_ref()
+                .map(|w| (w.clone(), place_of(r), p))
+        }),
+        &place_names,
+    );
+    let words: BTreeSet<&String> = probabilities
+        .iter()
+        .filter_map(|&(r, _)| flags[r].target.as_ref())
+        .collect();
+    let filter = WordFilter::new(&exp.config.explain.words)?;
+    let mut shares = Vec::new();
+    for r in 0..train.len() {
+        let own = targets.own(r);
+        if own.is_empty() {
+            continue;
+        }
+        let said: Vec<BTreeSet<String>> = own
+            .iter()
+            .map(|s| filter.words(s).into_iter().collect())
+            .collect();
+        for &w in &words {
+            let share = said.iter().filter(|s| s.contains(w)).count() as f64 / said.len() as f64;
+            shares.push((w.clone(), place_of(r), share));
+        }
+    }
+    let sanity = MaskSanity {
+        relevance: name.to_string(),
+        n_images: rows.len(),
+        n_defined,
+        randomised_spearman,
+        word_probability,
+        sentence_share: means_by_word_and_place(shares, &place_names),
+    };
+    tracing::info!(
+        seed,
+        relevance = name,
+        spearman = ?sanity.randomised_spearman,
+        "masks sanity: trained vs randomised classifier"
+    );
+    Ok(sanity)
 }
 
 /// Sampled training sentences per img_id.
@@ -244,7 +535,7 @@ fn summarize(
         mean_fraction,
         ?iou,
         ?on_bird,
-        "GradCAM masks"
+        "relevance masks"
     );
     MaskSummary {
         method,
@@ -253,24 +544,27 @@ fn summarize(
         mean_masked_fraction: mean_fraction,
         background_iou: iou,
         masked_on_bird: on_bird,
+        relevance: None,
+        quality: None,
+        place_words: None,
     }
 }
 
-/// Overlays (original | cam overlay | masked, one PNG each) for (training row, row in `masks`/`cams`) pairs.
+/// Overlays (original | cam overlay | masked, one PNG each) for (training row, row in `masks`, pixel map).
 fn write_overlays(
     train: &Dataset,
     flags: &[Flag],
-    rows: &[(usize, i64)],
+    rows: &[(usize, i64, Tensor)],
     masks: &Tensor,
-    cams: &Tensor,
     overlay_dir: &Path,
 ) -> Result<()> {
-    for &(r, k) in rows {
+    for (r, k, cam) in rows {
+        let (r, k) = (*r, *k);
         let image = train.images.get(r as i64); // [3, H, W]
         let mask = masks.get(k);
         let panels = [
             image.shallow_clone(),
-            mask::overlay(&image, &cams.get(k), &mask),
+            mask::overlay(&image, cam, &mask),
             mask::apply_masks(&image.unsqueeze(0), &mask.unsqueeze(0), MaskValue::Zero)
                 .squeeze_dim(0),
         ];

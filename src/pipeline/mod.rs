@@ -12,7 +12,7 @@
 //!                   explain::run            seed-<s>/explain/    sentences, top words per image and class
 //!                   clouds::run             seed-<s>/clouds/     word clouds per class x split
 //!                   flags::run              seed-<s>/flags/      flagged samples and their target words
-//!                   masks::run              seed-<s>/masks/      word-targeted GradCAM masks
+//!                   masks::run              seed-<s>/masks/      word-targeted relevance masks, their quality
 //!                   finetune::run           seed-<s>/<method>/   fine-tuned model's results
 //! at the end        report::run             results.csv, table.md
 //! ```
@@ -116,6 +116,11 @@ fn run_stages(exp: &Experiment) -> Result<String> {
         let flags = flags::run(&ctx, &explained, &erm, vit)?;
         outputs.flags.push(flags.summary()?);
         let masks = masks::run(&ctx, &explained, &flags, &erm, vit, &translator, lm)?;
+        outputs.masks.push(report::SeedMasks {
+            seed,
+            summaries: masks.summary()?,
+            sanity: masks.sanity()?,
+        });
         for method in finetuned {
             let done = finetune::run(&ctx, method, &erm, &flags, &masks)?;
             outputs.rows.extend(done.results()?);

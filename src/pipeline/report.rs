@@ -1,16 +1,20 @@
 //! The report step of `texplain run` (paper Table 1): every (seed, method, split) row of the run's stages into
 //! `results.csv`, and into `table.md` the Table-1 layout of the test rows (mean ± std over seeds, the paper's
 //! numbers beside), followed by what explains them: the regime check (linear probes on frozen features) and the
-//! flags' rate and precision/recall. Always rewritten from the stages' own outputs, so it is never stale.
+//! flags' rate and precision/recall, and the masks' quality against the true bird masks with their sanity checks.
+//! Always rewritten from the stages' own outputs, so it is never stale.
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::masks::{MaskSanity, MaskSummary};
 use super::regime::{Features, RegimeSummary};
 use crate::config::Experiment;
 use crate::data::Split;
 use crate::flags::FlagSummary;
 use crate::metrics::mean_std;
+use crate::relevance::quality::{MaskQualityReport, QualitySummary};
+use crate::relevance::sanity::WordByPlace;
 use crate::report::{self, fmt_pct_pm, ResultRow};
 use crate::util::write_atomic;
 
@@ -20,6 +24,14 @@ pub struct Outputs {
     pub rows: Vec<ResultRow>,
     pub regime: Vec<RegimeSummary>,
     pub flags: Vec<FlagSummary>,
+    pub masks: Vec<SeedMasks>,
+}
+
+/// What a seed's masks stage recorded (`summary.json`, `sanity.json`).
+pub struct SeedMasks {
+    pub seed: u64,
+    pub summaries: Vec<MaskSummary>,
+    pub sanity: Option<MaskSanity>,
 }
 
 /// `mean ± std` (percent) of the values `f` picks, skipping NaN; `–` without any.
@@ -78,6 +90,174 @@ pub fn flags_md(flags: &[FlagSummary]) -> String {
     out
 }
 
+/// `mean ± std` of the values that are there, 3 decimals; `–` without any.
+fn num(values: impl Iterator<Item = Option<f64>>) -> String {
+    let v: Vec<f64> = values.flatten().filter(|x| x.is_finite()).collect();
+    match mean_std(&v) {
+        (m, _) if m.is_nan() => "–".to_string(),
+        (m, s) if s.is_nan() => format!("{m:.3}"),
+        (m, s) => format!("{m:.3} ± {s:.3}"),
+    }
+}
+
+/// One table row of quality figures over seeds.
+fn quality_cells(qs: &[&QualitySummary]) -> String {
+    let images: usize = qs.iter().map(|q| q.n_scored).sum();
+    format!(
+        "{} | {} | {} | {} | {} | {} | {}",
+        images,
+        num(qs.iter().map(|q| q.auroc)),
+        num(qs.iter().map(|q| q.matched_iou)),
+        num(qs.iter().map(|q| q.pointing_game)),
+        num(qs.iter().map(|q| q.coverage)),
+        num(qs.iter().map(|q| q.background_iou)),
+        num(qs.iter().map(|q| q.masked_on_bird)),
+    )
+}
+
+/// The masks' quality (map, random map, oracle; all selected samples with a target word and those whose word
+/// names a place; per target word) and the sanity checks, over seeds.
+pub fn masks_md(seeds: &[SeedMasks]) -> String {
+    let mut out = String::from("Masks: ");
+    let first = seeds.iter().flat_map(|s| &s.summaries).find_map(|s| {
+        s.quality
+            .as_ref()
+            .map(|q| (s.relevance.clone().unwrap_or_default(), q.threshold))
+    });
+    let Some((relevance, threshold)) = first else {
+        out.push_str(
+            "no quality figures recorded (no true bird masks, or masks stages finished before the figures \
+             existed: remove seed-<s>/masks to compute them).\n",
+        );
+        return out;
+    };
+    let threshold = threshold
+        .map(|t| serde_json::to_string(&t).unwrap_or_default())
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "relevance `{relevance}`, threshold `{threshold}`. Quality against the true bird masks over the selected \
+         training samples with a target word (the background is the positive class; AUROC 0.5 = chance; IoU at \
+         matched coverage: the map's top pixels as many as the background has; mean ± std over seeds).\n\n\
+         | Selection | Map | Images | AUROC | IoU @ matched coverage | Pointing game | Coverage | Mask IoU | \
+         Masked on bird |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let mut methods: Vec<_> = seeds
+        .iter()
+        .flat_map(|s| s.summaries.iter().map(|m| m.method))
+        .collect();
+    methods.sort();
+    methods.dedup();
+    for &method in &methods {
+        for place_words in [false, true] {
+            let subset = if place_words { " (place words)" } else { "" };
+            let reports: Vec<&MaskQualityReport> = seeds
+                .iter()
+                .flat_map(|s| s.summaries.iter().filter(|m| m.method == method))
+                .filter_map(|m| {
+                    if place_words {
+                        m.place_words.as_ref()
+                    } else {
+                        m.quality.as_ref()
+                    }
+                })
+                .collect();
+            if reports.is_empty() {
+                continue;
+            }
+            let maps: [(&str, Vec<&QualitySummary>); 3] = [
+                ("relevance", reports.iter().map(|r| &r.map).collect()),
+                ("random map", reports.iter().map(|r| &r.random).collect()),
+                ("oracle", reports.iter().map(|r| &r.oracle).collect()),
+            ];
+            for (map, qs) in maps {
+                let _ = writeln!(out, "| {method}{subset} | {map} | {} |", quality_cells(&qs));
+            }
+        }
+    }
+    out.push_str(
+        "\nPer target word (relevance map; AUROC of a random map beside it).\n\n\
+         | Selection | Word | Images | AUROC | AUROC random | IoU @ matched coverage | Coverage | Masked on bird |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for &method in &methods {
+        let reports: Vec<_> = seeds
+            .iter()
+            .flat_map(|s| s.summaries.iter().filter(|m| m.method == method))
+            .filter_map(|m| m.quality.as_ref())
+            .collect();
+        let mut words: Vec<&String> = reports.iter().flat_map(|r| r.by_label.keys()).collect();
+        words.sort();
+        words.dedup();
+        for word in words {
+            let qs: Vec<&QualitySummary> = reports
+                .iter()
+                .filter_map(|r| r.by_label.get(word))
+                .collect();
+            let rs: Vec<&QualitySummary> = reports
+                .iter()
+                .filter_map(|r| r.random_by_label.get(word))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {method} | {word} | {} | {} | {} | {} | {} | {} |",
+                qs.iter().map(|q| q.n_scored).sum::<usize>(),
+                num(qs.iter().map(|q| q.auroc)),
+                num(rs.iter().map(|q| q.auroc)),
+                num(qs.iter().map(|q| q.matched_iou)),
+                num(qs.iter().map(|q| q.coverage)),
+                num(qs.iter().map(|q| q.masked_on_bird)),
+            );
+        }
+    }
+    let sanity: Vec<&MaskSanity> = seeds.iter().filter_map(|s| s.sanity.as_ref()).collect();
+    if !sanity.is_empty() {
+        let _ = write!(
+            out,
+            "\nSanity: rank correlation (Spearman) of the maps of a classifier with randomised weights against the \
+             trained one's, over {} images: {} (near 1 = the map ignores what the classifier learned). The target \
+             word's probability (teacher-forced, over the selected samples targeting it) and the share of sampled \
+             sentences that mention it (over every training image), per background:\n\n\
+             | Word | Background | Images (P) | P(word) | Sentence share |\n|---|---|---:|---:|---:|\n",
+            sanity.iter().map(|s| s.n_defined).sum::<usize>(),
+            num(sanity.iter().map(|s| s.randomised_spearman)),
+        );
+        let mut keys: Vec<(String, String)> = sanity
+            .iter()
+            .flat_map(|s| {
+                s.word_probability
+                    .iter()
+                    .map(|w| (w.word.clone(), w.place.clone()))
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let find = |list: &[WordByPlace], (w, p): &(String, String)| {
+            list.iter().find(|x| &x.word == w && &x.place == p).cloned()
+        };
+        for key in &keys {
+            let probs: Vec<WordByPlace> = sanity
+                .iter()
+                .filter_map(|s| find(&s.word_probability, key))
+                .collect();
+            let shares: Vec<WordByPlace> = sanity
+                .iter()
+                .filter_map(|s| find(&s.sentence_share, key))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                key.0,
+                key.1,
+                probs.iter().map(|p| p.n).sum::<usize>(),
+                num(probs.iter().map(|p| p.mean)),
+                num(shares.iter().map(|p| p.mean)),
+            );
+        }
+    }
+    out
+}
+
 /// Writes `results.csv` and `table.md` into the run directory and returns the table.
 pub fn run(exp: &Experiment, outputs: &Outputs) -> Result<String> {
     let out = &exp.out_dir;
@@ -90,6 +270,10 @@ pub fn run(exp: &Experiment, outputs: &Outputs) -> Result<String> {
     if !outputs.flags.is_empty() {
         table.push('\n');
         table.push_str(&flags_md(&outputs.flags));
+    }
+    if !outputs.masks.is_empty() {
+        table.push('\n');
+        table.push_str(&masks_md(&outputs.masks));
     }
     write_atomic(&out.join("table.md"), &table)?;
     Ok(table)

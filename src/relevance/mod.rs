@@ -16,8 +16,10 @@
 //! * [`threshold`]: maps to masks (MaskTune's mean + k std, quantile, top-k %, Otsu);
 //! * [`quality`]: threshold-free mask quality against the true bird masks (AUROC, IoU at matched coverage,
 //!   pointing game) beside a random map and the oracle;
-//! * [`sanity`]: the rank correlation of the randomisation sanity check (Adebayo et al. 2018);
-//! * [`word`]: TExplain's word-targeted score and its GradCAM map;
+//! * [`sanity`]: the rank correlation of the randomisation sanity check (Adebayo et al. 2018) and the target
+//!   word's probability per background;
+//! * [`method`]: which of these a config names ([`RelevanceSpec`]);
+//! * [`word`]: TExplain's word-targeted score and the map of any method for it ([`word::WordRelevance`]);
 //! * [`mask`]: masks applied to images (MaskTune's zero fill), overlays.
 //!
 //! Every map is returned at patch resolution `[b, p]` and at pixel resolution `[b, 1, H, W]`, each in [0, 1]
@@ -25,6 +27,7 @@
 pub mod gradcam;
 pub mod maps;
 pub mod mask;
+pub mod method;
 pub mod occlusion;
 pub mod quality;
 pub mod rollout;
@@ -33,4 +36,5 @@ pub mod threshold;
 pub mod word;
 
 pub use maps::{RelevanceMaps, ScoreFn};
+pub use method::{RelevanceMethod, RelevanceSpec};
 pub use threshold::Threshold;

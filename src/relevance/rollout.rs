@@ -18,9 +18,15 @@
 //! softmax; any [`ScoreFn`] works here. Its visualisation min-max normalises the upsampled map; here the map is
 //! divided by its maximum ([`RelevanceMaps`]), which changes no ranking (AUROC, top-k, Otsu unchanged).
 //!
+//! The reference explains a classifier that reads the CLS token, so the patches' relevance is R's CLS row
+//! ([`Readout::Cls`]). TExplain's translator reads every token of its layer; [`Readout::Tokens`] weighs the rows of
+//! R by each output token's own relevance for the score, relu(sum_c ∇o ⊙ o) (gradient × activation at the layer
+//! the score reads), and sums them: the same rule applied to a score that is not read from CLS alone.
+//!
 //! The CVPR 2021 method of the same authors (Transformer-Explainability, "transformer_attribution") replaces
 //! `A_b` by its LRP relevance; that needs LRP rules for every layer and is not built here.
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::maps::{check_score, RelevanceMaps, ScoreFn};
@@ -69,6 +75,27 @@ pub fn cls_relevance(r: &Tensor) -> Tensor {
     r.select(1, 0).narrow(1, 1, n - 1) // [b, p]
 }
 
+/// Which rows of R make the patches' relevance (YAML `readout:`, rollout only).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout {
+    /// The CLS row (the reference's, for a score read from CLS).
+    #[default]
+    Cls,
+    /// Every output token's row, weighted by relu(sum_c ∇o ⊙ o) of that token at the score's layer.
+    Tokens,
+}
+
+/// The patches' relevance `[b, p]` from R `[b, n, n]` and per-output-token weights `[b, n]`: sum_i w_i R[i, 1:].
+pub fn weighted_relevance(r: &Tensor, weights: &Tensor) -> Tensor {
+    let n = r.size()[2];
+    weights
+        .unsqueeze(1)
+        .bmm(r)
+        .squeeze_dim(1)
+        .narrow(1, 1, n - 1) // [b, p]
+}
+
 /// Gradient-weighted rollout maps of the score that reads the tokens of layer `score_layer` (HF `hidden_states`
 /// index, -1 = `last_hidden_state`), through blocks 0 .. `score_layer`. `xs`: pixel values `[b, c, H, W]`. The ViT
 /// runs in eval mode; the embeddings are a leaf, so its parameters get no gradient.
@@ -76,6 +103,17 @@ pub fn gradient_rollout(
     vit: &Vit,
     xs: &Tensor,
     score_layer: i64,
+    score: &mut ScoreFn<'_>,
+) -> Result<RelevanceMaps> {
+    gradient_rollout_with(vit, xs, score_layer, Readout::Cls, score)
+}
+
+/// [`gradient_rollout`] with the rows of R that `readout` names.
+pub fn gradient_rollout_with(
+    vit: &Vit,
+    xs: &Tensor,
+    score_layer: i64,
+    readout: Readout,
     score: &mut ScoreFn<'_>,
 ) -> Result<RelevanceMaps> {
     let b = xs.size()[0];
@@ -89,10 +127,24 @@ pub fn gradient_rollout(
     }
     let s = score(&trace.output)?; // [b]
     check_score(&s, b)?;
-    let grads = Tensor::f_run_backward(&[s.sum(Kind::Float)], &trace.attentions, false, false)?; // [b, H, n, n] each
+    let mut inputs: Vec<&Tensor> = trace.attentions.iter().collect();
+    inputs.push(&trace.output);
+    let mut grads = Tensor::f_run_backward(&[s.sum(Kind::Float)], &inputs, false, false)?; // [b, H, n, n] each, then [b, n, d]
+    let output_grad = grads.pop().expect("one gradient per input");
     let attentions: Vec<Tensor> = trace.attentions.iter().map(Tensor::detach).collect();
-    let raw = tch::no_grad(|| rollout(&attentions, &grads))?; // [b, n, n]
-    RelevanceMaps::from_patches(&cls_relevance(&raw), vit.config().image_size)
+    let patches = tch::no_grad(|| -> Result<Tensor> {
+        let r = rollout(&attentions, &grads)?; // [b, n, n]
+        Ok(match readout {
+            Readout::Cls => cls_relevance(&r),
+            Readout::Tokens => {
+                let w = (output_grad * trace.output.detach())
+                    .sum_dim_intlist(-1, false, Kind::Float)
+                    .relu(); // [b, n]
+                weighted_relevance(&r, &w)
+            }
+        })
+    })?; // [b, p]
+    RelevanceMaps::from_patches(&patches, vit.config().image_size)
 }
 
 #[cfg(test)]
@@ -229,5 +281,52 @@ mod tests {
         );
         assert!(maps.patches.max().double_value(&[]) > 0.99);
         assert!(gradient_rollout(&vit, &xs, 0, &mut cls_score).is_err());
+    }
+
+    #[test]
+    fn token_readout_weighs_the_rows_of_r() {
+        // R = [[1, 2, 0], [0, 1, 3], [1, 1, 1]], weights [0, 1, 2]: row 1 + 2 row 2 = [2, 3, 5] -> patches [3, 5].
+        let r = t(&[1.0, 2.0, 0.0, 0.0, 1.0, 3.0, 1.0, 1.0, 1.0], &[1, 3, 3]);
+        close(
+            &weighted_relevance(&r, &t(&[0.0, 1.0, 2.0], &[1, 3])),
+            &[3.0, 5.0],
+        );
+        // Weight on CLS alone is the CLS readout.
+        close(
+            &weighted_relevance(&r, &t(&[1.0, 0.0, 0.0], &[1, 3])),
+            &[2.0, 0.0],
+        );
+        // On a model: a score that reads only patch token 5 after one block has an empty CLS readout but not an
+        // empty token readout, whose weights sit on token 5 alone: its row of R = I + Ā.
+        let (_vs, vit, xs) = tiny(1);
+        let mut patch_score = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.select(1, 5)
+                .square()
+                .sum_dim_intlist(-1, false, Kind::Float))
+        };
+        let maps = gradient_rollout_with(&vit, &xs, 1, Readout::Tokens, &mut patch_score).unwrap();
+        let trace = vit.forward_with_attentions(&xs, false).unwrap();
+        let out = &trace.hidden_states[1];
+        let s = patch_score(out).unwrap().sum(Kind::Float);
+        let mut g = Tensor::run_backward(&[s], &[&trace.attentions[0], out], false, false);
+        let g_out = g.pop().unwrap();
+        let cam = weighted_heads(&trace.attentions[0].detach(), &g[0]); // [b, n, n]
+        let row5 = cam.select(1, 5).narrow(1, 1, 16); // [b, p]
+        let identity = Tensor::zeros([3, 16], (Kind::Float, Device::Cpu));
+        let _ = identity.narrow(1, 4, 1).fill_(1.0);
+        let w5 = (g_out * out.detach())
+            .sum_dim_intlist(-1, false, Kind::Float)
+            .relu()
+            .select(1, 5)
+            .unsqueeze(1); // [b, 1]
+        let want = RelevanceMaps::from_patches(&((row5 + identity) * w5), 16).unwrap();
+        assert!(
+            (&maps.patches - &want.patches)
+                .abs()
+                .max()
+                .double_value(&[])
+                < 1e-5
+        );
+        assert!(maps.patches.max().double_value(&[]) > 0.99);
     }
 }

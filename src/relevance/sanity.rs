@@ -2,7 +2,13 @@
 //! that explains the model must change when the model's weights are re-initialised. Its figure is the Spearman rank
 //! correlation between the map of the trained model and the map of the randomised one (high = the method ignores
 //! the weights, as pure edge detectors do).
+//!
+//! The second check asks whether the explained word is image-driven at all: its probability, averaged per
+//! background (the spurious attribute), must differ between water and land images ([`means_by_word_and_place`]).
+use std::collections::{BTreeMap, BTreeSet};
+
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::quality::average_ranks;
@@ -55,6 +61,55 @@ pub fn spearman_per_image(a: &Tensor, b: &Tensor) -> Result<(Vec<Option<f64>>, O
     Ok((per, mean))
 }
 
+/// The mean of a per-image value over the images of one background that concern one word.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WordByPlace {
+    pub word: String,
+    pub place: String,
+    /// Images with a finite value.
+    pub n: usize,
+    pub mean: Option<f64>,
+}
+
+/// Means of `(word, place, value)` rows per word and place: every word gets one entry per name in `places` (in
+/// that order; `n = 0`, `mean = None` where none of its rows has that place), words in sorted order. Non-finite
+/// values are skipped.
+pub fn means_by_word_and_place(
+    rows: impl IntoIterator<Item = (String, String, f64)>,
+    places: &[String],
+) -> Vec<WordByPlace> {
+    let mut sums: BTreeMap<(String, String), (f64, usize)> = BTreeMap::new();
+    let mut words = BTreeSet::new();
+    for (word, place, value) in rows {
+        words.insert(word.clone());
+        if value.is_finite() {
+            let e = sums.entry((word, place)).or_default();
+            e.0 += value;
+            e.1 += 1;
+        }
+    }
+    words
+        .into_iter()
+        .flat_map(|word| {
+            places
+                .iter()
+                .map(|place| {
+                    let (sum, n) = sums
+                        .get(&(word.clone(), place.clone()))
+                        .copied()
+                        .unwrap_or_default();
+                    WordByPlace {
+                        word: word.clone(),
+                        place: place.clone(),
+                        n,
+                        mean: (n > 0).then(|| sum / n as f64),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +150,30 @@ mod tests {
         assert_eq!(per[2], None);
         close(mean, -0.1);
         assert!(spearman_per_image(&a, &b.narrow(0, 0, 2)).is_err());
+    }
+
+    #[test]
+    fn means_per_word_and_place_list_every_place() {
+        let places = ["land bg".to_string(), "water bg".to_string()];
+        let rows = [
+            ("water", "water bg", 0.5),
+            ("water", "water bg", 0.3),
+            ("water", "land bg", 0.1),
+            ("forest", "land bg", 0.6),
+            ("forest", "land bg", f64::NAN),
+        ]
+        .map(|(w, p, v)| (w.to_string(), p.to_string(), v));
+        let got = means_by_word_and_place(rows, &places);
+        let view: Vec<(&str, &str, usize, Option<f64>)> = got
+            .iter()
+            .map(|r| (r.word.as_str(), r.place.as_str(), r.n, r.mean))
+            .collect();
+        assert_eq!(view.len(), 4);
+        assert_eq!(view[0], ("forest", "land bg", 1, Some(0.6)));
+        assert_eq!(view[1], ("forest", "water bg", 0, None));
+        assert_eq!(view[2].0, "water");
+        close(view[2].3, 0.1);
+        assert_eq!(view[3].2, 2);
+        close(view[3].3, 0.4);
     }
 }

@@ -1,11 +1,18 @@
 //! Word-targeted relevance (paper section 4.3): where in the image the classifier's features make the language
 //! model say a given word. The score of an image is the teacher-forced log-probability of its target word over
 //! sampled sentences that contain it, given the translator's prefix; its gradient with respect to the classifier's
-//! token activations gives the GradCAM map ([`super::gradcam`]).
-use anyhow::Result;
+//! token activations gives the GradCAM map ([`super::gradcam`]), its gradient with respect to the attention the
+//! rollout map ([`super::rollout`]), its drop under masking the occlusion map ([`super::occlusion`])
+//! ([`WordRelevance`]).
+use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use super::gradcam::gradcam_from_score;
+use super::gradcam::gradcam;
+use super::maps::{contrastive, word_score, RelevanceMaps};
+use super::mask::MaskValue;
+use super::method::{RelevanceMethod, RelevanceSpec};
+use super::occlusion::occlusion;
+use super::rollout::gradient_rollout_with;
 use crate::data::InputPipeline;
 use crate::explain::lm::{pad_batch, LanguageModel};
 use crate::models::gpt2::Gpt2;
@@ -110,42 +117,113 @@ impl WordTarget {
     }
 }
 
-/// Word-targeted GradCAM over the token activations of the translator's classifier layer.
-pub struct WordGradcam<'a> {
+/// Word-targeted relevance of any method ([`RelevanceSpec`]) for the score that reads the translator's layer.
+pub struct WordRelevance<'a> {
     pub vit: &'a Vit,
     pub translator: &'a Translator,
     pub lm: &'a LanguageModel,
     pub input: &'a InputPipeline,
-    /// The classifier layer the translator reads (HF hidden_states index; -1 = last).
+    /// The classifier layer the translator reads (HF hidden_states index; -1 = last): the score's layer.
     pub layer: i64,
+    pub spec: RelevanceSpec,
+    /// Occlusion's fill: what the masking makes of a masked pixel.
+    pub mask_value: MaskValue,
 }
 
-impl WordGradcam<'_> {
-    /// Maps [b, 1, H, W] in [0, 1] for u8 `images` [b, 3, H, W]; an image without a target gets an all-zero map.
-    /// Returned on the CPU.
-    pub fn cams(&self, images: &Tensor, targets: &[Option<WordTarget>]) -> Result<Tensor> {
-        let (_, _, size, _) = images.size4()?;
-        let eos = self.lm.eos();
-        let (tokens_per_image, sentences): (Vec<i64>, Vec<Vec<Vec<i64>>>) = targets
-            .iter()
-            .map(|t| match t {
-                Some(t) => (t.token, t.sentences.clone()),
-                None => (eos, Vec::new()),
-            })
-            .unzip();
+/// The (token, sentences) pairs of a batch's targets; an image without a target scores EOS on no sentence.
+fn unzip_targets(targets: &[Option<WordTarget>], eos: i64) -> (Vec<i64>, Vec<Vec<Vec<i64>>>) {
+    targets
+        .iter()
+        .map(|t| match t {
+            Some(t) => (t.token, t.sentences.clone()),
+            None => (eos, Vec::new()),
+        })
+        .unzip()
+}
+
+impl WordRelevance<'_> {
+    /// Maps (patches and pixels, on the CPU) for u8 `images` [b, 3, H, W]; an image without a target gets an
+    /// all-zero map. `class_targets` (the class word of each image) are needed by a contrastive spec only: the
+    /// map is then the target word's minus the class word's, clipped at 0.
+    pub fn maps(
+        &self,
+        images: &Tensor,
+        targets: &[Option<WordTarget>],
+        class_targets: Option<&[Option<WordTarget>]>,
+    ) -> Result<RelevanceMaps> {
+        let size = images.size4()?.2;
         let xs = self.input.eval_batch(images);
-        let tokens = tch::no_grad(|| self.vit.forward_features(&xs, self.layer, false))?
-            .tokens
-            .detach()
-            .set_requires_grad(true); // [b, p+1, d]
-        let prefix = self.translator.forward(&tokens)?; // [b, k, d_lm]
-        let score = target_log_prob(&self.lm.model, &prefix, &sentences, &tokens_per_image)?; // [b]
-        let cams = gradcam_from_score(&tokens, &score, size)?.pixels; // [b, 1, H, W]
-        let has_target: Vec<bool> = targets.iter().map(Option::is_some).collect();
-        let keep = Tensor::from_slice(&has_target)
-            .to_device(cams.device())
+        let mut maps = self.base(&xs, images, targets)?;
+        if self.spec.contrastive {
+            let Some(class_targets) = class_targets else {
+                bail!("a contrastive map needs the class word of every image");
+            };
+            let class_maps = self.base(&xs, images, class_targets)?;
+            maps = contrastive(&maps, &class_maps, size)?;
+        }
+        let keep = Tensor::from_slice(&targets.iter().map(Option::is_some).collect::<Vec<_>>())
             .to_kind(Kind::Float)
-            .view([-1, 1, 1, 1]);
-        Ok((cams * keep).to_device(Device::Cpu))
+            .to_device(maps.patches.device());
+        Ok(RelevanceMaps {
+            patches: (&maps.patches * keep.view([-1, 1])).to_device(Device::Cpu),
+            pixels: (&maps.pixels * keep.view([-1, 1, 1, 1])).to_device(Device::Cpu),
+        })
+    }
+
+    /// The word score of each image (log-probability of its target word, [`target_log_prob`]), no gradient; on
+    /// the CPU, NaN where an image has no target.
+    pub fn scores(&self, images: &Tensor, targets: &[Option<WordTarget>]) -> Result<Vec<f64>> {
+        let (tokens, sentences) = unzip_targets(targets, self.lm.eos());
+        let xs = self.input.eval_batch(images);
+        let s = tch::no_grad(|| -> Result<Tensor> {
+            let read = self.vit.forward_features(&xs, self.layer, false)?.tokens; // [b, p+1, d]
+            let mut score = word_score(self.translator, &self.lm.model, &sentences, &tokens);
+            score(&read) // [b]
+        })?;
+        let s: Vec<f64> = Vec::try_from(s.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        Ok(s.into_iter()
+            .zip(targets)
+            .map(|(v, t)| if t.is_some() { v } else { f64::NAN })
+            .collect())
+    }
+
+    /// The map of the spec's base method for one set of targets.
+    fn base(
+        &self,
+        xs: &Tensor,
+        images: &Tensor,
+        targets: &[Option<WordTarget>],
+    ) -> Result<RelevanceMaps> {
+        let (tokens, sentences) = unzip_targets(targets, self.lm.eos());
+        let mut score = word_score(self.translator, &self.lm.model, &sentences, &tokens);
+        match self.spec.method {
+            RelevanceMethod::Gradcam => gradcam(
+                self.vit,
+                xs,
+                self.spec.layer.unwrap_or(self.layer),
+                self.layer,
+                &mut score,
+            ),
+            RelevanceMethod::Rollout => gradient_rollout_with(
+                self.vit,
+                xs,
+                self.layer,
+                self.spec.readout.unwrap_or_default(),
+                &mut score,
+            ),
+            RelevanceMethod::Occlusion => {
+                let fill = match self.mask_value {
+                    MaskValue::Zero => images.zeros_like().narrow(2, 0, 1).narrow(3, 0, 1),
+                    MaskValue::Mean => images
+                        .to_kind(Kind::Float)
+                        .mean_dim(&[2i64, 3][..], true, Kind::Float)
+                        .round()
+                        .to_kind(Kind::Uint8),
+                }; // [b, 3, 1, 1] u8, as `mask::apply_masks` fills
+                let fill = self.input.eval_batch(&fill);
+                let params = self.spec.occlusion.unwrap_or_default();
+                occlusion(self.vit, xs, &fill, params, self.layer, &mut score)
+            }
+        }
     }
 }

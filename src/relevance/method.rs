@@ -1,0 +1,185 @@
+//! Which relevance method maps a sample's target word, as the method code takes it ([`RelevanceSpec`]) and as the
+//! YAML names it (`mitigation.gradcam.method`, `layer`, `contrastive`, `occlusion`; the config composes the same
+//! fields). The methods themselves: [`super::gradcam`], [`super::rollout`], [`super::occlusion`],
+//! [`super::maps::contrastive`]; the word-targeted runner is [`super::word::WordRelevance`].
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use super::occlusion::Occlusion;
+use super::rollout::Readout;
+
+/// The base relevance method (YAML `method:`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RelevanceMethod {
+    /// GradCAM of the word's score at a classifier layer (`layer`; default the translator's).
+    #[default]
+    Gradcam,
+    /// Gradient-weighted attention rollout through the blocks before the translator's layer (Chefer et al. 2021).
+    Rollout,
+    /// The score's drop when windows of patches are masked (slow reference).
+    Occlusion,
+}
+
+impl RelevanceMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            RelevanceMethod::Gradcam => "gradcam",
+            RelevanceMethod::Rollout => "rollout",
+            RelevanceMethod::Occlusion => "occlusion",
+        }
+    }
+}
+
+impl std::fmt::Display for RelevanceMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A relevance method with its parameters. In YAML (`texplain masks-eval --relevance`, and the same keys in
+/// `mitigation.gradcam`): `{method: gradcam, layer: 1}`, `{method: rollout, contrastive: true}`,
+/// `{method: rollout, readout: tokens}`, `{method: occlusion, occlusion: {window: 2, stride: 1}}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelevanceSpec {
+    pub method: RelevanceMethod,
+    /// GradCAM's layer (HF `hidden_states` index, -1 = `last_hidden_state`); `None`: the layer the translator
+    /// reads. Only for `gradcam`.
+    pub layer: Option<i64>,
+    /// The target word's map minus the class word's, clipped at 0 ([`super::maps::contrastive`]).
+    pub contrastive: bool,
+    /// Occlusion's windows (default one patch at a time). Only for `occlusion`.
+    pub occlusion: Option<Occlusion>,
+    /// Which rows of rollout's relevance matrix make the map: `cls` (the default, the reference's) or `tokens`
+    /// (every token the score reads, weighted by its own relevance). Only for `rollout`.
+    pub readout: Option<Readout>,
+}
+
+impl RelevanceSpec {
+    /// The parameters that belong to another method are an error, naming the field (as `prefix.field`) and value.
+    pub fn check(&self, prefix: &str) -> Result<()> {
+        if let Some(layer) = self
+            .layer
+            .filter(|_| self.method != RelevanceMethod::Gradcam)
+        {
+            bail!(
+                "{prefix}layer: {layer} is GradCAM's layer, but {prefix}method is {}",
+                self.method
+            );
+        }
+        if let Some(r) = self
+            .readout
+            .filter(|_| self.method != RelevanceMethod::Rollout)
+        {
+            bail!(
+                "{prefix}readout: {} is rollout's, but {prefix}method is {}",
+                serde_json::to_string(&r)
+                    .unwrap_or_default()
+                    .trim_matches('"'),
+                self.method
+            );
+        }
+        if let Some(o) = self.occlusion {
+            if self.method != RelevanceMethod::Occlusion {
+                bail!(
+                    "{prefix}occlusion: {{window: {}, stride: {}}} is set, but {prefix}method is {}",
+                    o.window,
+                    o.stride,
+                    self.method
+                );
+            }
+            if o.window < 1 || o.stride < 1 || o.stride > o.window {
+                bail!(
+                    "{prefix}occlusion: window {} and stride {} must satisfy 1 <= stride <= window",
+                    o.window,
+                    o.stride
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A short name for tables and file names: `gradcam@-1`, `contrastive(rollout)`, `occlusion(2/1)`;
+    /// `score_layer` is the translator's layer (GradCAM's default).
+    pub fn name(&self, score_layer: i64) -> String {
+        let base = match self.method {
+            RelevanceMethod::Gradcam => format!("gradcam@{}", self.layer.unwrap_or(score_layer)),
+            RelevanceMethod::Rollout => match self.readout.unwrap_or_default() {
+                Readout::Cls => "rollout".to_string(),
+                Readout::Tokens => "rollout(tokens)".to_string(),
+            },
+            RelevanceMethod::Occlusion => {
+                let o = self.occlusion.unwrap_or_default();
+                format!("occlusion({}/{})", o.window, o.stride)
+            }
+        };
+        if self.contrastive {
+            format!("contrastive({base})")
+        } else {
+            base
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_spelling_names_and_checks() {
+        let parse = |s: &str| serde_yaml::from_str::<RelevanceSpec>(s);
+        assert_eq!(parse("{}").unwrap(), RelevanceSpec::default());
+        let g = parse("{method: gradcam, layer: 1}").unwrap();
+        assert_eq!(g.name(-1), "gradcam@1");
+        assert_eq!(RelevanceSpec::default().name(2), "gradcam@2");
+        let r = parse("{method: rollout, contrastive: true}").unwrap();
+        assert_eq!(r.name(-1), "contrastive(rollout)");
+        let o = parse("{method: occlusion, occlusion: {window: 2, stride: 1}}").unwrap();
+        assert_eq!(o.name(-1), "occlusion(2/1)");
+        assert_eq!(
+            parse("{method: occlusion}").unwrap().name(-1),
+            "occlusion(1/1)"
+        );
+        for spec in [g, r, o] {
+            spec.check("").unwrap();
+        }
+        let err = parse("{method: lrp}").unwrap_err().to_string();
+        assert!(err.contains("lrp"), "{err}");
+        assert!(parse("{method: rollout, window: 2}").is_err());
+        let t = parse("{method: rollout, readout: tokens}").unwrap();
+        assert_eq!(t.name(-1), "rollout(tokens)");
+        t.check("").unwrap();
+        assert_eq!(
+            parse("{method: rollout, readout: cls}").unwrap().name(-1),
+            "rollout"
+        );
+        let err = parse("{method: gradcam, readout: tokens}")
+            .unwrap()
+            .check("m.")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m.readout: tokens is rollout's"), "{err}");
+        let err = parse("{method: rollout, layer: 2}")
+            .unwrap()
+            .check("m.")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.layer: 2") && err.contains("rollout"),
+            "{err}"
+        );
+        let err = parse("{method: gradcam, occlusion: {window: 2, stride: 1}}")
+            .unwrap()
+            .check("m.")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m.occlusion"), "{err}");
+        let err = parse("{method: occlusion, occlusion: {window: 1, stride: 2}}")
+            .unwrap()
+            .check("m.")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stride 2"), "{err}");
+    }
+}
