@@ -59,6 +59,9 @@ pub enum Command {
     /// Faithfulness tables of a finished run: share of sentences with water/land (or apple) words per class
     /// and attribute (paper 4.1 and 5.8).
     Faithfulness(crate::pipeline::faithfulness::FaithfulnessArgs),
+    /// Score relevance methods and thresholds against the true bird masks on a held-out split of a finished run
+    /// (val by default): which `mitigation.gradcam` finds the spurious region.
+    MasksEval(crate::pipeline::masks_eval::MasksEvalArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -134,5 +137,6 @@ pub fn main() -> Result<()> {
         Command::Explain(args) => crate::pipeline::explain::command(&args),
         Command::Bench(args) => crate::bench::run(&args),
         Command::Faithfulness(args) => crate::pipeline::faithfulness::command(&args),
+        Command::MasksEval(args) => crate::pipeline::masks_eval::command(&args),
     }
 }

@@ -174,6 +174,7 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
     for method in ["erm", "random", "texplain", "oracle"] {
         assert!(table.contains(&format!("| {method} |")), "{table}");
     }
+    assert_masks_are_scored(&straight, "gradcam@-1");
 
     // Kill a run inside each stage in turn, each run resuming the one killed before it.
     let resumed = tmp.path().join("resumed");
@@ -240,6 +241,121 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
         "{text}"
     );
     assert!(!text.contains("train /"), "--split filters: {text}");
+}
+
+/// The masks stage scores its maps against the true bird masks beside a random map and the oracle (overall, on
+/// place words, per target word), runs its sanity checks, and the table shows both.
+fn assert_masks_are_scored(run: &Path, relevance: &str) {
+    let read = |file: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("seed-3/masks").join(file)).unwrap())
+            .unwrap()
+    };
+    let summary = read("summary.json");
+    let entries = summary.as_array().unwrap();
+    assert!(!entries.is_empty(), "{summary}");
+    for entry in entries {
+        assert_eq!(entry["relevance"], relevance, "{entry}");
+        for report in [&entry["quality"], &entry["place_words"]] {
+            for map in ["map", "random", "oracle"] {
+                let q = &report[map];
+                assert!(
+                    q["n_images"].is_u64() && q.get("auroc").is_some(),
+                    "{entry}"
+                );
+            }
+            assert!(report["by_label"].is_object(), "{entry}");
+        }
+        let oracle = &entry["quality"]["oracle"];
+        if oracle["n_scored"].as_u64().unwrap() > 0 {
+            assert_eq!(oracle["auroc"].as_f64(), Some(1.0), "{entry}");
+            assert_eq!(oracle["masked_on_bird"].as_f64(), Some(0.0), "{entry}");
+            let auroc = entry["quality"]["map"]["auroc"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&auroc), "{entry}");
+        }
+    }
+    let sanity = read("sanity.json");
+    assert_eq!(sanity["relevance"], relevance, "{sanity}");
+    assert!(
+        sanity.get("randomised_spearman").is_some() && sanity["sentence_share"].is_array(),
+        "{sanity}"
+    );
+    let table = std::fs::read_to_string(run.join("table.md")).unwrap();
+    assert!(
+        table.contains(&format!("Masks: relevance `{relevance}`"))
+            && table.contains("| texplain | relevance |")
+            && table.contains("| texplain | oracle |")
+            && table.contains("Sanity: rank correlation"),
+        "{table}"
+    );
+}
+
+#[test]
+fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    let done = run_with(
+        &config,
+        &out,
+        &[
+            "--set",
+            "mitigation.methods=[erm,texplain]",
+            "--set",
+            "mitigation.gradcam={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2}",
+        ],
+    );
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert_masks_are_scored(&out, "contrastive(rollout)");
+
+    let eval = Command::new(BIN)
+        .args([
+            "masks-eval",
+            out.to_str().unwrap(),
+            "--max-images",
+            "40",
+            "--relevance",
+            "{method: gradcam, layer: 1}",
+            "--relevance",
+            "{method: occlusion, occlusion: {window: 2, stride: 2}, contrastive: true}",
+            "--threshold",
+            "{rule: otsu}",
+        ])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let text = String::from_utf8_lossy(&eval.stdout);
+    for row in [
+        "| gradcam@1 |",
+        "| contrastive(occlusion(2/2)) |",
+        "| random map |",
+        "| oracle |",
+        "{\"rule\":\"otsu\"}",
+    ] {
+        assert!(text.contains(row), "{row}: {text}");
+    }
+    assert!(text.contains("seed 3, val split: 40 images"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("seed-3/masks-eval-val.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["candidates"].as_array().unwrap().len(), 2, "{json}");
+    assert!(out.join("seed-3/masks-eval-val.md").exists());
+
+    let bad = Command::new(BIN)
+        .args([
+            "masks-eval",
+            out.to_str().unwrap(),
+            "--relevance",
+            "{method: lrp}",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("--relevance \"{method: lrp}\""),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]

@@ -158,7 +158,7 @@ pub fn class_names(exp: &Experiment) -> [&'static str; 2] {
 }
 
 /// The seed's describer: classifier tokens -> translator prefix -> nucleus sampling.
-fn describer<'a>(
+pub(super) fn describer<'a>(
     exp: &Experiment,
     vit: &'a Vit,
     translator: &'a Translator,

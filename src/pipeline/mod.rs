@@ -30,6 +30,7 @@ pub mod flags;
 pub mod lm;
 pub mod lock;
 pub mod masks;
+pub mod masks_eval;
 pub mod pretrain;
 pub mod regime;
 pub mod report;
