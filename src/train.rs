@@ -320,19 +320,49 @@ pub fn fit(
     sampling: &Sampling,
     rng: &mut ChaCha8Rng,
     what: &str,
+    batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
+    end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
+) -> Result<Vec<Epoch>> {
+    fit_until(
+        vs,
+        cfg,
+        cfg.epochs,
+        sampling,
+        rng,
+        what,
+        batch_loss,
+        end_of_epoch,
+    )
+}
+
+/// [`fit`] stopped after `stop_after` epochs (at most `cfg.epochs`) of the `cfg.epochs`-epoch schedule: the first
+/// epochs of the full training, learning rate included (JTT's identification model is ERM stopped early).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_until(
+    vs: &nn::VarStore,
+    cfg: &TrainConfig,
+    stop_after: u32,
+    sampling: &Sampling,
+    rng: &mut ChaCha8Rng,
+    what: &str,
     mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
     mut end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
 ) -> Result<Vec<Epoch>> {
     let n = sampling.epoch_len();
     anyhow::ensure!(n > 0, "{what}: the training set is empty");
+    anyhow::ensure!(
+        stop_after <= cfg.epochs,
+        "{what}: stopping after epoch {stop_after} of a {}-epoch training",
+        cfg.epochs
+    );
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
     let schedule = LrSchedule::new(cfg, steps_per_epoch);
     let mut opt = build_optimizer(vs, cfg)?;
     let mut order = sampling.first_pool()?;
-    let mut epochs = Vec::with_capacity(cfg.epochs as usize);
+    let mut epochs = Vec::with_capacity(stop_after as usize);
     let mut step = 0;
-    let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, what);
-    for epoch in 1..=cfg.epochs {
+    let progress = crate::progress::bar(stop_after as u64 * steps_per_epoch as u64, what);
+    for epoch in 1..=stop_after {
         sampling.next_epoch(&mut order, rng)?;
         let mut loss_sum = 0.0;
         for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
@@ -388,6 +418,8 @@ pub struct ClassifierTraining<'a> {
     /// Which training samples each epoch visits.
     pub sampling: Sampling,
     pub objective: Objective,
+    /// Stop after this many epochs of the `cfg.epochs`-epoch schedule (`None`: train them all); see [`fit_until`].
+    pub stop_after: Option<u32>,
 }
 
 impl<'a> ClassifierTraining<'a> {
@@ -407,6 +439,7 @@ impl<'a> ClassifierTraining<'a> {
             input,
             sampling: Sampling::Shuffle(train.len()),
             objective: Objective::CrossEntropy,
+            stop_after: None,
         }
     }
 
@@ -452,9 +485,11 @@ impl<'a> ClassifierTraining<'a> {
         let correct = std::cell::Cell::new(0i64);
         let mut best: Option<Best> = None;
         let epoch_len = self.sampling.epoch_len();
-        fit(
+        let last_epoch = self.stop_after.unwrap_or(cfg.epochs);
+        fit_until(
             vs,
             cfg,
+            last_epoch,
             &self.sampling,
             rng,
             "train",
@@ -542,7 +577,7 @@ impl<'a> ClassifierTraining<'a> {
                 }
             }
             _ => TrainSummary {
-                selected_epoch: cfg.epochs,
+                selected_epoch: last_epoch,
                 val_worst_group: None,
             },
         })
@@ -601,6 +636,58 @@ mod tests {
             "half way through the decay the cosine gives half"
         );
         assert!(s.lr(99) < 0.001);
+    }
+
+    #[test]
+    fn a_stopped_training_is_the_start_of_the_full_one() {
+        use rand::SeedableRng;
+        // A weight and a bias (the optimiser has a decay and a no-decay group), loss = w^2 + b^2; 4 steps per epoch
+        // of a 3-epoch cosine schedule, stopped after epoch 1.
+        let train = |stop_after: u32| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let w = vs.root().var("weight", &[1], nn::Init::Const(1.0));
+            let b = (vs.root() / "lin").var("bias", &[1], nn::Init::Const(1.0));
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let epochs = fit_until(
+                &vs,
+                &TrainConfig {
+                    lr: 0.1,
+                    ..cfg(3, 0.0)
+                },
+                stop_after,
+                &Sampling::Shuffle(4),
+                &mut rng,
+                "test",
+                |_| Ok((w.square() + b.square()).sum(Kind::Float)),
+                |_| Ok(()),
+            )
+            .unwrap();
+            (epochs, w.double_value(&[0]))
+        };
+        let (stopped, w_stopped) = train(1);
+        let (full, w_full) = train(3);
+        assert_eq!(stopped.len(), 1);
+        assert_eq!(
+            stopped[0], full[0],
+            "same learning rate and loss as the full run's epoch 1"
+        );
+        let schedule = LrSchedule::new(&cfg(3, 0.0), 4);
+        assert!((stopped[0].lr - 0.1 * schedule.lr(3)).abs() < 1e-12);
+        assert!(stopped[0].lr > 0.05, "not annealed to zero at the stop");
+        assert!(w_stopped > w_full, "the full run keeps going");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = fit_until(
+            &vs,
+            &cfg(2, 0.0),
+            3,
+            &Sampling::Shuffle(1),
+            &mut ChaCha8Rng::seed_from_u64(0),
+            "test",
+            |_| unreachable!("never trains"),
+            |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(format!("{err}").contains("epoch 3 of a 2-epoch"), "{err}");
     }
 
     #[test]
