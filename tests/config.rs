@@ -182,3 +182,97 @@ fn duplicate_seeds_are_rejected() {
     let msg = error_of(&path, &["seeds=[0, 1, 0]"]);
     assert!(msg.contains("seeds: [0, 1, 0] lists a seed twice"), "{msg}");
 }
+
+#[test]
+fn baseline_parameters_default_and_bad_values_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = minimal(tmp.path()).replace("epochs: 1,", "epochs: 6,");
+    let path = write(tmp.path(), "c.yaml", &text);
+    let all = "mitigation.methods=[erm, masktune, jtt, dfr, groupdro]";
+
+    // Defaults: the documented ones, resolved against the classifier (4 blocks by default, 6 ERM epochs).
+    let exp = Experiment::load(&path, &[all.into()]).unwrap();
+    let b = &exp.config.mitigation.baselines;
+    assert_eq!(
+        b.masktune
+            .layer_for(exp.config.classifier.num_hidden_layers),
+        3
+    );
+    let ft = b.masktune.finetune_for(&exp.config.classifier.train);
+    assert_eq!((ft.epochs, ft.warmup_epochs, ft.lr), (1, 0.0, 0.001));
+    assert_eq!(
+        (b.jtt.grid.id_epochs.clone(), b.jtt.grid.lambda_up.clone()),
+        (vec![2, 5], vec![5, 20])
+    );
+    assert_eq!(b.dfr.c_grid, vec![1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01]);
+    assert_eq!((b.dfr.tune_retrains, b.dfr.final_retrains), (1, 20));
+    assert_eq!(
+        (b.groupdro.step_size, b.groupdro.generalization_adjustment),
+        (0.01, 0.0)
+    );
+    // One list of the JTT grid can be set alone; the other keeps its default.
+    let exp = Experiment::load(
+        &path,
+        &[
+            all.into(),
+            "mitigation.baselines.jtt.grid.id_epochs=[1, 3]".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        exp.config.mitigation.baselines.jtt.grid.lambda_up,
+        vec![5, 20]
+    );
+
+    for (set, expect) in [
+        (
+            "mitigation.baselines.masktune.layer=4",
+            "mitigation.baselines.masktune.layer: 4 is outside 0..4",
+        ),
+        (
+            "mitigation.baselines.masktune.layer=-1",
+            "mitigation.baselines.masktune.layer: -1 is outside 0..4",
+        ),
+        (
+            "mitigation.baselines.jtt.grid.id_epochs=[2, 7]",
+            "mitigation.baselines.jtt.grid.id_epochs: 7 is outside 1..=6",
+        ),
+        (
+            "mitigation.baselines.jtt.grid.lambda_up=[]",
+            "mitigation.baselines.jtt.grid: id_epochs [2, 5] and lambda_up [] must both list",
+        ),
+        (
+            "mitigation.baselines.dfr.c_grid=[1.0, -0.1]",
+            "mitigation.baselines.dfr.c_grid: -0.1 is not a positive number",
+        ),
+        (
+            "mitigation.baselines.dfr.final_retrains=0",
+            "mitigation.baselines.dfr.tune_retrains 1 / final_retrains 0",
+        ),
+        (
+            "mitigation.baselines.groupdro.step_size=-1",
+            "mitigation.baselines.groupdro.step_size: -1 must be a number >= 0",
+        ),
+        (
+            "mitigation.baselines.groupdro.train={lr: 0, epochs: 2, batch_size: 8}",
+            "mitigation.baselines.groupdro.train.lr: 0 must be a positive number",
+        ),
+        (
+            "mitigation.baselines.groupdro.sampling=uniform",
+            "unknown variant `uniform`",
+        ),
+        (
+            "mitigation.baselines.jtt.lambda=3",
+            "unknown field `lambda`",
+        ),
+    ] {
+        let msg = error_of(&path, &[all, set]);
+        assert!(msg.contains(expect), "--set {set}: {msg}");
+    }
+    // A block is checked only when its method runs.
+    Experiment::load(
+        &path,
+        &["mitigation.baselines.jtt.grid.id_epochs=[7]".into()],
+    )
+    .unwrap();
+}

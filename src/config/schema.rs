@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use super::baselines::{
+    BaselinesSection, DfrSection, GroupDroSection, GroupSampling, JttSection, MasktuneSection,
+};
 use crate::data::captions::CaptionSetConfig;
 use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
 use crate::data::synth::Variant;
@@ -295,6 +298,8 @@ pub struct MitigationSection {
     pub gradcam: GradcamSection,
     /// Fine-tuning of the ERM model on the masked selected samples (paper 4.3).
     pub finetune: TrainConfig,
+    /// The field's baselines' parameters (`masktune`, `jtt`, `dfr`, `groupdro`), see [`super::baselines`].
+    pub baselines: BaselinesSection,
 }
 
 impl Default for MitigationSection {
@@ -310,6 +315,7 @@ impl Default for MitigationSection {
                 select: ModelSelection::Last,
                 ..TrainConfig::default()
             },
+            baselines: BaselinesSection::default(),
         }
     }
 }
