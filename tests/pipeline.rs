@@ -9,7 +9,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_texplain");
 
 /// A config small enough to run in seconds; data folders are shared between the runs of this file.
 fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
-    let text = format!(
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, tiny_config_text(data)).unwrap();
+    path
+}
+
+fn tiny_config_text(data: &Path) -> String {
+    format!(
         r#"name: tiny
 seeds: [3]
 device: cpu
@@ -45,8 +51,20 @@ mitigation:
   finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
 "#,
         data = data.display()
+    )
+}
+
+/// The tiny config with every method of `Method::ALL`, the baselines sized to seconds.
+fn tiny_config_all_methods(dir: &Path, data: &Path) -> PathBuf {
+    let text = tiny_config_text(data).replace(
+        "  methods: [erm, random, texplain, oracle]\n",
+        "  methods: [erm, random, texplain, oracle, masktune, jtt, dfr, groupdro]\n  baselines:\n    \
+         masktune: {overlays: 3, save_masks: true}\n    \
+         jtt: {grid: {id_epochs: [1], lambda_up: [2, 4]}}\n    \
+         dfr: {c_grid: [1.0, 0.1], final_retrains: 3}\n",
     );
-    let path = dir.join("tiny.yaml");
+    assert!(text.contains("masktune"), "the methods line moved: {text}");
+    let path = dir.join("all.yaml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -174,6 +192,150 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
         "{text}"
     );
     assert!(!text.contains("train /"), "--split filters: {text}");
+}
+
+#[test]
+fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config_all_methods(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("all");
+    let done = run(&config, &out);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    for file in [
+        "seed-3/masktune/metrics.csv",
+        "seed-3/masktune/summary.json",
+        "seed-3/masktune/masks.safetensors",
+        "seed-3/jtt/grid.csv",
+        "seed-3/jtt/metrics.csv",
+        "seed-3/jtt/id-T1/errors.csv",
+        "seed-3/jtt/id-T1/metrics.csv",
+        "seed-3/jtt/final-T1-up2/metrics.csv",
+        "seed-3/jtt/final-T1-up4/metrics.csv",
+        "seed-3/dfr/tuning.csv",
+        "seed-3/dfr/summary.json",
+        "seed-3/dfr/head.safetensors",
+        "seed-3/groupdro/metrics.csv",
+        "seed-3/groupdro/summary.json",
+    ] {
+        assert!(out.join(file).exists(), "missing {file}");
+    }
+    // Every method's folder holds its val and test rows, and the run's results.csv gathers them all.
+    let all = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    for method in [
+        "erm", "random", "texplain", "oracle", "masktune", "jtt", "dfr", "groupdro",
+    ] {
+        let own =
+            std::fs::read_to_string(out.join(format!("seed-3/{method}/results.csv"))).unwrap();
+        for split in ["val", "test"] {
+            let prefix = format!("3,{method},{split},");
+            assert_eq!(
+                own.lines().filter(|l| l.starts_with(&prefix)).count(),
+                1,
+                "{method} {split}: {own}"
+            );
+            assert!(all.lines().any(|l| l.starts_with(&prefix)), "{all}");
+        }
+    }
+
+    // MaskTune's summary scores its masks against the true background (the synthetic data ship bird masks).
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("seed-3/masktune/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["layer"], 1, "default layer: L - 1 of a 2-block ViT");
+    let iou = summary["quality"]["background_iou"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&iou), "{summary}");
+    let auroc = summary["quality"]["auroc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auroc), "{summary}");
+    let overlays = std::fs::read_dir(out.join("seed-3/masktune/overlays"))
+        .unwrap()
+        .count();
+    assert_eq!(overlays, 3);
+
+    // JTT's grid: one line per point, exactly one chosen, and the chosen point's validation worst group is the
+    // best of the grid and is what results.csv reports.
+    let grid = std::fs::read_to_string(out.join("seed-3/jtt/grid.csv")).unwrap();
+    let header: Vec<&str> = grid.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let points: Vec<Vec<&str>> = grid
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(points.len(), 2, "{grid}");
+    let chosen: Vec<&Vec<&str>> = points.iter().filter(|p| p[col("chosen")] == "1").collect();
+    assert_eq!(chosen.len(), 1, "{grid}");
+    let val_worst = |p: &Vec<&str>| p[col("val_worst_group")].parse::<f64>().unwrap();
+    assert!(
+        points.iter().all(|p| val_worst(p) <= val_worst(chosen[0])),
+        "{grid}"
+    );
+    let jtt_val = std::fs::read_to_string(out.join("seed-3/jtt/results.csv")).unwrap();
+    let reported: f64 = jtt_val
+        .lines()
+        .find(|l| l.starts_with("3,jtt,val,"))
+        .unwrap()
+        .split(',')
+        .nth(7)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (reported - val_worst(chosen[0])).abs() < 1e-5,
+        "{grid}\n{jtt_val}"
+    );
+
+    // DFR's tuning table has one line per C, one of them chosen.
+    let tuning = std::fs::read_to_string(out.join("seed-3/dfr/tuning.csv")).unwrap();
+    assert_eq!(tuning.lines().count(), 3, "{tuning}");
+    assert_eq!(
+        tuning.lines().filter(|l| l.ends_with(",1")).count(),
+        1,
+        "{tuning}"
+    );
+
+    // table.md: every method in the Table-1 order; the two that train on group labels are marked.
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    let order: Vec<usize> = [
+        "| erm |",
+        "| random |",
+        "| texplain |",
+        "| oracle |",
+        "| masktune |",
+        "| jtt |",
+        "| dfr † |",
+        "| groupdro † |",
+    ]
+    .iter()
+    .map(|m| {
+        table
+            .find(m)
+            .unwrap_or_else(|| panic!("{m} missing: {table}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{table}");
+    assert!(
+        table.contains("† trains on group labels: dfr (the validation split's")
+            && table.contains("groupdro (the training split's"),
+        "{table}"
+    );
+
+    // A rerun finds every stage finished.
+    let again = run(&config, &out);
+    assert!(again.status.success());
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !log.contains("stage finished"),
+        "nothing is recomputed: {log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("results.csv")).unwrap(),
+        all
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::models::vit::{self, Vit};
 use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
 use crate::train::ClassifierTraining;
+use rand_chacha::ChaCha8Rng;
 
 /// A classifier held in memory with its variables.
 pub struct Classifier {
@@ -69,8 +70,16 @@ pub fn scratch_config(exp: &Experiment) -> vit::Config {
     }
 }
 
-/// The initial classifier of ERM: `classifier.pretrained` with a new 2-label head, or the preset from scratch.
-fn initial_classifier(exp: &Experiment) -> Result<Classifier> {
+/// ERM's initial classifier and the random stream ERM trains with: the stage seed of `erm` is set first, so the
+/// scratch initialisation (or the new head of `classifier.pretrained`) is the same for every stage that calls this
+/// (JTT and group DRO train anew from exactly ERM's starting point).
+pub fn initial_classifier(ctx: &Seed) -> Result<(Classifier, ChaCha8Rng)> {
+    let rng = set_seed(stage_seed(ctx.seed, "erm"));
+    Ok((new_classifier(ctx.exp())?, rng))
+}
+
+/// `classifier.pretrained` with a new 2-label head, or the preset from scratch (drawn from libtorch's generator).
+fn new_classifier(exp: &Experiment) -> Result<Classifier> {
     let mut vs = nn::VarStore::new(exp.device);
     let model = match &exp.config.classifier.pretrained {
         Some(dir) => {
@@ -93,8 +102,7 @@ pub fn run(ctx: &Seed) -> Result<Erm> {
         .add("augment", &cfg.data.augment)
         .add("classifier", &cfg.classifier);
     let done = run_stage(&ctx.dir, Stage::Erm, &key, |dir| {
-        let mut rng = set_seed(stage_seed(seed, "erm"));
-        let classifier = initial_classifier(exp)?;
+        let (classifier, mut rng) = initial_classifier(ctx)?;
         let training = ClassifierTraining::erm(
             &classifier.model,
             &splits.train,

@@ -12,19 +12,29 @@
 //!                   flags::run              seed-<s>/flags/      flagged samples and their target words
 //!                   masks::run              seed-<s>/masks/      word-targeted GradCAM masks
 //!                   finetune::run           seed-<s>/<method>/   fine-tuned model's results
+//! baselines         masktune::run           seed-<s>/masktune/   ERM fine-tuned on predicted-class GradCAM masks
+//!                   jtt::run                seed-<s>/jtt/        error set upsampled, retrained from ERM's init
+//!                   dfr::run                seed-<s>/dfr/        last layer retrained on validation features
+//!                   groupdro::run           seed-<s>/groupdro/   online group DRO from ERM's init
 //! at the end        report::run             results.csv, table.md
 //! ```
+//! Which stages run follows from `mitigation.methods` through [`crate::methods::Method::procedure`].
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]), built in
 //! `<stage>.partial/` and renamed into place, so a rerun skips finished stages and redoes interrupted ones.
 pub mod clouds;
 pub mod context;
+pub mod dfr;
 pub mod erm;
 pub mod explain;
 pub mod faithfulness;
 pub mod finetune;
 pub mod flags;
+pub mod groupdro;
+pub mod jtt;
 pub mod lm;
 pub mod masks;
+pub mod masktune;
+pub mod outcome;
 pub mod report;
 pub mod stage;
 pub mod translator;
@@ -32,6 +42,8 @@ pub mod translator;
 use anyhow::{Context, Result};
 
 use crate::config::Experiment;
+use crate::methods::{Method, Procedure, Retraining};
+use crate::report::ResultRow;
 use crate::runtime::{device_name, set_threads};
 use crate::util::{write_atomic, write_json};
 use context::{Run, Splits};
@@ -65,27 +77,17 @@ pub fn run(exp: &Experiment) -> Result<()> {
         let ctx = run.seed(seed);
         let erm = erm::run(&ctx)?;
         rows.extend(erm.results()?);
-        let Some((captions, lm)) = &explainers else {
-            continue;
-        };
-        let mut classifier = erm.classifier(exp.device)?;
-        classifier.vs.freeze();
-        let vit = &classifier.model;
-        let translator = translator::run(&ctx, &erm, vit, lm, captions)?;
-        let explained = explain::run(&ctx, &translator, vit, lm)?;
-        clouds::run(&ctx, &explained)?;
-        let finetuned: Vec<_> = methods
-            .iter()
-            .copied()
-            .filter(|m| m.selection().is_some())
-            .collect();
-        if finetuned.is_empty() {
-            continue;
+        if let Some((captions, lm)) = &explainers {
+            rows.extend(explained(&ctx, &methods, &erm, lm, captions)?);
         }
-        let flags = flags::run(&ctx, &explained, vit)?;
-        let masks = masks::run(&ctx, &explained, &flags, vit, &translator, lm)?;
-        for method in finetuned {
-            let done = finetune::run(&ctx, method, &erm, &flags, &masks)?;
+        for &method in &methods {
+            let done = match method.procedure() {
+                Procedure::Erm | Procedure::MaskedFinetune { .. } => continue,
+                Procedure::FinetuneAllMasked => masktune::run(&ctx, &erm)?,
+                Procedure::Retrain(Retraining::UpsampleErrors) => jtt::run(&ctx, &erm)?,
+                Procedure::Retrain(Retraining::GroupDro) => groupdro::run(&ctx, &erm)?,
+                Procedure::LastLayerOnVal => dfr::run(&ctx, &erm)?,
+            };
             rows.extend(done.results()?);
         }
     }
@@ -95,4 +97,36 @@ pub fn run(exp: &Experiment) -> Result<()> {
     info.finished_unix = Some(stage::unix_now());
     info.status = "finished".into();
     write_json(&out.join("run.json"), &info)
+}
+
+/// The stages that explain the ERM classifier (translator, explain, clouds) and, for the methods that fine-tune a
+/// selection with masks (Random, TExplain, oracle), flags, masks and their fine-tuning; their result rows.
+fn explained(
+    ctx: &context::Seed,
+    methods: &[Method],
+    erm: &erm::Erm,
+    lm: &lm::Lm,
+    captions: &lm::CaptionData,
+) -> Result<Vec<ResultRow>> {
+    let mut classifier = erm.classifier(ctx.exp().device)?;
+    classifier.vs.freeze();
+    let vit = &classifier.model;
+    let translator = translator::run(ctx, erm, vit, lm, captions)?;
+    let explained = explain::run(ctx, &translator, vit, lm)?;
+    clouds::run(ctx, &explained)?;
+    let finetuned: Vec<Method> = methods
+        .iter()
+        .copied()
+        .filter(|m| matches!(m.procedure(), Procedure::MaskedFinetune { .. }))
+        .collect();
+    if finetuned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let flags = flags::run(ctx, &explained, vit)?;
+    let masks = masks::run(ctx, &explained, &flags, vit, &translator, lm)?;
+    let mut rows = Vec::new();
+    for method in finetuned {
+        rows.extend(finetune::run(ctx, method, erm, &flags, &masks)?.results()?);
+    }
+    Ok(rows)
 }
