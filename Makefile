@@ -1,8 +1,11 @@
-# Two commands do all the set-up on a fresh machine: `make demo` (the main job) and `make test` (the tests).
+# Two commands do all the set-up on a fresh machine: `make demo` (the main job: a run, then its check against the
+# committed reference results/reference/<name>/) and `make test` (the tests).
 # Both fetch a CPU libtorch 2.11.0 into ~/.cache/texplain on first use (scripts/fetch-libtorch.sh); a LIBTORCH
 # that is already set wins. Everything is built in release mode, once, for the binary and the tests alike.
 WITH_LIBTORCH := scripts/with-libtorch.sh
 CONFIG ?= configs/quickstart.yaml
+# The run directory of CONFIG (results/<name>, the config's `name` being its file name) and its committed reference.
+RUN_DIR ?= results/$(basename $(notdir $(CONFIG)))
 
 .PHONY: build demo test lint fmt libtorch build-cuda
 
@@ -14,6 +17,7 @@ build:
 
 demo: build
 	target/release/texplain run $(CONFIG)
+	target/release/texplain check-reference $(RUN_DIR)
 
 test:
 	$(WITH_LIBTORCH) cargo test --release

@@ -35,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Run an experiment config end to end (resumes finished stages).
     Run(RunArgs),
+    /// Pretrain the config's classifier on its upstream corpus (the `pretrain` stage of `texplain run`, alone).
+    Pretrain(RunArgs),
     /// Print the resolved config (base files merged, overrides applied, defaults filled in).
     Config {
         config: PathBuf,
@@ -47,6 +49,9 @@ pub enum Command {
     Data(crate::data::cli::DataCommand),
     /// Aggregate results.csv files across seeds and runs.
     Compare(crate::report::CompareArgs),
+    /// Check a run's results against the committed reference of its experiment (results/reference/<name>/):
+    /// which method and metric moved beyond seed noise.
+    CheckReference(crate::reference::CheckArgs),
     /// Print a run's dominant words per class and split, or explain new images (with word clouds).
     Explain(crate::pipeline::explain::ExplainArgs),
     /// Measure training and sampling throughput on random weights (compare with scripts/bench_reference.py).
@@ -118,12 +123,14 @@ pub fn main() -> Result<()> {
     init_logging(cli.verbose);
     match cli.command {
         Command::Run(args) => crate::pipeline::run(&args.experiment()?),
+        Command::Pretrain(args) => crate::pipeline::pretrain::command(&args.experiment()?),
         Command::Config { config, sets } => {
             print!("{}", Experiment::load(&config, &sets)?.resolved_yaml()?);
             Ok(())
         }
         Command::Data(cmd) => crate::data::cli::run(cmd),
         Command::Compare(args) => crate::report::run_compare(&args),
+        Command::CheckReference(args) => crate::reference::run(&args),
         Command::Explain(args) => crate::pipeline::explain::command(&args),
         Command::Bench(args) => crate::bench::run(&args),
         Command::Faithfulness(args) => crate::pipeline::faithfulness::command(&args),

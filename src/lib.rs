@@ -6,8 +6,8 @@
 //! Modules by layer; imports flow one way, downwards in this list:
 //! - utilities: [`util`] (atomic writes, hashing), [`runtime`] (seeds, threads, device), [`progress`];
 //! - data, text, models: [`data`], [`text`], [`models`], with the pure [`metrics`] and [`stats`];
-//! - method code: [`train`], [`explain`], [`relevance`], [`flags`], [`methods`], [`faithfulness`], [`report`],
-//!   [`bench`];
+//! - method code: [`train`], [`pretrain`], [`explain`], [`relevance`], [`flags`], [`methods`], [`faithfulness`],
+//!   [`report`], [`reference`], [`bench`];
 //! - [`config`]: the YAML schema, loading and validation;
 //! - [`pipeline`]: `texplain run`, one module per stage;
 //! - [`cli`]: the command line.
@@ -26,6 +26,8 @@ pub mod explain;
 pub mod faithfulness;
 pub mod flags;
 pub mod methods;
+pub mod pretrain;
+pub mod reference;
 pub mod relevance;
 pub mod report;
 pub mod train;

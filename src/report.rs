@@ -273,7 +273,7 @@ impl PaperTable {
 }
 
 /// `78.0 ± 7.3` in percent from fractions; a NaN std (one seed) prints the mean alone; a NaN mean prints `–`.
-fn fmt_pct_pm(mean: f64, std: f64) -> String {
+pub fn fmt_pct_pm(mean: f64, std: f64) -> String {
     if mean.is_nan() {
         "–".to_string()
     } else if std.is_nan() {

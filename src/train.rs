@@ -286,6 +286,46 @@ impl Sampling {
     }
 }
 
+/// Which weights of a ViT classifier a training may change (YAML `all`, `head`, or `{last_blocks: k}`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Trainable {
+    #[default]
+    All,
+    /// The classification head only (a linear probe trained end to end).
+    Head,
+    /// The last `k` encoder blocks, the final layernorm and the head.
+    LastBlocks(usize),
+}
+
+impl Trainable {
+    /// Whether the parameter `name` (HF ViT names) is trained, in a ViT of `depth` blocks.
+    pub fn trains(self, name: &str, depth: usize) -> bool {
+        let head = name.starts_with("classifier.");
+        match self {
+            Trainable::All => true,
+            Trainable::Head => head,
+            Trainable::LastBlocks(k) => {
+                head || name.starts_with("vit.layernorm.")
+                    || name
+                        .strip_prefix("vit.encoder.layer.")
+                        .and_then(|rest| rest.split('.').next())
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .is_some_and(|i| i + k >= depth)
+            }
+        }
+    }
+
+    /// Turns off the gradients of every variable of `vs` this rule does not train.
+    pub fn apply(self, vs: &nn::VarStore, depth: usize) {
+        for (name, var) in vs.variables() {
+            if !self.trains(&name, depth) {
+                let _ = var.set_requires_grad(false);
+            }
+        }
+    }
+}
+
 /// The loss a classifier's training step minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Objective {
@@ -420,6 +460,8 @@ pub struct ClassifierTraining<'a> {
     pub objective: Objective,
     /// Stop after this many epochs of the `cfg.epochs`-epoch schedule (`None`: train them all); see [`fit_until`].
     pub stop_after: Option<u32>,
+    /// With `select: worst_group_val`, the model as it starts (epoch 0) competes with the trained epochs.
+    pub include_start: bool,
 }
 
 impl<'a> ClassifierTraining<'a> {
@@ -440,6 +482,7 @@ impl<'a> ClassifierTraining<'a> {
             sampling: Sampling::Shuffle(train.len()),
             objective: Objective::CrossEntropy,
             stop_after: None,
+            include_start: false,
         }
     }
 
@@ -484,6 +527,22 @@ impl<'a> ClassifierTraining<'a> {
         // Correct training predictions of the current epoch (counted per batch, read at its end).
         let correct = std::cell::Cell::new(0i64);
         let mut best: Option<Best> = None;
+        if let (true, ModelSelection::WorstGroupVal, Some(val)) =
+            (self.include_start, cfg.select, val)
+        {
+            // Epoch 0: the model as it starts, a candidate of the selection like any trained epoch.
+            let eval = evaluate(model, val, input, cfg.batch_size.max(256));
+            csv.push_str("0,,,");
+            for acc in &eval.group_acc {
+                csv.push_str(&format!(
+                    ",{}",
+                    acc.map_or(String::new(), |a| format!("{a:.6}"))
+                ));
+            }
+            let worst = eval.worst_group();
+            csv.push_str(&format!(",{worst:.6},{:.6}\n", eval.avg_plain));
+            best = Some((worst, eval.avg_plain, 0, snapshot_vars(vs)));
+        }
         let epoch_len = self.sampling.epoch_len();
         let last_epoch = self.stop_after.unwrap_or(cfg.epochs);
         fit_until(
@@ -554,7 +613,7 @@ impl<'a> ClassifierTraining<'a> {
                         .as_ref()
                         .is_none_or(|(w, a, _, _)| (worst, eval.avg_plain) > (*w, *a));
                     if cfg.select == ModelSelection::WorstGroupVal && better {
-                        best = Some((worst, eval.avg_plain, e.epoch, snapshot(vs)));
+                        best = Some((worst, eval.avg_plain, e.epoch, snapshot_vars(vs)));
                     }
                 } else {
                     tracing::info!(epoch = e.epoch, train_loss = e.train_loss);
@@ -570,7 +629,7 @@ impl<'a> ClassifierTraining<'a> {
             .context("writing the per-epoch metrics")?;
         Ok(match best {
             Some((worst, _, epoch, weights)) if cfg.select == ModelSelection::WorstGroupVal => {
-                restore(vs, &weights);
+                restore_vars(vs, &weights);
                 TrainSummary {
                     selected_epoch: epoch,
                     val_worst_group: Some(worst),
@@ -587,7 +646,8 @@ impl<'a> ClassifierTraining<'a> {
 /// (val worst group, val average, epoch, weights) of the best epoch so far.
 type Best = (f64, f64, u32, Vec<(String, Tensor)>);
 
-fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+/// A copy of every variable of `vs` (for keeping the best epoch).
+pub fn snapshot_vars(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -597,7 +657,8 @@ fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     vars
 }
 
-fn restore(vs: &nn::VarStore, weights: &[(String, Tensor)]) {
+/// Copies `weights` (from [`snapshot_vars`]) back into `vs`.
+pub fn restore_vars(vs: &nn::VarStore, weights: &[(String, Tensor)]) {
     let vars = vs.variables();
     tch::no_grad(|| {
         for (name, value) in weights {
@@ -782,7 +843,7 @@ mod tests {
             device: Device::Cpu,
         };
         let dir = tempfile::tempdir().unwrap();
-        let init = snapshot(&vs);
+        let init = snapshot_vars(&vs);
         let training = ClassifierTraining {
             sampling: Sampling::Weighted {
                 weights: crate::methods::groupdro::balanced_sampling_weights(&train.groups(), 4)
@@ -801,7 +862,7 @@ mod tests {
             let loss: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
             assert!(loss.is_finite() && loss > 0.0, "{row}");
         }
-        assert!(snapshot(&vs)
+        assert!(snapshot_vars(&vs)
             .iter()
             .zip(&init)
             .any(|((_, x), (_, y))| !x.equal(y)));
@@ -812,7 +873,7 @@ mod tests {
             grad_clip: None,
             ..cfg.clone()
         };
-        restore(&vs, &init);
+        restore_vars(&vs, &init);
         let err = ClassifierTraining::erm(&model, &train, None, &wild, &input)
             .run(&vs, &mut rng, dir.path())
             .unwrap_err();
@@ -821,5 +882,28 @@ mod tests {
             msg.contains("training diverged") && msg.contains("at epoch") && msg.contains("step"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn trainable_rules_pick_hf_vit_names() {
+        let names = [
+            ("vit.embeddings.cls_token", [true, false, false]),
+            (
+                "vit.encoder.layer.0.attention.attention.query.weight",
+                [true, false, false],
+            ),
+            ("vit.encoder.layer.1.output.dense.bias", [true, false, true]),
+            (
+                "vit.encoder.layer.2.layernorm_after.weight",
+                [true, false, true],
+            ),
+            ("vit.layernorm.weight", [true, false, true]),
+            ("classifier.weight", [true, true, true]),
+        ];
+        for (name, want) in names {
+            let got = [Trainable::All, Trainable::Head, Trainable::LastBlocks(2)]
+                .map(|t| t.trains(name, 3));
+            assert_eq!(got, want, "{name}");
+        }
     }
 }

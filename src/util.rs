@@ -61,6 +61,43 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// SHA-256 of a file's bytes (streamed, so a checkpoint of any size is hashed in constant memory) and its size.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok((hex(&hasher.finalize()), bytes))
+}
+
+/// The content digest of a set of files: SHA-256 over each (name, SHA-256 of its bytes) pair in name order, so it
+/// changes when a file's bytes, its name or the set of files change, and never depends on where the files lie.
+pub fn content_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut files: Vec<(&str, &str)> = files.into_iter().collect();
+    files.sort();
+    let mut hasher = Sha256::new();
+    for (name, digest) in files {
+        for part in [name, digest] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+    }
+    hex(&hasher.finalize())
+}
+
+/// The [`content_digest`] of the files `names` of the folder `dir` (e.g. a pretrained model's `config.json`,
+/// `model.safetensors` and `tokenizer.json`), naming the missing file in the error.
+pub fn folder_digest(dir: &Path, names: &[&str]) -> Result<String> {
+    let digests = names
+        .iter()
+        .map(|name| Ok((*name, sha256_file(&dir.join(name))?.0)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(content_digest(
+        digests.iter().map(|(n, d)| (*n, d.as_str())),
+    ))
+}
+
 /// Builds `dest` by running `build` on `<dest>.partial` and renaming it to `dest` once `build` succeeded, so an
 /// interrupted build is never mistaken for a finished one. A leftover `.partial` folder (an interrupted earlier
 /// build) is removed first; `dest` itself must not exist.
@@ -74,6 +111,41 @@ pub fn build_in_partial(dest: &Path, build: impl FnOnce(&Path) -> Result<()>) ->
     build(&partial)?;
     std::fs::rename(&partial, dest)
         .with_context(|| format!("renaming {} to {}", partial.display(), dest.display()))
+}
+
+/// Files under `dir` (recursively), relative to it, sorted.
+pub fn list_files(dir: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The identity of a folder tree of many files (an image corpus): SHA-256 over every file's relative path and
+/// size, without reading the files.
+pub fn tree_fingerprint(dir: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for file in list_files(dir)? {
+        let len = std::fs::metadata(dir.join(&file))
+            .with_context(|| format!("reading {}", dir.join(&file).display()))?
+            .len();
+        hasher.update(file.as_bytes());
+        hasher.update([0]);
+        hasher.update(len.to_le_bytes());
+    }
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Writes `rows` as CSV (a header from the row type's field names) atomically.
@@ -113,6 +185,42 @@ mod tests {
             sha256(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn content_digest_follows_names_and_bytes_not_the_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        for dir in [&a, &b] {
+            write_atomic(&dir.join("config.json"), "{}").unwrap();
+            write_atomic(&dir.join("model.safetensors"), "weights").unwrap();
+        }
+        let names = ["config.json", "model.safetensors"];
+        let digest = folder_digest(&a, &names).unwrap();
+        assert_eq!(
+            digest,
+            folder_digest(&b, &names).unwrap(),
+            "the path is no part of it"
+        );
+        assert_eq!(
+            sha256_file(&a.join("model.safetensors")).unwrap(),
+            (sha256(b"weights"), 7)
+        );
+        write_atomic(&b.join("model.safetensors"), "weightz").unwrap();
+        assert_ne!(digest, folder_digest(&b, &names).unwrap(), "bytes count");
+        let (x, y) = (sha256(b"x"), sha256(b"y"));
+        assert_ne!(
+            content_digest([("a", x.as_str()), ("b", y.as_str())]),
+            content_digest([("a", y.as_str()), ("b", x.as_str())]),
+            "names count"
+        );
+        assert_eq!(
+            content_digest([("a", x.as_str()), ("b", y.as_str())]),
+            content_digest([("b", y.as_str()), ("a", x.as_str())]),
+            "order does not"
+        );
+        let err = format!("{:#}", folder_digest(&a, &["tokenizer.json"]).unwrap_err());
+        assert!(err.contains("tokenizer.json"), "{err}");
     }
 
     #[test]

@@ -276,3 +276,49 @@ fn baseline_parameters_default_and_bad_values_are_named() {
     )
     .unwrap();
 }
+
+#[test]
+fn fine_tuning_recipe_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
+    let exp = Experiment::load(
+        &path,
+        &[
+            "mitigation.recipe={train_set: all, sampling: class_balanced, trainable: {last_blocks: 2}, include_start: true}"
+                .into(),
+        ],
+    )
+    .unwrap();
+    let r = &exp.config.mitigation.recipe;
+    assert_eq!(r.train_set, texplain::config::TrainSet::All);
+    assert_eq!(r.sampling, texplain::config::RecipeSampling::ClassBalanced);
+    assert_eq!(r.trainable, texplain::config::Trainable::LastBlocks(2));
+    assert!(r.include_start);
+    let yaml = exp.resolved_yaml().unwrap();
+    assert!(yaml.contains("last_blocks: 2"), "{yaml}");
+    let msg = error_of(&path, &["mitigation.recipe.trainable=some"]);
+    assert!(msg.contains("mitigation.recipe"), "{msg}");
+}
+
+#[test]
+fn an_explain_stage_that_cannot_fit_is_refused_with_its_estimate() {
+    let quickstart = Path::new("configs/quickstart.yaml");
+    let err = error_of(quickstart, &["explain.samples_per_image=100000000000"]);
+    assert!(
+        err.contains("quickstart.yaml")
+            && err.contains("explain.samples_per_image: 100000000000")
+            && err.contains("KV cache of")
+            && err.contains("100000000000 rows"),
+        "{err}"
+    );
+    // batch_rows below samples_per_image is no error: one image per batch.
+    let exp = Experiment::load(
+        quickstart,
+        &[
+            "explain.samples_per_image=50".to_string(),
+            "explain.batch_rows=10".to_string(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(exp.config.explain.batch_rows, 10);
+}

@@ -1,6 +1,11 @@
-//! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs, a killed
-//! run resumes (finished stages skipped, the interrupted one redone) and ends with the same results as an
-//! uninterrupted run, and `texplain explain` reads the run directory.
+//! End to end on a tiny synthetic config: `texplain run` writes every stage and the Table-1 outputs; a run killed
+//! inside any stage resumes (finished stages skipped, the interrupted one redone) and ends with the same results as
+//! an uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
+//! bytes does not; two runs into one directory exclude each other; a diverging training fails naming the stage,
+//! epoch and step, and `run.json` records the failure; a demo run leaves a checkout clean and checks its
+//! reference; `texplain explain` reads the run directory; every method (the field's baselines too) runs, writes
+//! its artifacts and is keyed without moving the other stages' keys.
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,6 +75,11 @@ fn tiny_config_all_methods(dir: &Path, data: &Path) -> PathBuf {
 }
 
 fn run(config: &Path, out: &Path) -> std::process::Output {
+    run_with(config, out, &[])
+}
+
+/// `texplain run CONFIG --out OUT ARGS...`.
+fn run_with(config: &Path, out: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args([
             "run",
@@ -77,22 +87,81 @@ fn run(config: &Path, out: &Path) -> std::process::Output {
             "--out",
             out.to_str().unwrap(),
         ])
+        .args(args)
         .output()
         .expect("the texplain binary runs")
 }
 
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The stages (relative to the run directory) that a run's log says it computed (`stage finished`).
+fn finished_stages(log: &str, out: &Path) -> BTreeSet<String> {
+    let prefix = format!("stage{{name={}/", out.display());
+    log.lines()
+        .filter(|line| line.contains("stage finished"))
+        .filter_map(|line| {
+            let rest = &line[line.find(&prefix)? + prefix.len()..];
+            Some(rest[..rest.find('}')?].to_string())
+        })
+        .collect()
+}
+
+/// Every stage of the tiny config in the order a run reaches them, as folders relative to the run directory.
+const STAGES: [&str; 11] = [
+    "lm",
+    "seed-3/erm",
+    "seed-3/regime",
+    "seed-3/translator",
+    "seed-3/explain",
+    "seed-3/clouds",
+    "seed-3/flags",
+    "seed-3/masks",
+    "seed-3/random",
+    "seed-3/texplain",
+    "seed-3/oracle",
+];
+
+/// Starts `texplain run` paused inside `stage` (the `TEXPLAIN_TEST_PAUSE_IN` hook of `pipeline::stage`) and returns
+/// once `<stage>.partial` exists: the run is then building or paused inside that stage, never past it.
+fn start_inside(config: &Path, out: &Path, stage: &str) -> std::process::Child {
+    let name = stage.rsplit('/').next().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("TEXPLAIN_TEST_PAUSE_IN", name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = out.join(format!("{stage}.partial"));
+    let started = Instant::now();
+    while !partial.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it reached {stage}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{stage} not reached"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
 #[test]
-fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
+fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
 
     let straight = tmp.path().join("straight");
     let done = run(&config, &straight);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert!(done.status.success(), "{}", stderr(&done));
     for file in [
         "config.resolved.yaml",
         "run.json",
@@ -111,56 +180,58 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
     ] {
         assert!(straight.join(file).exists(), "missing {file}");
     }
-    assert_stage_keys_are_pinned(&straight);
+    assert!(
+        !straight.join(".lock").exists(),
+        "a finished run lets go of its lock"
+    );
+    assert_eq!(
+        finished_stages(&stderr(&done), &straight),
+        STAGES.iter().map(|s| s.to_string()).collect()
+    );
+    assert_stage_keys_are_pinned(&straight, PINNED_STAGE_SETTINGS);
     let table = std::fs::read_to_string(straight.join("table.md")).unwrap();
     for method in ["erm", "random", "texplain", "oracle"] {
         assert!(table.contains(&format!("| {method} |")), "{table}");
     }
 
-    // Kill a second run in the middle of a stage, after the LM and ERM stages finished.
+    // Kill a run inside each stage in turn, each run resuming the one killed before it.
     let resumed = tmp.path().join("resumed");
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            config.to_str().unwrap(),
-            "--out",
-            resumed.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let partial = resumed.join("seed-3/translator.partial");
-    while !partial.exists()
-        && child.try_wait().unwrap().is_none()
-        && started.elapsed() < Duration::from_secs(120)
-    {
-        std::thread::sleep(Duration::from_millis(5));
+    for (i, stage) in STAGES.iter().enumerate() {
+        let mut child = start_inside(&config, &resumed, stage);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            !resumed.join(stage).exists(),
+            "the kill landed inside {stage}: it must not look finished"
+        );
+        for earlier in &STAGES[..i] {
+            assert!(
+                resumed.join(earlier).join("stage.json").exists(),
+                "{earlier} finished before the kill inside {stage}"
+            );
+        }
+        assert!(
+            resumed.join(".lock").exists(),
+            "a killed run leaves its lock behind"
+        );
     }
-    child.kill().ok();
-    child.wait().unwrap();
-    assert!(
-        resumed.join("seed-3/erm/stage.json").exists(),
-        "ERM finished before the kill"
-    );
-    assert!(
-        !resumed.join("seed-3/translator").exists(),
-        "the interrupted stage must not look finished"
-    );
 
     let again = run(&config, &resumed);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
     assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
+        log.contains("is no longer running; taking the lock over"),
+        "the killed run's lock is stale: {log}"
     );
-    let log = String::from_utf8_lossy(&again.stderr);
-    assert!(
-        log.contains("skipped"),
-        "finished stages are skipped on rerun: {log}"
+    assert_eq!(
+        finished_stages(&log, &resumed),
+        BTreeSet::from(["seed-3/oracle".to_string()]),
+        "only the stage killed last is redone: {log}"
     );
-    assert!(!resumed.join("seed-3/translator.partial").exists());
+    for stage in STAGES {
+        assert!(!resumed.join(format!("{stage}.partial")).exists());
+    }
+    assert!(!resumed.join(".lock").exists());
     assert_eq!(
         std::fs::read_to_string(straight.join("results.csv")).unwrap(),
         std::fs::read_to_string(resumed.join("results.csv")).unwrap(),
@@ -170,7 +241,7 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
     // A third run finds every stage finished and changes nothing.
     let third = run(&config, &resumed);
     assert!(third.status.success());
-    let log = String::from_utf8_lossy(&third.stderr);
+    let log = stderr(&third);
     assert!(
         !log.contains("stage finished"),
         "nothing is recomputed: {log}"
@@ -181,11 +252,7 @@ fn run_resumes_after_a_kill_and_matches_an_uninterrupted_run() {
         .args(["explain", straight.to_str().unwrap(), "--split", "test"])
         .output()
         .unwrap();
-    assert!(
-        explained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&explained.stderr)
-    );
+    assert!(explained.status.success(), "{}", stderr(&explained));
     let text = String::from_utf8_lossy(&explained.stdout);
     assert!(
         text.contains("test / landbird") && text.contains("test / waterbird"),
@@ -324,6 +391,15 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
         "{table}"
     );
 
+    // The other stages are keyed as without the baselines (their config section is no input of theirs); the
+    // baselines' keys are pinned beside them.
+    let pinned: Vec<_> = PINNED_STAGE_SETTINGS
+        .iter()
+        .chain(PINNED_BASELINE_STAGE_SETTINGS)
+        .copied()
+        .collect();
+    assert_stage_keys_are_pinned(&out, &pinned);
+
     // A rerun finds every stage finished.
     let again = run(&config, &out);
     assert!(again.status.success());
@@ -336,6 +412,304 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
         std::fs::read_to_string(out.join("results.csv")).unwrap(),
         all
     );
+}
+
+#[test]
+fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    let first = run(&config, &out);
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    // ERM's checkpoint is lost (as on a fresh clone: checkpoints are not committed) and ERM redone: here it writes
+    // the same bytes, so nothing that read it is redone.
+    std::fs::remove_file(out.join("seed-3/erm/model.safetensors")).unwrap();
+    let same = run(&config, &out);
+    let log = stderr(&same);
+    assert!(same.status.success(), "{log}");
+    assert!(
+        log.contains("model.safetensors is missing; redoing it"),
+        "{log}"
+    );
+    assert_eq!(
+        finished_stages(&log, &out),
+        BTreeSet::from(["seed-3/erm".to_string()]),
+        "identical bytes keep every downstream stage: {log}"
+    );
+
+    // On another machine the redone ERM writes other bytes. Simulated: the ERM folder of a run with another
+    // learning rate, recorded under this run's ERM key (what a redo with the same inputs would record).
+    let other = tmp.path().join("other");
+    let erm_only = run_with(
+        &config,
+        &other,
+        &[
+            "--set",
+            "classifier.train.lr=3.0e-3",
+            "--set",
+            "mitigation.methods=[erm]",
+        ],
+    );
+    assert!(erm_only.status.success(), "{}", stderr(&erm_only));
+    let erm = out.join("seed-3/erm");
+    let record = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("stage.json")).unwrap()).unwrap()
+    };
+    let key = record(&erm)["key"].clone();
+    std::fs::remove_dir_all(&erm).unwrap();
+    std::fs::create_dir(&erm).unwrap();
+    for entry in std::fs::read_dir(other.join("seed-3/erm")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, erm.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut swapped = record(&erm);
+    assert_ne!(
+        swapped["content"],
+        record(&out.join("seed-3/translator"))["reads"]["erm"]
+    );
+    swapped["key"] = key;
+    std::fs::write(erm.join("stage.json"), swapped.to_string()).unwrap();
+
+    let redone = run(&config, &out);
+    let log = stderr(&redone);
+    assert!(redone.status.success(), "{log}");
+    assert_eq!(
+        finished_stages(&log, &out),
+        STAGES[2..].iter().map(|s| s.to_string()).collect(),
+        "every stage that read ERM, directly or not, is redone; ERM and the LM are not: {log}"
+    );
+    let rows = |dir: &Path, method: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join("results.csv"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(',').nth(1) == Some(method))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        rows(&out, "erm"),
+        rows(&other, "erm"),
+        "the table reports the ERM that the fine-tuning started from"
+    );
+    assert_eq!(
+        record(&out.join("seed-3/translator"))["reads"]["erm"],
+        record(&erm)["content"]
+    );
+}
+
+#[test]
+fn a_second_run_into_the_same_directory_fails_at_once_naming_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    let mut first = start_inside(&config, &out, "seed-3/erm");
+    let holder = first.id();
+    let lock = out.join(".lock");
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        holder.to_string()
+    );
+    let run_json = std::fs::read_to_string(out.join("run.json")).unwrap();
+
+    let second = run(&config, &out);
+    let err = stderr(&second);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!second.status.success());
+    assert!(
+        err.contains(&format!("pid {holder}")) && err.contains(&lock.display().to_string()),
+        "the error names the lock and its holder: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        holder.to_string(),
+        "the refused run leaves the holder's lock alone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("run.json")).unwrap(),
+        run_json,
+        "the refused run writes nothing"
+    );
+}
+
+#[test]
+fn a_diverging_training_fails_naming_stage_epoch_and_step_and_run_json_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    // 1e6 for 1e-6: Adam's steps are about lr whatever the gradient's norm, so clipping does not save it (lr 1000
+    // gives a finite loss of ~5e6 here, no divergence the loop could see).
+    let failed = run_with(&config, &out, &["--set", "classifier.train.lr=1e6"]);
+    let err = stderr(&failed);
+    assert!(!failed.status.success());
+    let stage = out.join("seed-3/erm");
+    assert!(
+        err.contains(&format!("stage {}", stage.display()))
+            && err.contains("at epoch 1, step")
+            && err.contains("training diverged"),
+        "{err}"
+    );
+    assert!(!stage.exists(), "a diverged stage must not look finished");
+    assert!(out.join("seed-3/erm.partial").exists());
+    assert!(!out.join("results.csv").exists() && !out.join("table.md").exists());
+    assert!(
+        !out.join(".lock").exists(),
+        "a failed run lets go of its lock"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["status"], "failed", "{info}");
+    let recorded = info["error"].as_str().unwrap();
+    assert!(
+        recorded.contains("seed-3/erm") && recorded.contains("training diverged"),
+        "{info}"
+    );
+    assert!(info["finished_unix"].as_u64().is_some(), "{info}");
+}
+
+/// `git -C repo ARGS...`, which must succeed; its stdout.
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=test", "-c", "user.email=test@example.org"])
+        .args(args)
+        .output()
+        .expect("git runs (the demo test checks `git status` of a checkout)");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_demo_run_leaves_the_checkout_clean_and_checks_its_reference() {
+    // A checkout with this repository's .gitignore and a config whose default run directory is results/tiny.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("checkout");
+    std::fs::create_dir_all(repo.join("configs")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".gitignore"),
+        repo.join(".gitignore"),
+    )
+    .unwrap();
+    let config = tiny_config(&repo.join("configs"), &tmp.path().join("data"));
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "checkout"]);
+    let texplain = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let config = config.strip_prefix(&repo).unwrap().to_str().unwrap();
+    // A first run's table becomes the committed reference...
+    texplain(&["run", config]);
+    let reference = repo.join("results/reference/tiny");
+    std::fs::create_dir_all(&reference).unwrap();
+    for file in ["results.csv", "table.md"] {
+        std::fs::copy(repo.join("results/tiny").join(file), reference.join(file)).unwrap();
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "reference"]);
+    let committed = git(&repo, &["ls-files", "results"]);
+    assert_eq!(
+        committed.lines().collect::<Vec<_>>(),
+        [
+            "results/reference/tiny/results.csv",
+            "results/reference/tiny/table.md"
+        ],
+        "only the reference is committed; the run directory is ignored"
+    );
+
+    // ...and the demo (what `make demo` runs: the run, then the reference check) leaves the checkout clean.
+    texplain(&["run", config]);
+    let verdict = texplain(&["check-reference", "results/tiny"]);
+    assert!(
+        verdict.contains("results/reference/tiny/results.csv")
+            && verdict.contains("Verdict: within seed noise"),
+        "{verdict}"
+    );
+    assert_eq!(
+        git(&repo, &["status", "--porcelain"]),
+        "",
+        "the demo leaves no change behind"
+    );
+    assert!(repo.join("results/tiny/results.csv").exists());
+}
+
+#[test]
+fn the_reference_check_names_what_moved_and_fails_only_when_strict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header = "seed,method,split,acc_g0,acc_g1,worst_group,avg_train_weighted,avg_plain,n\n";
+    let table = |rows: &[(u64, &str, f64, f64)]| -> String {
+        let mut text = header.to_string();
+        for (seed, method, worst, avg) in rows {
+            text.push_str(&format!(
+                "{seed},{method},test,{avg},{worst},{worst},{avg},{avg},100\n"
+            ));
+        }
+        text
+    };
+    let reference = tmp.path().join("reference.csv");
+    std::fs::write(
+        &reference,
+        table(&[
+            (0, "erm", 0.70, 0.95),
+            (1, "erm", 0.72, 0.94),
+            (2, "erm", 0.71, 0.96),
+            (0, "texplain", 0.80, 0.95),
+            (1, "texplain", 0.82, 0.95),
+            (2, "texplain", 0.81, 0.95),
+        ]),
+    )
+    .unwrap();
+    // TExplain's average dropped 10 points; everything else moved by less than a seed's spread.
+    let run = tmp.path().join("run.csv");
+    std::fs::write(
+        &run,
+        table(&[
+            (0, "erm", 0.71, 0.95),
+            (1, "erm", 0.71, 0.95),
+            (2, "erm", 0.72, 0.95),
+            (0, "texplain", 0.81, 0.85),
+            (1, "texplain", 0.80, 0.85),
+            (2, "texplain", 0.82, 0.85),
+        ]),
+    )
+    .unwrap();
+    let check = |strict: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "check-reference",
+            run.to_str().unwrap(),
+            reference.to_str().unwrap(),
+        ]);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let lenient = check(false);
+    assert!(lenient.status.success(), "{}", stderr(&lenient));
+    let text = String::from_utf8_lossy(&lenient.stdout);
+    assert!(
+        text.contains("Verdict: 1 of 4 moved beyond seed noise: texplain average -10.0 pp"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| texplain | average |") && text.contains("| moved |"),
+        "{text}"
+    );
+    let strict = check(true);
+    assert!(
+        !strict.status.success(),
+        "--strict fails when something moved"
+    );
+    assert!(stderr(&strict).contains("--strict"), "{}", stderr(&strict));
 }
 
 #[test]
@@ -358,54 +732,98 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
     assert!(!out.exists(), "no run directory for a rejected config");
 }
 
-/// Every stage's key (the hash in its `stage.json`) for the tiny config, pinned so that moving code around cannot
-/// silently invalidate existing run directories. A deliberate change of what a stage is keyed on updates this list
-/// and says so in its commit.
-const PINNED_STAGE_KEYS: &[(&str, &str)] = &[
+/// Every stage's settings (the `settings` hash of its `stage.json`: config sections, seed, data fingerprint) and the
+/// stages whose content it reads, for the tiny config, pinned so that moving code around cannot silently invalidate
+/// existing run directories. A deliberate change of what a stage is keyed on updates this list and says so in its
+/// commit. The full key adds the content digests of the stages read, which depend on the machine's arithmetic; the
+/// check below ties each to the upstream stage's recorded content instead.
+const PINNED_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
     (
         "lm",
         "43bf57d4a229ff1914b4cca603ceb3d3c9684fade512c9afc7069ce97b559d34",
+        &[],
     ),
     (
         "seed-3/clouds",
-        "e2b09301b1f1eb6894da6d99eb7f167e15a03a3a0a4544422751f5ef0608607e",
+        "7252c00c23853b8618e7fbe5c4899d0c88ae76ab1a8094fc4aecd68ba0b70e1a",
+        &["explain"],
     ),
     (
         "seed-3/erm",
         "b5902049f9bb607d5479810d88757151c618a3cdb6686a0df0703a41638ec4bd",
+        &[],
     ),
     (
         "seed-3/explain",
-        "899b07b49e0110b9710f5cfc38a86876f1b910c843cd80b3a7e0e025203e9a97",
+        "801f929503734bad24ec1aee9f96073f6a7ca5df35c787e282d10a17537d72fb",
+        &["erm", "lm", "translator"],
     ),
     (
         "seed-3/flags",
-        "d0f30156000aff4bda960d5a3b037a1ef1ca4f13dd1902dfcb1951fb40b529ee",
+        "4ff089142b4ac79e788e6797a803d904dee0283da37afa549df42b1fee2aa7e2",
+        &["erm", "explain"],
     ),
     (
         "seed-3/masks",
-        "9f68d07157d70153fffeb23a49dbe2cef6dcd6428aaa51df0e5079ec66bd53c9",
+        "096b4a5394b09a5cc9e03dbc088e704dbbda67463b69a53791859b0f1bc65df2",
+        &["erm", "explain", "flags", "lm", "translator"],
     ),
     (
         "seed-3/oracle",
-        "61a3903af8110fe900445d7c5aa35bd78c163081b81af151869a9ac7476349c4",
+        "2de0348e3e83a9e23e87afa62011c11f0e14dc3bc4454423230d3a7489580b56",
+        &["erm", "flags", "masks"],
     ),
     (
         "seed-3/random",
-        "f48809cc7826122997c4f98e252220b8b4e2ea24703fa7f1b7d452ee703ce198",
+        "8ba09be0337910daf0b70b8940bc7d42eb7a7f035c63db6eb92ba5ded9f7e4bf",
+        &["erm", "flags", "masks"],
+    ),
+    (
+        "seed-3/regime",
+        "3e8fe13045d945bdf5c353d703c72979521699a1675258419bd5683f6ae00468",
+        &["erm"],
     ),
     (
         "seed-3/texplain",
-        "3ba31fc1581206455028360f12b6b5fb97e181c60ba023bd25760849082350e2",
+        "6d30d55313d46d7ae958014134ad085da811fbcd27de52c540f6fe76c3f88769",
+        &["erm", "flags", "masks"],
     ),
     (
         "seed-3/translator",
-        "f0b27cb02ae8a48848767733c5de0894223fa4c9c92cb714b60f15a7efb2c5af",
+        "1dd6cb01c730903137d6b6614e0077eaf9c8a2c8512269cdcde5cab6b4a206f8",
+        &["erm", "lm"],
     ),
 ];
 
-fn assert_stage_keys_are_pinned(run: &Path) {
-    let mut found = Vec::new();
+/// The baselines' stages in the all-methods config ([`tiny_config_all_methods`]), pinned as above. MaskTune and DFR
+/// read ERM's checkpoint; JTT and group DRO read no stage of this config (they train anew from ERM's starting point
+/// and key on what it comes from, and would read `pretrain` in a config with one).
+const PINNED_BASELINE_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
+    (
+        "seed-3/dfr",
+        "18b5ce5b275eebd999a8678a1948908fb2a526da4a1d5cf804aabd890ac0fa20",
+        &["erm"],
+    ),
+    (
+        "seed-3/groupdro",
+        "0d67e16d3c9130153baa82986952a276c8490812f86f030be2f9089d013adde5",
+        &[],
+    ),
+    (
+        "seed-3/jtt",
+        "91b049bd3c9cf401eeca7cb90cd92364051688a4bec80b3d99936cd2bb04838a",
+        &[],
+    ),
+    (
+        "seed-3/masktune",
+        "dd2605ebcc48537bbe28d19491ed0d5f3f519ad57639fe5d190b4afbb7c82ac9",
+        &["erm"],
+    ),
+];
+
+/// Checks the `stage.json` of every stage under `run` against `pinned` (the stages, their settings and reads).
+fn assert_stage_keys_are_pinned(run: &Path, pinned: &[(&str, &str, &[&str])]) {
+    let mut records = BTreeMap::new();
     let mut pending = vec![run.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -416,17 +834,45 @@ fn assert_stage_keys_are_pinned(run: &Path) {
                 let record: serde_json::Value =
                     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
                 let stage = path.parent().unwrap().strip_prefix(run).unwrap();
-                found.push((
-                    stage.to_string_lossy().into_owned(),
-                    record["hash"].as_str().unwrap().to_string(),
-                ));
+                records.insert(stage.to_string_lossy().into_owned(), record);
             }
         }
     }
-    found.sort();
-    let pinned: Vec<(String, String)> = PINNED_STAGE_KEYS
+    let found: Vec<(String, String, Vec<String>)> = records
         .iter()
-        .map(|(s, h)| (s.to_string(), h.to_string()))
+        .map(|(stage, record)| {
+            let reads = record["reads"].as_object().unwrap();
+            (
+                stage.clone(),
+                record["settings"].as_str().unwrap().to_string(),
+                reads.keys().cloned().collect(),
+            )
+        })
         .collect();
+    let mut pinned: Vec<(String, String, Vec<String>)> = pinned
+        .iter()
+        .map(|(stage, settings, reads)| {
+            (
+                stage.to_string(),
+                settings.to_string(),
+                reads.iter().map(|r| r.to_string()).collect(),
+            )
+        })
+        .collect();
+    pinned.sort();
     assert_eq!(found, pinned, "stage keys moved; found:\n{found:#?}");
+    // Each content digest in a key is the content its upstream stage recorded.
+    for (stage, record) in &records {
+        for (name, content) in record["reads"].as_object().unwrap() {
+            let upstream = if name == "lm" || name == "pretrain" {
+                name.to_string()
+            } else {
+                format!("seed-3/{name}")
+            };
+            assert_eq!(
+                content, &records[&upstream]["content"],
+                "{stage} reads {upstream}"
+            );
+        }
+    }
 }

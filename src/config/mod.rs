@@ -3,6 +3,7 @@
 //! merged and overridden ([`load`]) and every value range-checked ([`validate`]). Filesystem checks are a separate
 //! [`Experiment::preflight`] that only a run needs.
 pub mod baselines;
+pub mod estimate;
 mod load;
 pub mod schema;
 mod validate;
@@ -49,8 +50,10 @@ impl Experiment {
 
     /// Checks that the folders and files the config points at exist (data, checkpoints, caption sets), naming the
     /// key and the path of the first that does not. `texplain run` calls it before it writes anything.
+    /// Also refuses an explain stage that cannot fit this machine ([`estimate`]: the KV cache of a CPU run, the
+    /// sentences of the data's splits).
     pub fn preflight(&self) -> Result<()> {
-        validate::preflight(&self.config)
+        validate::preflight(&self.config, self.device.is_cuda())
             .with_context(|| format!("config {}", self.source.display()))
     }
 

@@ -11,6 +11,7 @@ pub use super::baselines::{
 use crate::data::captions::CaptionSetConfig;
 use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
 use crate::data::synth::Variant;
+use crate::data::upstream::UpstreamConfig;
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
@@ -19,7 +20,7 @@ pub use crate::relevance::Threshold;
 use crate::report::PaperTable;
 use crate::text::words::WordConfig;
 use crate::train::default_momentum;
-pub use crate::train::{ModelSelection, Optimizer, TrainConfig};
+pub use crate::train::{ModelSelection, Optimizer, TrainConfig, Trainable};
 
 /// The whole experiment, as written in YAML.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -39,6 +40,9 @@ pub struct Config {
     #[serde(default)]
     pub threads: Option<i32>,
     pub data: DataSection,
+    /// Pretraining of the classifier on an upstream corpus before ERM (the role ImageNet plays in the paper).
+    #[serde(default)]
+    pub pretrain: Option<PretrainSection>,
     #[serde(default)]
     pub classifier: ClassifierSection,
     #[serde(default)]
@@ -58,6 +62,20 @@ fn default_seeds() -> Vec<u64> {
 }
 fn default_device() -> String {
     "auto".into()
+}
+
+/// The classifier's pretraining: a multi-class classifier of the `classifier` architecture trained on an upstream
+/// corpus in the IN-9L layout; ERM then starts from it with a new 2-label head (as from `classifier.pretrained`).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainSection {
+    /// The corpus folder: `in9l/{train,val}/NN_class/*` (the synthetic upstream corpus or a user's ImageNet-9
+    /// folders), optionally with `bg_challenge/` beside it.
+    pub root: PathBuf,
+    /// When set and `root` is missing, the synthetic upstream corpus is generated there first.
+    #[serde(default)]
+    pub synth: Option<UpstreamConfig>,
+    pub train: TrainConfig,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -162,6 +180,9 @@ impl Default for ClassifierSection {
     }
 }
 
+/// Positions (context length) of the GPT-2 that `texplain run` pretrains when `language_model.pretrained` is unset.
+pub const LM_POSITIONS: i64 = 128;
+
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct LanguageModelSection {
@@ -265,7 +286,9 @@ pub struct ExplainSection {
     pub max_words: usize,
     /// Dominant words kept per image.
     pub top_k: usize,
-    /// Sequences decoded together (images x samples) in one batch.
+    /// Sequences decoded together (images x samples) in one batch: a batch holds
+    /// max(batch_rows / samples_per_image, 1) whole images, so below `samples_per_image` it decodes one image
+    /// (`samples_per_image` rows) at a time. It bounds the KV cache ([`super::estimate`]).
     pub batch_rows: usize,
     pub words: WordConfig,
     /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).
@@ -298,8 +321,46 @@ pub struct MitigationSection {
     pub gradcam: GradcamSection,
     /// Fine-tuning of the ERM model on the masked selected samples (paper 4.3).
     pub finetune: TrainConfig,
+    /// What the fine-tuning sees and changes, beyond its optimiser settings.
+    pub recipe: RecipeSection,
     /// The field's baselines' parameters (`masktune`, `jtt`, `dfr`, `groupdro`), see [`super::baselines`].
     pub baselines: BaselinesSection,
+}
+
+/// The fine-tuning recipe: which samples, how they are drawn, which weights move, and whether the ERM model itself
+/// may be kept (model selection including the starting point).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecipeSection {
+    pub train_set: TrainSet,
+    pub sampling: RecipeSampling,
+    /// `all`, `head` or `{last_blocks: k}`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    pub trainable: Trainable,
+    /// With `finetune.select: worst_group_val`, the ERM model (epoch 0) competes with the fine-tuned epochs.
+    pub include_start: bool,
+}
+
+/// The samples fine-tuning trains on.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainSet {
+    /// The method's selection, masked (the paper).
+    #[default]
+    Selection,
+    /// The whole training set with the selection masked, the rest as it is.
+    All,
+}
+
+/// How fine-tuning draws its samples.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipeSampling {
+    /// Each sample once per epoch.
+    #[default]
+    Shuffle,
+    /// Drawn with replacement so that both classes are equally likely (class labels only, no group labels).
+    ClassBalanced,
 }
 
 impl Default for MitigationSection {
@@ -308,6 +369,7 @@ impl Default for MitigationSection {
             methods: vec![Method::Erm],
             class_words: BTreeMap::new(),
             gradcam: GradcamSection::default(),
+            recipe: RecipeSection::default(),
             finetune: TrainConfig {
                 epochs: 3,
                 lr: 2e-4,

@@ -3,6 +3,7 @@ use super::captions::{synth_caption_set, CaptionSetConfig};
 use super::cats_apples::{self, CatsApplesConfig};
 use super::inspect::{inspect, inspect_caption_set};
 use super::synth::{generate, SynthConfig};
+use super::upstream::{self, ImageFormat, UpstreamConfig};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,6 +48,35 @@ pub enum DataCommand {
         seed: u64,
         #[arg(long, default_value_t = 50_000)]
         corpus_sentences: usize,
+    },
+    /// Write the synthetic upstream corpus (our ImageNet stand-in: 22 categories on 13 label-independent
+    /// backgrounds) as IN-9L class folders plus the Background Challenge variants and .npy masks.
+    SynthUpstream {
+        #[arg(long)]
+        out: PathBuf,
+        /// A YAML file with `UpstreamConfig` fields; the flags below override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Image side in pixels.
+        #[arg(long)]
+        size: Option<u32>,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        train_per_class: Option<usize>,
+        #[arg(long)]
+        val_per_class: Option<usize>,
+        #[arg(long)]
+        challenge_per_class: Option<usize>,
+        /// Object bounding-box side as a fraction of the image.
+        #[arg(long)]
+        object_size: Option<f64>,
+        /// png or jpeg.
+        #[arg(long)]
+        format: Option<String>,
+        /// Skip bg_challenge/ (IN-9L folders only).
+        #[arg(long)]
+        no_challenge: bool,
     },
     /// Write the synthetic Cats & Dogs with apples set (Faithfulness Test I).
     CatsApples {
@@ -126,6 +156,50 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 s.n_without_bird,
                 s.n_captions,
                 s.n_corpus_sentences,
+                out.display(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        DataCommand::SynthUpstream {
+            out,
+            config,
+            size,
+            seed,
+            train_per_class,
+            val_per_class,
+            challenge_per_class,
+            object_size,
+            format,
+            no_challenge,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    serde_yaml::from_str::<UpstreamConfig>(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                }
+                None => UpstreamConfig::default(),
+            };
+            cfg.size = size.unwrap_or(cfg.size);
+            cfg.seed = seed.unwrap_or(cfg.seed);
+            cfg.train_per_class = train_per_class.unwrap_or(cfg.train_per_class);
+            cfg.val_per_class = val_per_class.unwrap_or(cfg.val_per_class);
+            cfg.challenge_per_class = challenge_per_class.unwrap_or(cfg.challenge_per_class);
+            cfg.object_size = object_size.unwrap_or(cfg.object_size);
+            if let Some(f) = format {
+                cfg.image_format = serde_yaml::from_str::<ImageFormat>(&f)
+                    .map_err(|_| anyhow::anyhow!("--format must be png or jpeg, got {f:?}"))?;
+            }
+            cfg.challenge &= !no_challenge;
+            let s = upstream::generate(&cfg, &out)?;
+            println!(
+                "wrote {} images (+{} variant images, {} masks) in {} classes x {} backgrounds to {} in {:.1} s",
+                s.n_images,
+                s.n_variant_images,
+                s.n_masks,
+                s.class_dirs.len(),
+                s.backgrounds.len(),
                 out.display(),
                 t0.elapsed().as_secs_f64()
             );

@@ -3,14 +3,18 @@
 //!
 //! Format and group convention follow group_DRO (Sagawa et al. 2020) / WILDS `waterbirds_v1.0`: `metadata.csv` with
 //! `img_id,img_filename,y,split,place,place_filename`, group g = 2*y + place (docs/ARCHITECTURE.md, "Data").
+pub mod bg_challenge;
 pub mod captions;
 pub mod cats_apples;
 pub mod cli;
 pub mod draw;
 pub mod inspect;
 pub mod jpeg;
+pub mod npy;
 pub mod scene;
 pub mod synth;
+pub mod upstream;
+pub mod upstream_scene;
 pub mod waterbirds;
 
 use serde::{Deserialize, Serialize};

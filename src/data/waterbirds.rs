@@ -125,7 +125,7 @@ pub fn read_metadata(path: &Path, attr_column: &str) -> Result<Vec<MetaRow>, Dat
 }
 
 /// Resize geometry shared by images and masks: shorter side to `size`, then centre crop.
-fn resize_crop<P: image::Pixel + 'static>(
+pub(crate) fn resize_crop<P: image::Pixel + 'static>(
     img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
     size: u32,
     filter: FilterType,

@@ -64,7 +64,8 @@ pub enum MaskSource {
 /// How a method gets its classifier: what the pipeline runs for it, and from what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Procedure {
-    /// Train the initial classifier on the whole training set (ERM); every other procedure reads its stage.
+    /// Train the initial classifier on the whole training set (ERM); every other procedure starts from its model or
+    /// from its initialisation.
     Erm,
     /// Fine-tune the ERM model on a selection of training samples, each masked (Random, TExplain, oracle).
     MaskedFinetune {

@@ -16,7 +16,7 @@ pub fn run(ctx: &Seed, explained: &Explained) -> Result<StageDone> {
     let class_words = &exp.config.mitigation.class_words;
     let mut key = StageKey::new(Stage::Clouds);
     key.add("seed", &seed)
-        .add("explain", &explained.done.hash)
+        .reads("explain", &explained.done.content)
         .add("class_words", class_words);
     run_stage(&ctx.dir, Stage::Clouds, &key, |dir| {
         let mut clouds: BTreeMap<(Split, String), Vec<(String, f64)>> = BTreeMap::new();

@@ -44,7 +44,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
     let stage = Stage::Finetune(method);
     let mut key = StageKey::new(stage);
     key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
+        .reads("erm", &erm.done.content)
         .add("dfr", cfg);
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let mut classifier = erm.classifier(exp.device)?;

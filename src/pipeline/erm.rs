@@ -1,11 +1,13 @@
 //! The ERM stage (paper section 4.3, step 1): train the classifier on the spuriously correlated training set
-//! (from scratch, or from `classifier.pretrained` with a new 2-label head), select by worst-group validation
+//! (from scratch, or from the pretrain stage's or `classifier.pretrained`'s checkpoint with a new 2-label head),
+//! select by worst-group validation
 //! accuracy, evaluate on val and test. Output: `seed-<s>/erm/` = an HF ViT folder, `metrics.csv`, `results.csv`.
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::Path;
 use tch::nn;
 
 use super::context::Seed;
+use super::pretrain::Pretrained;
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use crate::config::{Experiment, Preset};
 use crate::methods::Method;
@@ -13,7 +15,11 @@ use crate::models::vit::{self, Vit};
 use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
 use crate::train::ClassifierTraining;
+use crate::util::folder_digest;
 use rand_chacha::ChaCha8Rng;
+
+/// The files of a pretrained classifier folder (HF ViT layout) that ERM reads, and that its key hashes.
+pub const PRETRAINED_FILES: [&str; 2] = ["config.json", "model.safetensors"];
 
 /// A classifier held in memory with its variables.
 pub struct Classifier {
@@ -70,18 +76,14 @@ pub fn scratch_config(exp: &Experiment) -> vit::Config {
     }
 }
 
-/// ERM's initial classifier and the random stream ERM trains with: the stage seed of `erm` is set first, so the
-/// scratch initialisation (or the new head of `classifier.pretrained`) is the same for every stage that calls this
-/// (JTT and group DRO train anew from exactly ERM's starting point).
-pub fn initial_classifier(ctx: &Seed) -> Result<(Classifier, ChaCha8Rng)> {
-    let rng = set_seed(stage_seed(ctx.seed, "erm"));
-    Ok((new_classifier(ctx.exp())?, rng))
-}
-
-/// `classifier.pretrained` with a new 2-label head, or the preset from scratch (drawn from libtorch's generator).
-fn new_classifier(exp: &Experiment) -> Result<Classifier> {
+/// The initial classifier of ERM: the pretrain stage's classifier or `classifier.pretrained`, with a new 2-label
+/// head, or the preset from scratch (drawn from libtorch's generator as it stands; see [`starting_point`]).
+pub fn initial_classifier(exp: &Experiment, pretrained: Option<&Pretrained>) -> Result<Classifier> {
     let mut vs = nn::VarStore::new(exp.device);
-    let model = match &exp.config.classifier.pretrained {
+    let dir = pretrained
+        .map(|p| p.dir())
+        .or(exp.config.classifier.pretrained.as_deref());
+    let model = match dir {
         Some(dir) => {
             let (model, report) = Vit::from_hf_folder(&mut vs, dir, Some(2))?;
             tracing::info!(?report, "pretrained classifier loaded");
@@ -92,17 +94,50 @@ fn new_classifier(exp: &Experiment) -> Result<Classifier> {
     Ok(Classifier { vs, model })
 }
 
-pub fn run(ctx: &Seed) -> Result<Erm> {
-    let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
-    let cfg = &exp.config;
-    let mut key = StageKey::new(Stage::Erm);
-    key.add("seed", &seed)
-        .add("data", &splits.fingerprint)
+/// ERM's initial classifier ([`initial_classifier`]) and the random stream ERM trains with: the stage seed of `erm`
+/// is set first, so the scratch initialisation (or the new head on the pretrained checkpoint) is the same for every
+/// stage that calls this (JTT and group DRO train anew from exactly ERM's starting point).
+pub fn starting_point(
+    ctx: &Seed,
+    pretrained: Option<&Pretrained>,
+) -> Result<(Classifier, ChaCha8Rng)> {
+    let rng = set_seed(stage_seed(ctx.seed, "erm"));
+    Ok((initial_classifier(ctx.exp(), pretrained)?, rng))
+}
+
+/// Adds to `key` what ERM's starting point and training come from, after the seed: the data's fingerprint, its
+/// input pipeline, the `classifier` section (architecture, `classifier.pretrained`, ERM's recipe) and the content
+/// of the starting checkpoint (the pretrain stage's, or `classifier.pretrained`'s files). ERM keys on it, and so
+/// do the stages that train anew from [`starting_point`] (JTT, group DRO).
+pub fn key_starting_point(
+    key: &mut StageKey,
+    ctx: &Seed,
+    pretrained: Option<&Pretrained>,
+) -> Result<()> {
+    let cfg = &ctx.exp().config;
+    key.add("data", &ctx.splits().fingerprint)
         .add("normalize", &cfg.data.normalize)
         .add("augment", &cfg.data.augment)
         .add("classifier", &cfg.classifier);
+    if let Some(p) = pretrained {
+        key.reads("pretrain", &p.done.content);
+    } else if let Some(dir) = &cfg.classifier.pretrained {
+        // The starting checkpoint's bytes, not only its path (added only then, so scratch keys stay as they were).
+        let content = folder_digest(dir, &PRETRAINED_FILES)
+            .context("classifier.pretrained: hashing the folder's files")?;
+        key.reads("pretrained", &content);
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<Erm> {
+    let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
+    let cfg = &exp.config;
+    let mut key = StageKey::new(Stage::Erm);
+    key.add("seed", &seed);
+    key_starting_point(&mut key, ctx, pretrained)?;
     let done = run_stage(&ctx.dir, Stage::Erm, &key, |dir| {
-        let (classifier, mut rng) = initial_classifier(ctx)?;
+        let (classifier, mut rng) = starting_point(ctx, pretrained)?;
         let training = ClassifierTraining::erm(
             &classifier.model,
             &splits.train,

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::context::Seed;
+use super::erm::Erm;
 use super::lm::{CaptionData, Lm};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use super::translator::TrainedTranslator;
@@ -71,7 +72,7 @@ impl Explained {
         Self {
             done: StageDone {
                 dir: seed_dir.join(Stage::Explain.name()),
-                hash: String::new(),
+                content: String::new(),
                 skipped: true,
             },
         }
@@ -183,12 +184,20 @@ fn describer<'a>(
 }
 
 /// Explains the train and test splits with the seed's translator.
-pub fn run(ctx: &Seed, translator: &TrainedTranslator, vit: &Vit, lm: &Lm) -> Result<Explained> {
+pub fn run(
+    ctx: &Seed,
+    erm: &Erm,
+    translator: &TrainedTranslator,
+    vit: &Vit,
+    lm: &Lm,
+) -> Result<Explained> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let e = &exp.config.explain;
     let mut key = StageKey::new(Stage::Explain);
     key.add("seed", &seed)
-        .add("translator", &translator.done.hash)
+        .reads("translator", &translator.done.content)
+        .reads("erm", &erm.done.content)
+        .reads("lm", &lm.content)
         .add("data", &splits.fingerprint)
         .add("explain", e);
     // What the stage writes and how it counts words; the word clouds (and their class words) are a stage of
@@ -390,7 +399,7 @@ mod tests {
         let explained = Explained {
             done: StageDone {
                 dir: dir.path().to_path_buf(),
-                hash: String::new(),
+                content: String::new(),
                 skipped: false,
             },
         };

@@ -8,11 +8,13 @@ use super::erm::Erm;
 use super::flags::Flags;
 use super::masks::{self, Masks};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
+use crate::config::{RecipeSampling, RecipeSection, TrainSet};
+use crate::data::Dataset;
 use crate::methods::{MaskSource, Method};
 use crate::relevance::mask::apply_masks;
 use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
-use crate::train::{ClassifierTraining, ModelSelection};
+use crate::train::{ClassifierTraining, ModelSelection, Sampling};
 use tch::Tensor;
 
 /// A finished fine-tuning stage.
@@ -42,10 +44,15 @@ pub fn run(
     let stage = Stage::Finetune(method);
     let mut key = StageKey::new(stage);
     key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
-        .add("masks", &masks.done.hash)
+        .reads("erm", &erm.done.content)
+        .reads("flags", &flags.done.content)
+        .reads("masks", &masks.done.content)
         .add("finetune", &cfg.finetune);
     key.add("mask_value", &cfg.gradcam.mask_value);
+    // The default recipe (the paper's) leaves the key as it was before recipes existed.
+    if cfg.recipe != RecipeSection::default() {
+        key.add("recipe", &cfg.recipe);
+    }
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let (Some(chosen), Some(source)) =
             (masks::selection(method, flags, seed), method.mask_source())
@@ -83,13 +90,42 @@ pub fn run(
             }
             MaskSource::Relevance => masks.for_rows(&chosen)?,
         };
-        let mut subset = train.select(&chosen);
-        subset.images = apply_masks(&subset.images, &region, cfg.gradcam.mask_value);
+        let masked = apply_masks(
+            &train.select(&chosen).images,
+            &region,
+            cfg.gradcam.mask_value,
+        );
+        let subset = match cfg.recipe.train_set {
+            TrainSet::Selection => Dataset {
+                images: masked,
+                ..train.select(&chosen)
+            },
+            TrainSet::All => {
+                let index =
+                    Tensor::from_slice(&chosen.iter().map(|&r| r as i64).collect::<Vec<_>>());
+                Dataset {
+                    images: train.images.index_copy(0, &index, &masked),
+                    ..train.select(&(0..train.len()).collect::<Vec<_>>())
+                }
+            }
+        };
         let classifier = erm.classifier(exp.device)?;
+        let depth = classifier.model.config().num_hidden_layers as usize;
+        cfg.recipe.trainable.apply(&classifier.vs, depth);
         let mut rng = set_seed(stage_seed(seed, method.name()));
         let val = (cfg.finetune.select == ModelSelection::WorstGroupVal).then_some(&splits.val);
-        let training =
-            ClassifierTraining::erm(&classifier.model, &subset, val, &cfg.finetune, ctx.input());
+        let sampling = match cfg.recipe.sampling {
+            RecipeSampling::Shuffle => Sampling::Shuffle(subset.len()),
+            RecipeSampling::ClassBalanced => Sampling::Weighted {
+                weights: class_balanced_weights(&subset.y),
+                draws: subset.len(),
+            },
+        };
+        let training = ClassifierTraining {
+            sampling,
+            include_start: cfg.recipe.include_start,
+            ..ClassifierTraining::erm(&classifier.model, &subset, val, &cfg.finetune, ctx.input())
+        };
         training.run(&classifier.vs, &mut rng, dir)?;
         let rows = ctx
             .run
@@ -98,4 +134,33 @@ pub fn run(
         Ok(())
     })?;
     Ok(Finetuned { done })
+}
+
+/// Per-sample weights that make both classes equally likely: 1 / (samples of the sample's class).
+pub fn class_balanced_weights(y: &[i64]) -> Vec<f64> {
+    let mut counts = std::collections::HashMap::new();
+    for &c in y {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    y.iter().map(|c| 1.0 / counts[c] as f64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_balanced_weights_give_each_class_the_same_mass() {
+        let w = class_balanced_weights(&[0, 0, 0, 1]);
+        assert_eq!(w, [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 1.0]);
+        let mass = |c: i64| -> f64 {
+            [0, 0, 0, 1]
+                .iter()
+                .zip(&w)
+                .filter(|(y, _)| **y == c)
+                .map(|(_, w)| w)
+                .sum()
+        };
+        assert!((mass(0) - mass(1)).abs() < 1e-12);
+    }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use super::context::Seed;
+use super::erm::Erm;
 use super::explain::Explained;
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use crate::data::{Dataset, Split};
@@ -109,13 +110,14 @@ impl Flags {
 }
 
 /// Flags the training set from its explanations.
-pub fn run(ctx: &Seed, explained: &Explained, erm_model: &Vit) -> Result<Flags> {
+pub fn run(ctx: &Seed, explained: &Explained, erm: &Erm, erm_model: &Vit) -> Result<Flags> {
     let (exp, seed) = (ctx.exp(), ctx.seed);
     let class_words = &exp.config.mitigation.class_words;
     let train = &ctx.splits().train;
     let mut key = StageKey::new(Stage::Flags);
     key.add("seed", &seed)
-        .add("explain", &explained.done.hash)
+        .reads("explain", &explained.done.content)
+        .reads("erm", &erm.done.content)
         .add("class_words", class_words);
     let done = run_stage(&ctx.dir, Stage::Flags, &key, |dir| {
         let top = explained.image_words(Split::Train)?;

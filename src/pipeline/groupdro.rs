@@ -10,8 +10,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::context::Seed;
-use super::erm::{self, Erm};
+use super::erm;
 use super::outcome::MethodResults;
+use super::pretrain::Pretrained;
 use super::stage::{run_stage, Stage, StageKey};
 use crate::config::GroupSampling;
 use crate::data::N_GROUPS;
@@ -30,17 +31,18 @@ struct Summary {
 }
 
 /// Trains group DRO from ERM's initialisation and evaluates it.
-pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
+pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.groupdro;
     let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
     let method = Method::Groupdro;
     let stage = Stage::Finetune(method);
     let mut key = StageKey::new(stage);
-    // ERM's hash stands for everything ERM's initialisation and recipe come from (data, classifier section).
-    key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
-        .add("groupdro", cfg);
+    // It reads no file of ERM's: it keys on what ERM's starting point and recipe come from (the data, the
+    // classifier section, the pretrained checkpoint's content), as ERM does.
+    key.add("seed", &seed);
+    erm::key_starting_point(&mut key, ctx, pretrained)?;
+    key.add("groupdro", cfg);
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let train = &splits.train;
         let sampling = match cfg.sampling {
@@ -50,7 +52,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
             },
             GroupSampling::Shuffle => Sampling::Shuffle(train.len()),
         };
-        let (classifier, mut rng) = erm::initial_classifier(ctx)?;
+        let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
         let training = ClassifierTraining {
             sampling,
             objective: Objective::GroupDro(cfg.config()),

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::context::Seed;
-use super::erm::{self, Erm};
+use super::erm;
 use super::outcome::MethodResults;
+use super::pretrain::Pretrained;
 use super::stage::{run_stage, Stage, StageKey};
 use crate::data::{Split, N_GROUPS};
 use crate::methods::jtt::{self, JttParams};
@@ -44,17 +45,18 @@ impl Point {
 }
 
 /// Runs JTT's grid from ERM's initialisation and keeps the point with the best validation worst-group accuracy.
-pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
+pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.jtt;
     let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
     let method = Method::Jtt;
     let stage = Stage::Finetune(method);
     let mut key = StageKey::new(stage);
-    // ERM's hash stands for everything ERM's initialisation and recipe come from (data, classifier section).
-    key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
-        .add("jtt", cfg);
+    // It reads no file of ERM's: it keys on what ERM's starting point and recipe come from (the data, the
+    // classifier section, the pretrained checkpoint's content), as ERM does.
+    key.add("seed", &seed);
+    erm::key_starting_point(&mut key, ctx, pretrained)?;
+    key.add("jtt", cfg);
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let train = &splits.train;
         let n = train.len();
@@ -69,7 +71,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
         let mut errors: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for &t in &cfg.grid.id_epochs {
             let sub = dir.join(format!("id-T{t}"));
-            let (classifier, mut rng) = erm::initial_classifier(ctx)?;
+            let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
             let training = ClassifierTraining {
                 stop_after: Some(t),
                 ..ClassifierTraining::erm(
@@ -103,7 +105,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
                 params.id_epochs, params.lambda_up
             ));
             let indices = jtt::upsampled_indices(n, set, params.lambda_up)?;
-            let (classifier, mut rng) = erm::initial_classifier(ctx)?;
+            let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
             let training = ClassifierTraining {
                 sampling: Sampling::Indices(indices.into_iter().map(|i| i as usize).collect()),
                 ..ClassifierTraining::erm(

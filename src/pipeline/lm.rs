@@ -16,7 +16,7 @@ use crate::explain::lm::{self, LanguageModel};
 use crate::models::gpt2::{self, Gpt2};
 use crate::runtime::{set_seed, stage_seed};
 use crate::text::tokenizer;
-use crate::util::{sha256_parts, write_atomic};
+use crate::util::{folder_digest, sha256_parts, write_atomic};
 
 /// The translator's (image, caption) pairs with their images decoded, and the text corpus for LM pretraining.
 pub struct CaptionData {
@@ -112,26 +112,23 @@ impl CaptionData {
 /// The language model a run explains with, and its identity for downstream stage keys.
 pub struct Lm {
     pub model: LanguageModel,
-    pub hash: String,
+    /// The content digest of its folder: the `lm/` stage's [`super::stage::StageDone::content`], or
+    /// [`crate::util::folder_digest`] of a pretrained folder's [`PRETRAINED_FILES`].
+    pub content: String,
 }
+
+/// The files of a pretrained LM folder (HF GPT-2 layout) that the run reads, and that its identity hashes.
+pub const PRETRAINED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
 /// Loads the pretrained LM folder, or pretrains a small GPT-2 on the corpus in `<run>/lm/` (shared by seeds).
 pub fn run(exp: &Experiment, captions: &CaptionData) -> Result<Lm> {
     let cfg = &exp.config.language_model;
-    let (dir, hash) = match &cfg.pretrained {
-        Some(dir) => {
-            let config = std::fs::read(dir.join("config.json"))
-                .with_context(|| format!("reading {}/config.json", dir.display()))?;
-            let size = std::fs::metadata(dir.join("model.safetensors"))
-                .with_context(|| format!("reading {}/model.safetensors", dir.display()))?
-                .len();
-            let hash = sha256_parts(&[
-                dir.to_string_lossy().as_bytes(),
-                &config,
-                &size.to_le_bytes(),
-            ]);
-            (dir.clone(), hash)
-        }
+    let (dir, content) = match &cfg.pretrained {
+        Some(dir) => (
+            dir.clone(),
+            folder_digest(dir, &PRETRAINED_FILES)
+                .context("language_model.pretrained: hashing the folder's files")?,
+        ),
         None => {
             let mut key = StageKey::new(Stage::Lm);
             key.add("language_model", cfg)
@@ -139,12 +136,12 @@ pub fn run(exp: &Experiment, captions: &CaptionData) -> Result<Lm> {
             let done = run_stage(&exp.out_dir, Stage::Lm, &key, |dir| {
                 pretrain(exp, captions, dir)
             })?;
-            (done.dir, done.hash)
+            (done.dir, done.content)
         }
     };
     Ok(Lm {
         model: LanguageModel::from_folder(&dir, exp.device)?,
-        hash,
+        content,
     })
 }
 
@@ -178,7 +175,7 @@ fn pretrain(exp: &Experiment, captions: &CaptionData, dir: &Path) -> Result<()> 
         n_embd: cfg.n_embd,
         n_layer: cfg.n_layer,
         n_head: cfg.n_head,
-        n_positions: 128,
+        n_positions: crate::config::LM_POSITIONS,
         ..gpt2::Config::tiny(tokenizer.vocab_size() as i64, eos, eos)
     };
     let vs = nn::VarStore::new(exp.device);

@@ -10,6 +10,7 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 use super::context::Seed;
+use super::erm::Erm;
 use super::explain::Explained;
 use super::flags::Flags;
 use super::lm::Lm;
@@ -99,6 +100,7 @@ pub fn run(
     ctx: &Seed,
     explained: &Explained,
     flags: &Flags,
+    erm: &Erm,
     vit: &Vit,
     translator: &TrainedTranslator,
     lm: &Lm,
@@ -107,7 +109,11 @@ pub fn run(
     let g = &exp.config.mitigation.gradcam;
     let mut key = StageKey::new(Stage::Masks);
     key.add("seed", &seed)
-        .add("explain", &explained.done.hash)
+        .reads("explain", &explained.done.content)
+        .reads("flags", &flags.done.content)
+        .reads("erm", &erm.done.content)
+        .reads("translator", &translator.done.content)
+        .reads("lm", &lm.content)
         .add("gradcam", g);
     key.add("class_words", &exp.config.mitigation.class_words);
     let done = run_stage(&ctx.dir, Stage::Masks, &key, |dir| {

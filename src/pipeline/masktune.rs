@@ -55,9 +55,11 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
     let method = Method::Masktune;
     let stage = Stage::Finetune(method);
     let mut key = StageKey::new(stage);
+    let tcfg = cfg.finetune_for(&exp.config.classifier.train);
     key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
-        .add("masktune", cfg);
+        .reads("erm", &erm.done.content)
+        .add("masktune", cfg)
+        .add("finetune", &tcfg);
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let classifier = erm.classifier(exp.device)?;
         let layer = cfg.layer_for(classifier.model.config().num_hidden_layers);
@@ -160,7 +162,6 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
         let all: Vec<usize> = (0..n).collect();
         let mut masked = train.select(&all);
         masked.images = apply_masks(&train.images, &masks, MaskValue::Zero);
-        let tcfg = cfg.finetune_for(&exp.config.classifier.train);
         let mut rng = set_seed(stage_seed(seed, method.name()));
         let val = (tcfg.select == ModelSelection::WorstGroupVal).then_some(&splits.val);
         ClassifierTraining::erm(&classifier.model, &masked, val, &tcfg, ctx.input()).run(

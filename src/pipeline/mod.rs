@@ -3,9 +3,11 @@
 //! outputs of the stages it reads, and returns its own typed output:
 //!
 //! ```text
-//! shared by seeds   lm::CaptionData::load   caption pairs + corpus (generated when synthetic)
+//! shared by seeds   pretrain::run           <run>/pretrain/      classifier pretrained on the upstream corpus
+//!                   lm::CaptionData::load   caption pairs + corpus (generated when synthetic)
 //!                   lm::run                 <run>/lm/            tokenizer + GPT-2 (or a pretrained folder)
 //! per seed          erm::run                seed-<s>/erm/        classifier (HF folder), metrics, results
+//!                   regime::run             seed-<s>/regime/     linear probes: is the bird in the features?
 //!                   translator::run         seed-<s>/translator/ classifier tokens -> LM prefix
 //!                   explain::run            seed-<s>/explain/    sentences, top words per image and class
 //!                   clouds::run             seed-<s>/clouds/     word clouds per class x split
@@ -19,8 +21,10 @@
 //! at the end        report::run             results.csv, table.md
 //! ```
 //! Which stages run follows from `mitigation.methods` through [`crate::methods::Method::procedure`].
-//! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]), built in
-//! `<stage>.partial/` and renamed into place, so a rerun skips finished stages and redoes interrupted ones.
+//! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
+//! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
+//! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]), and
+//! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
 pub mod dfr;
@@ -32,9 +36,12 @@ pub mod flags;
 pub mod groupdro;
 pub mod jtt;
 pub mod lm;
+pub mod lock;
 pub mod masks;
 pub mod masktune;
 pub mod outcome;
+pub mod pretrain;
+pub mod regime;
 pub mod report;
 pub mod stage;
 pub mod translator;
@@ -43,7 +50,6 @@ use anyhow::{Context, Result};
 
 use crate::config::Experiment;
 use crate::methods::{Method, Procedure, Retraining};
-use crate::report::ResultRow;
 use crate::runtime::{device_name, set_threads};
 use crate::util::{write_atomic, write_json};
 use context::{Run, Splits};
@@ -57,10 +63,31 @@ pub fn run(exp: &Experiment) -> Result<()> {
     let out = &exp.out_dir;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the run directory {}", out.display()))?;
+    let _lock = lock::RunLock::acquire(out)?;
     write_atomic(&out.join("config.resolved.yaml"), exp.resolved_yaml()?)?;
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;
 
+    let result = run_stages(exp);
+    info.finished_unix = Some(stage::unix_now());
+    match &result {
+        Ok(_) => info.status = "finished".into(),
+        Err(err) => {
+            info.status = "failed".into();
+            info.error = Some(format!("{err:#}"));
+        }
+    }
+    let recorded = write_json(&out.join("run.json"), &info);
+    let table = result?;
+    recorded?;
+    println!("{table}");
+    Ok(())
+}
+
+/// Every stage of the run, then the report; returns the Table-1 layout.
+fn run_stages(exp: &Experiment) -> Result<String> {
+    let cfg = &exp.config;
+    let pretrained = pretrain::run(exp)?;
     let run = Run::new(exp, Splits::load(exp)?);
     let methods = exp.methods();
     let explainers = if exp.explains() {
@@ -70,49 +97,53 @@ pub fn run(exp: &Experiment) -> Result<()> {
     } else {
         None
     };
-    let mut rows = Vec::new();
+    let mut outputs = report::Outputs::default();
     for &seed in &cfg.seeds {
         let span = tracing::info_span!("seed", seed);
         let _enter = span.enter();
         let ctx = run.seed(seed);
-        let erm = erm::run(&ctx)?;
-        rows.extend(erm.results()?);
+        let erm = erm::run(&ctx, pretrained.as_ref())?;
+        outputs.rows.extend(erm.results()?);
+        outputs
+            .regime
+            .push(regime::run(&ctx, &erm, pretrained.as_ref())?);
         if let Some((captions, lm)) = &explainers {
-            rows.extend(explained(&ctx, &methods, &erm, lm, captions)?);
+            explained(&ctx, &methods, &erm, lm, captions, &mut outputs)?;
         }
         for &method in &methods {
             let done = match method.procedure() {
                 Procedure::Erm | Procedure::MaskedFinetune { .. } => continue,
                 Procedure::FinetuneAllMasked => masktune::run(&ctx, &erm)?,
-                Procedure::Retrain(Retraining::UpsampleErrors) => jtt::run(&ctx, &erm)?,
-                Procedure::Retrain(Retraining::GroupDro) => groupdro::run(&ctx, &erm)?,
+                Procedure::Retrain(Retraining::UpsampleErrors) => {
+                    jtt::run(&ctx, pretrained.as_ref())?
+                }
+                Procedure::Retrain(Retraining::GroupDro) => {
+                    groupdro::run(&ctx, pretrained.as_ref())?
+                }
                 Procedure::LastLayerOnVal => dfr::run(&ctx, &erm)?,
             };
-            rows.extend(done.results()?);
+            outputs.rows.extend(done.results()?);
         }
     }
-    let table = report::run(exp, &rows)?;
-    println!("{table}");
-
-    info.finished_unix = Some(stage::unix_now());
-    info.status = "finished".into();
-    write_json(&out.join("run.json"), &info)
+    report::run(exp, &outputs)
 }
 
 /// The stages that explain the ERM classifier (translator, explain, clouds) and, for the methods that fine-tune a
-/// selection with masks (Random, TExplain, oracle), flags, masks and their fine-tuning; their result rows.
+/// selection with masks (Random, TExplain, oracle), flags, masks and their fine-tuning; their flag summary and
+/// result rows go into `outputs`.
 fn explained(
     ctx: &context::Seed,
     methods: &[Method],
     erm: &erm::Erm,
     lm: &lm::Lm,
     captions: &lm::CaptionData,
-) -> Result<Vec<ResultRow>> {
+    outputs: &mut report::Outputs,
+) -> Result<()> {
     let mut classifier = erm.classifier(ctx.exp().device)?;
     classifier.vs.freeze();
     let vit = &classifier.model;
     let translator = translator::run(ctx, erm, vit, lm, captions)?;
-    let explained = explain::run(ctx, &translator, vit, lm)?;
+    let explained = explain::run(ctx, erm, &translator, vit, lm)?;
     clouds::run(ctx, &explained)?;
     let finetuned: Vec<Method> = methods
         .iter()
@@ -120,13 +151,14 @@ fn explained(
         .filter(|m| matches!(m.procedure(), Procedure::MaskedFinetune { .. }))
         .collect();
     if finetuned.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let flags = flags::run(ctx, &explained, vit)?;
-    let masks = masks::run(ctx, &explained, &flags, vit, &translator, lm)?;
-    let mut rows = Vec::new();
+    let flags = flags::run(ctx, &explained, erm, vit)?;
+    outputs.flags.push(flags.summary()?);
+    let masks = masks::run(ctx, &explained, &flags, erm, vit, &translator, lm)?;
     for method in finetuned {
-        rows.extend(finetune::run(ctx, method, erm, &flags, &masks)?.results()?);
+        let done = finetune::run(ctx, method, erm, &flags, &masks)?;
+        outputs.rows.extend(done.results()?);
     }
-    Ok(rows)
+    Ok(())
 }

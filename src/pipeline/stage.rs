@@ -1,21 +1,46 @@
 //! Stage bookkeeping of the run directory, and `run.json`.
 //!
 //! A stage is a folder `<run>/<stage>/` that holds everything the stage wrote plus `stage.json`, which records
-//! the hash of what the stage was computed from. A stage is built in `<stage>.partial/` and renamed into place
-//! only when it finished, so an interrupted stage leaves no folder that could be half-trusted: the next run deletes
-//! the `.partial` folder and redoes the stage. A finished stage whose recorded hash matches is skipped.
+//! the stage's key (a hash of what it was computed from: config sections, seed, the data's fingerprint and the
+//! *content* digests of the stages and folders it reads) and a SHA-256 per written file, summed up in the stage's
+//! content digest. Downstream stages key on that content digest, not on the upstream's key, so an upstream stage
+//! redone with different bytes (its files were missing, on another machine) redoes everything that read it, and one
+//! redone with the same bytes leaves them finished. A stage is built in `<stage>.partial/` and renamed into place only
+//! when it finished, so an interrupted stage leaves no folder that could be half-trusted: the next run deletes the
+//! `.partial` folder and redoes the stage. A finished stage whose key matches and whose files all hash as recorded is
+//! skipped.
+//!
+//! `stage.json` (format 2):
+//!
+//! ```text
+//! { "format": 2, "stage": "translator",
+//!   "key": "<sha256>",        the skip decision: every input below, the content digests included
+//!   "settings": "<sha256>",   the inputs without the content digests (machine-independent; tests pin it)
+//!   "inputs": ["stage", "seed", "erm", ...],           input names in key order
+//!   "reads": {"erm": "<content digest>", ...},        content digests among the inputs, by name
+//!   "seconds": 12.5,
+//!   "files": [{"path": "model.safetensors", "bytes": 123, "sha256": "<sha256>"}, ...],
+//!   "content": "<sha256>" }   util::content_digest over the files' (path, sha256): what downstream keys add
+//! ```
+//!
+//! Test hook: with `TEXPLAIN_TEST_PAUSE_IN=<stage name>` in the environment, a stage of that name sleeps once its
+//! `.partial` folder is complete and before it is renamed into place, so a test can kill a run inside any stage,
+//! however fast. Nothing else reads the variable.
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::methods::Method;
-use crate::util::{build_in_partial, hex, write_json};
+use crate::util::{build_in_partial, content_digest, hex, list_files, sha256_file, write_json};
 
 /// A stage of `texplain run`, named as its folder (`<run>/lm/`, `<run>/seed-<s>/erm/`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The classifier pretrained on the upstream corpus (shared by seeds).
+    Pretrain,
     /// The language model pretrained on the caption corpus (shared by seeds).
     Lm,
     Erm,
@@ -25,13 +50,17 @@ pub enum Stage {
     Clouds,
     Flags,
     Masks,
-    /// Fine-tuning of the ERM model by a mitigation method (its folder is the method's name).
+    /// Linear probes on frozen features: is the bird in the features?
+    Regime,
+    /// A mitigation method other than ERM: fine-tuning of the ERM model, or a baseline's own training (its folder is
+    /// the method's name).
     Finetune(Method),
 }
 
 impl Stage {
     pub fn name(self) -> &'static str {
         match self {
+            Stage::Pretrain => "pretrain",
             Stage::Lm => "lm",
             Stage::Erm => "erm",
             Stage::Translator => "translator",
@@ -39,16 +68,29 @@ impl Stage {
             Stage::Clouds => "clouds",
             Stage::Flags => "flags",
             Stage::Masks => "masks",
+            Stage::Regime => "regime",
             Stage::Finetune(method) => method.name(),
         }
     }
 }
 
-/// The identity of a stage: a SHA-256 over named, serialized inputs (config sections, seed, upstream hashes).
+/// The identity of a stage: a SHA-256 over named, serialized inputs (config sections, seed, data fingerprint) and
+/// the content digests of what it reads (upstream stages, pretrained folders).
 #[derive(Default, Clone)]
 pub struct StageKey {
+    /// Every input.
     hasher: Sha256,
+    /// The inputs added with [`StageKey::add`] only.
+    settings: Sha256,
     inputs: Vec<String>,
+    reads: BTreeMap<String, String>,
+}
+
+fn hash_input(hasher: &mut Sha256, name: &str, text: &str) {
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    hasher.update(text.as_bytes());
+    hasher.update([0]);
 }
 
 impl StageKey {
@@ -58,61 +100,166 @@ impl StageKey {
         key
     }
 
-    /// Adds a named input; anything serializable (a config section, a seed, an upstream stage's hash).
+    /// Adds a named setting; anything serializable (a config section, a seed, the data's fingerprint).
     pub fn add(&mut self, name: &str, value: &impl Serialize) -> &mut Self {
         let text = serde_json::to_string(value).expect("config values serialize to JSON");
-        self.hasher.update(name.as_bytes());
-        self.hasher.update([0]);
-        self.hasher.update(text.as_bytes());
-        self.hasher.update([0]);
+        hash_input(&mut self.hasher, name, &text);
+        hash_input(&mut self.settings, name, &text);
         self.inputs.push(name.to_string());
         self
     }
 
+    /// Adds the content digest of something the stage reads: an upstream stage's [`StageDone::content`], or a
+    /// pretrained folder's [`crate::util::folder_digest`].
+    pub fn reads(&mut self, name: &str, content: &str) -> &mut Self {
+        let text = serde_json::to_string(content).expect("a digest serializes to JSON");
+        hash_input(&mut self.hasher, name, &text);
+        self.inputs.push(name.to_string());
+        self.reads.insert(name.to_string(), content.to_string());
+        self
+    }
+
+    /// The key: what the skip decision compares.
     pub fn hash(&self) -> String {
         hex(&self.hasher.clone().finalize())
     }
+
+    /// The key without the content digests.
+    pub fn settings_hash(&self) -> String {
+        hex(&self.settings.clone().finalize())
+    }
 }
 
+/// The `format` of the `stage.json` this code writes.
+pub const RECORD_FORMAT: u32 = 2;
+
+/// One written file of a stage.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    /// Relative to the stage's folder.
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// `stage.json` (see the module docs).
 #[derive(Serialize, Deserialize, Debug)]
-struct StageRecord {
+#[serde(deny_unknown_fields)]
+pub struct StageRecord {
+    pub format: u32,
+    pub stage: String,
+    pub key: String,
+    pub settings: String,
+    pub inputs: Vec<String>,
+    pub reads: BTreeMap<String, String>,
+    pub seconds: f64,
+    /// Every file the stage wrote; a stage missing one, or whose file no longer hashes as recorded, is redone.
+    pub files: Vec<FileRecord>,
+    pub content: String,
+}
+
+/// `stage.json` as written before content digests (format 1): the key was called `hash`, files had no digests.
+#[derive(Deserialize, Debug)]
+struct RecordV1 {
     stage: String,
     hash: String,
     inputs: Vec<String>,
     seconds: f64,
-    /// Every file the stage wrote (relative to its folder); a stage missing one is redone.
     files: Vec<String>,
 }
 
-/// Files under `dir`, relative to it, sorted.
-fn list_files(dir: &Path) -> Result<Vec<String>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if let Ok(rel) = path.strip_prefix(dir) {
-                files.push(rel.to_string_lossy().into_owned());
+impl StageRecord {
+    /// The [`crate::util::content_digest`] of `files`.
+    fn digest(files: &[FileRecord]) -> String {
+        content_digest(files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())))
+    }
+
+    /// Reads `stage.json` of `dir`; `None` when there is none or it cannot be parsed (the stage is redone). A
+    /// format-1 record is upgraded when its key still matches `key` and its files exist: its files are hashed now.
+    fn read(dir: &Path, key: &StageKey) -> Option<StageRecord> {
+        let path = dir.join("stage.json");
+        let text = std::fs::read_to_string(&path).ok()?;
+        if let Ok(record) = serde_json::from_str::<StageRecord>(&text) {
+            return Some(record);
+        }
+        let Ok(old) = serde_json::from_str::<RecordV1>(&text) else {
+            tracing::info!(stage = %dir.display(), "its stage.json cannot be read; redoing it");
+            return None;
+        };
+        if old.hash != key.hash() || !old.files.iter().all(|f| dir.join(f).is_file()) {
+            tracing::info!(stage = %dir.display(), "its stage.json is from an earlier version and its inputs or files changed; redoing it");
+            return None;
+        }
+        let files = hash_files(dir, old.files).ok()?;
+        let record = StageRecord {
+            format: RECORD_FORMAT,
+            stage: old.stage,
+            key: old.hash,
+            settings: key.settings_hash(),
+            inputs: old.inputs,
+            reads: key.reads.clone(),
+            seconds: old.seconds,
+            content: Self::digest(&files),
+            files,
+        };
+        write_json(&path, &record).ok()?;
+        tracing::info!(stage = %dir.display(), "stage.json of an earlier version: its files were hashed and the record upgraded");
+        Some(record)
+    }
+
+    /// Why the files of `dir` no longer are what the stage wrote; `None` when every file is there with the
+    /// recorded size and SHA-256.
+    fn changed_file(&self, dir: &Path) -> Option<String> {
+        for file in &self.files {
+            let path = dir.join(&file.path);
+            match sha256_file(&path) {
+                Err(_) => return Some(format!("{} is missing", file.path)),
+                Ok((digest, bytes)) if bytes != file.bytes || digest != file.sha256 => {
+                    return Some(format!("{} changed since the stage wrote it", file.path))
+                }
+                Ok(_) => {}
             }
         }
+        None
     }
-    files.sort();
-    Ok(files)
 }
 
-/// A finished stage: its folder and the hash it was computed from (downstream stages hash it in).
+/// The size and SHA-256 of each of `files` (relative to `dir`).
+fn hash_files(dir: &Path, files: Vec<String>) -> Result<Vec<FileRecord>> {
+    files
+        .into_iter()
+        .map(|path| {
+            let (sha256, bytes) = sha256_file(&dir.join(&path))?;
+            Ok(FileRecord {
+                path,
+                bytes,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+/// A finished stage: its folder and the digest of its content (downstream stages key on it).
 #[derive(Debug, Clone)]
 pub struct StageDone {
     pub dir: PathBuf,
-    pub hash: String,
+    /// [`StageRecord::content`]: the SHA-256 over its files' names and digests.
+    pub content: String,
     pub skipped: bool,
 }
 
-/// Runs `build` into `<parent>/<name>.partial/` unless `<parent>/<name>/stage.json` already records `key`'s hash.
+/// The test hook of the module docs: sleeps for good when `TEXPLAIN_TEST_PAUSE_IN` names `stage`.
+fn pause_for_tests(stage: Stage, partial: &Path) {
+    if std::env::var("TEXPLAIN_TEST_PAUSE_IN").is_ok_and(|v| v == stage.name()) {
+        tracing::warn!(partial = %partial.display(), "TEXPLAIN_TEST_PAUSE_IN: pausing inside the stage until killed");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Runs `build` into `<parent>/<name>.partial/` unless `<parent>/<name>/stage.json` already records `key`'s hash
+/// and every file it lists still hashes as recorded.
 ///
 /// A folder whose record is missing or differs is removed and the stage redone; a leftover `.partial` folder
 /// (an interrupted run) is always removed first.
@@ -125,23 +272,20 @@ pub fn run_stage(
     let name = stage.name();
     let dir = parent.join(name);
     let hash = key.hash();
-    let record_path = dir.join("stage.json");
-    if let Ok(text) = std::fs::read_to_string(&record_path) {
-        if let Ok(record) = serde_json::from_str::<StageRecord>(&text) {
-            let complete = record.files.iter().all(|f| dir.join(f).is_file());
-            if record.hash == hash && complete {
+    if let Some(record) = StageRecord::read(&dir, key) {
+        match record.changed_file(&dir) {
+            None if record.key == hash => {
                 tracing::info!(stage = %dir.display(), "finished earlier with the same inputs; skipped");
                 return Ok(StageDone {
                     dir,
-                    hash,
+                    content: record.content,
                     skipped: true,
                 });
             }
-            if complete {
-                tracing::info!(stage = %dir.display(), "inputs changed since it ran; redoing it");
-            } else {
-                tracing::info!(stage = %dir.display(), "some of its files are missing; redoing it");
+            None => {
+                tracing::info!(stage = %dir.display(), "inputs changed since it ran; redoing it")
             }
+            Some(why) => tracing::info!(stage = %dir.display(), "{why}; redoing it"),
         }
     }
     if dir.exists() {
@@ -151,22 +295,31 @@ pub fn run_stage(
     let _enter = span.enter();
     let started = Instant::now();
     let mut seconds = 0.0;
+    let mut content = String::new();
     build_in_partial(&dir, |partial| {
         build(partial).with_context(|| format!("stage {}", dir.display()))?;
         seconds = started.elapsed().as_secs_f64();
+        let files = hash_files(partial, list_files(partial)?)?;
+        content = StageRecord::digest(&files);
         let record = StageRecord {
+            format: RECORD_FORMAT,
             stage: name.to_string(),
-            hash: hash.clone(),
+            key: hash.clone(),
+            settings: key.settings_hash(),
             inputs: key.inputs.clone(),
+            reads: key.reads.clone(),
             seconds,
-            files: list_files(partial)?,
+            files,
+            content: content.clone(),
         };
-        write_json(&partial.join("stage.json"), &record)
+        write_json(&partial.join("stage.json"), &record)?;
+        pause_for_tests(stage, partial);
+        Ok(())
     })?;
     tracing::info!(seconds, "stage finished");
     Ok(StageDone {
         dir,
-        hash,
+        content,
         skipped: false,
     })
 }
@@ -182,7 +335,11 @@ pub struct RunInfo {
     pub tch_version: &'static str,
     pub libtorch_version: String,
     pub seeds: Vec<u64>,
+    /// `running`, `finished` or `failed`.
     pub status: String,
+    /// The error a failed run stopped with (its whole context chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunInfo {
@@ -197,6 +354,7 @@ impl RunInfo {
             libtorch_version: libtorch_version(),
             seeds,
             status: "running".into(),
+            error: None,
         }
     }
 }
@@ -276,6 +434,94 @@ mod tests {
                 .unwrap()
                 .skipped
         );
+    }
+
+    /// An upstream stage and a downstream stage keyed on its content; returns (upstream, downstream ran?).
+    fn chain(root: &Path, upstream_bytes: &str) -> (StageDone, bool) {
+        let up = run_stage(root, Stage::Erm, &StageKey::new(Stage::Erm), |dir| {
+            crate::util::write_atomic(&dir.join("model.bin"), upstream_bytes)
+        })
+        .unwrap();
+        let mut key = StageKey::new(Stage::Translator);
+        key.reads("erm", &up.content);
+        let mut ran = false;
+        run_stage(root, Stage::Translator, &key, |dir| {
+            ran = true;
+            crate::util::write_atomic(&dir.join("out.txt"), "z")
+        })
+        .unwrap();
+        (up, ran)
+    }
+
+    #[test]
+    fn downstream_is_keyed_on_the_upstream_content_not_its_inputs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (first, ran) = chain(tmp.path(), "weights");
+        assert!(ran && !first.skipped);
+        // The upstream's file is lost and the stage redone with the same inputs; on another machine it writes other
+        // bytes, so what read it must be redone.
+        std::fs::remove_file(tmp.path().join("erm/model.bin")).unwrap();
+        let (redone, ran) = chain(tmp.path(), "other weights");
+        assert!(!redone.skipped);
+        assert_ne!(redone.content, first.content);
+        assert!(ran, "a downstream stage of changed bytes must be redone");
+        // Redone with the same bytes again: the downstream stage is still valid.
+        std::fs::remove_file(tmp.path().join("erm/model.bin")).unwrap();
+        let (same, ran) = chain(tmp.path(), "other weights");
+        assert!(!same.skipped && same.content == redone.content);
+        assert!(!ran, "identical bytes keep the downstream stage");
+        let record: StageRecord =
+            crate::util::read_json(&tmp.path().join("translator/stage.json")).unwrap();
+        assert_eq!(record.reads["erm"], same.content);
+        assert_eq!(record.inputs, ["stage", "erm"]);
+        assert_eq!(record.settings, StageKey::new(Stage::Translator).hash());
+    }
+
+    #[test]
+    fn a_file_edited_in_place_redoes_the_stage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = StageKey::new(Stage::Erm);
+        let build = |dir: &Path| crate::util::write_atomic(&dir.join("model.bin"), "weights");
+        let done = run_stage(tmp.path(), Stage::Erm, &key, build).unwrap();
+        let record: StageRecord = crate::util::read_json(&done.dir.join("stage.json")).unwrap();
+        assert_eq!(record.format, RECORD_FORMAT);
+        assert_eq!(
+            record.files,
+            [FileRecord {
+                path: "model.bin".into(),
+                bytes: 7,
+                sha256: crate::util::sha256(b"weights"),
+            }]
+        );
+        assert_eq!(record.content, done.content);
+        // Same size, other bytes.
+        std::fs::write(done.dir.join("model.bin"), "weighty").unwrap();
+        let again = run_stage(tmp.path(), Stage::Erm, &key, build).unwrap();
+        assert!(
+            !again.skipped,
+            "a checkpoint that is not what the stage wrote is not trusted"
+        );
+        assert_eq!(again.content, done.content);
+    }
+
+    #[test]
+    fn a_format_1_record_with_matching_inputs_is_upgraded_not_redone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = StageKey::new(Stage::Lm);
+        let dir = tmp.path().join("lm");
+        crate::util::write_atomic(&dir.join("model.bin"), "weights").unwrap();
+        let old = serde_json::json!({
+            "stage": "lm", "hash": key.hash(), "inputs": ["stage"], "seconds": 1.0, "files": ["model.bin"],
+        });
+        write_json(&dir.join("stage.json"), &old).unwrap();
+        let done = run_stage(tmp.path(), Stage::Lm, &key, |_| {
+            anyhow::bail!("must not be rebuilt")
+        })
+        .unwrap();
+        assert!(done.skipped);
+        let record: StageRecord = crate::util::read_json(&dir.join("stage.json")).unwrap();
+        assert_eq!(record.content, done.content);
+        assert_eq!(record.files[0].sha256, crate::util::sha256(b"weights"));
     }
 
     #[test]

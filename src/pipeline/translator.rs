@@ -56,8 +56,8 @@ pub fn run(
     let cfg = &exp.config.translator;
     let mut key = StageKey::new(Stage::Translator);
     key.add("seed", &seed)
-        .add("erm", &erm.done.hash)
-        .add("lm", &lm.hash)
+        .reads("erm", &erm.done.content)
+        .reads("lm", &lm.content)
         .add("captions", &captions.fingerprint);
     key.add(
         "translator",
