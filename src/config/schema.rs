@@ -175,6 +175,7 @@ impl Default for ClassifierSection {
                 warmup_epochs: 1.0,
                 grad_clip: Some(1.0),
                 select: ModelSelection::WorstGroupVal,
+                precision: Default::default(),
             },
         }
     }
