@@ -277,8 +277,10 @@ pub fn bench_sampling(args: &BenchArgs, device: Device) -> Result<SamplingFigure
         cfg.n_positions
     );
     tch::manual_seed(args.seed as i64);
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let lm = gpt2::Gpt2::new(&vs.root(), &cfg);
+    // Frozen, as the explanation's language model is (`explain::lm`).
+    vs.freeze();
     let prefix = Tensor::randn([args.images as i64, k, cfg.n_embd], (Kind::Float, device)); // [images, k, d]
                                                                                             // A word-level vocabulary (every token but EOS starts a word), as the quickstart's tokenizer.
     let word_start = Tensor::ones([cfg.vocab_size], (Kind::Bool, Device::Cpu));

@@ -253,10 +253,10 @@ impl Conv1D {
         *out_size
             .last_mut()
             .expect("Conv1D input has a feature dimension") = self.weight.size()[1];
-        precision::lower(&self.bias)
+        precision::lower_weight(&self.bias)
             .addmm(
                 &precision::lower(&xs.reshape([-1, nx])),
-                &precision::lower(&self.weight),
+                &precision::lower_weight(&self.weight),
             )
             .view(out_size.as_slice())
     }
@@ -558,7 +558,7 @@ impl Gpt2 {
         }
         let xs = xs.apply(&self.ln_f); // [b, t, d]
                                        // The tied head in the compute precision, the logits in f32 (sampling and the loss read them).
-        let logits = precision::lower(&xs).matmul(&precision::lower(&self.wte).tr()); // [b, t, vocab]
+        let logits = precision::lower(&xs).matmul(&precision::lower_weight(&self.wte).tr()); // [b, t, vocab]
         Ok(precision::upper(&logits))
     }
 

@@ -115,8 +115,8 @@ impl nn::Module for Linear {
         match precision::current() {
             Precision::F32 => xs.apply(&self.0),
             Precision::Bf16 => {
-                let bs = self.0.bs.as_ref().map(precision::lower);
-                precision::lower(xs).linear(&precision::lower(&self.0.ws), bs.as_ref())
+                let bs = self.0.bs.as_ref().map(precision::lower_weight);
+                precision::lower(xs).linear(&precision::lower_weight(&self.0.ws), bs.as_ref())
             }
         }
     }

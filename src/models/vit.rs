@@ -577,10 +577,10 @@ impl Vit {
             Precision::F32 => xs.apply(&self.patch_proj),
             Precision::Bf16 => {
                 let p = &self.patch_proj;
-                let bs = p.bs.as_ref().map(precision::lower);
+                let bs = p.bs.as_ref().map(precision::lower_weight);
                 let stride = self.cfg.patch_size;
                 let low = precision::lower(xs).conv2d(
-                    &precision::lower(&p.ws),
+                    &precision::lower_weight(&p.ws),
                     bs.as_ref(),
                     [stride, stride],
                     [0, 0],
