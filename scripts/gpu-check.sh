@@ -89,7 +89,9 @@ PEAK_F32="${PEAK_F32:-67}"
 PEAK_BF16="${PEAK_BF16:-989}"
 echo "MFU against peaks of $PEAK_F32 (f32) and $PEAK_BF16 (bf16) TFLOP/s"
 
-# One benchmark on both sides: texplain, then the reference with the same arguments.
+# One benchmark on both sides: texplain, then the reference with the same arguments. A failure (e.g. out of
+# memory) is reported and counted, and the other figures are still taken: the table shows it as a gap.
+failures=0
 bench() { # name, precision, bench arguments...
   local name="$1" precision="$2"
   shift 2
@@ -97,10 +99,16 @@ bench() { # name, precision, bench arguments...
   [ "$precision" = bf16 ] && peak="$PEAK_BF16"
   local args=(--device "$device" --precision "$precision" --peak-tflops "$peak" "$@")
   echo "+ texplain bench ${args[*]}"
-  "$BIN" bench "${args[@]}" --json "$OUT/$name-$precision-texplain.json"
+  "$BIN" bench "${args[@]}" --json "$OUT/$name-$precision-texplain.json" || {
+    echo "gpu-check.sh: texplain bench failed ($name, $precision)" >&2
+    failures=$((failures + 1))
+  }
   if [ "$have_torch" = 1 ]; then
     echo "+ bench_reference.py ${args[*]}"
-    "$PYTHON" "$here/bench_reference.py" "${args[@]}" --json "$OUT/$name-$precision-pytorch.json"
+    "$PYTHON" "$here/bench_reference.py" "${args[@]}" --json "$OUT/$name-$precision-pytorch.json" || {
+      echo "gpu-check.sh: the PyTorch reference failed ($name, $precision)" >&2
+      failures=$((failures + 1))
+    }
   else
     echo "(would run: $PYTHON $here/bench_reference.py ${args[*]} --json $OUT/$name-$precision-pytorch.json)"
   fi
@@ -126,13 +134,14 @@ else
     qs_seconds=$(($(date +%s) - qs_start))
   else
     echo "gpu-check.sh: the quickstart failed or ran past ${QUICKSTART_TIMEOUT} s; the benchmarks above still count" >&2
+    failures=$((failures + 1))
   fi
 fi
 
 # The table (standard-library Python only; without any Python the JSON files are the result).
 if [ "$have_python" = 0 ]; then
   echo "gpu-check.sh: no $PYTHON to print the table; the figures are in $OUT/*.json"
-  exit 0
+  exit "$((failures > 0))"
 fi
 "$PYTHON" - "$OUT" "$dry_run" "${qs_seconds:-}" "$root/results/reference/quickstart/table.md" <<'EOF'
 import json, os, sys
@@ -158,10 +167,15 @@ def get(fig, section, key):
     return None if fig is None or fig.get(section) is None else fig[section].get(key)
 
 
-first = load("vit", "f32", "texplain")
-ref = load("vit", "f32", "pytorch")
+def first(impl):
+    figs = [load(n, p, impl) for n in ("vit", "sampling") for p in ("f32", "bf16")]
+    return next((f for f in figs if f), None)
+
+
+ours0, ref0 = first("texplain"), first("pytorch")
 print()
-print(f"texplain: {first['device']}; PyTorch: {ref['implementation'] + ', ' + ref['device'] if ref else 'not run'}"
+print(f"texplain: {ours0['device'] if ours0 else 'failed'}; "
+      f"PyTorch: {ref0['implementation'] + ', ' + ref0['device'] if ref0 else 'not run'}"
       + (" (dry run: tiny shapes on the CPU, not the issue's figures)" if dry else ""))
 print()
 print("| figure | precision | texplain | PyTorch | texplain / PyTorch |")
@@ -169,8 +183,8 @@ print("|---|---|---:|---:|---:|")
 rows = []
 for precision in ("f32", "bf16"):
     ours, theirs = load("vit", precision, "texplain"), load("vit", precision, "pytorch")
-    v = ours["vit_train"]
-    shape = f"ViT {v['preset']} {v['image_size']} px, batch {v['batch']}"
+    v = (ours or theirs or {}).get("vit_train")
+    shape = f"ViT {v['preset']} {v['image_size']} px, batch {v['batch']}" if v else "ViT (failed)"
     a, b = get(ours, "vit_train", "images_per_s"), get(theirs, "vit_train", "images_per_s")
     rows.append((f"{shape}: train images/s", precision, fmt(a, ".1f"), fmt(b, ".1f"), ratio(a, b)))
     a, b = get(ours, "vit_train", "mfu"), get(theirs, "vit_train", "mfu")
@@ -178,8 +192,9 @@ for precision in ("f32", "bf16"):
     rows.append((f"{shape}: MFU %", precision, fmt(pct(a), ".1f"), fmt(pct(b), ".1f"), ratio(a, b)))
 for precision in ("f32", "bf16"):
     ours, theirs = load("sampling", precision, "texplain"), load("sampling", precision, "pytorch")
-    s = ours["sampling"]
-    shape = f"GPT-2 {s['preset']}, prefix {s['prefix_len']}, {s['new_tokens']} new tokens, {s['images']}x{s['samples']}"
+    s = (ours or theirs or {}).get("sampling")
+    shape = (f"GPT-2 {s['preset']}, prefix {s['prefix_len']}, {s['new_tokens']} new tokens, "
+             f"{s['images']}x{s['samples']}" if s else "GPT-2 sampling (failed)")
     a, b = get(ours, "sampling", "sentences_per_s"), get(theirs, "sampling", "sentences_per_s")
     rows.append((f"{shape}: sentences/s", precision, fmt(a, ".1f"), fmt(b, ".1f"), ratio(a, b)))
     minutes = lambda x: None if x is None else PAPER_SENTENCES / x / 60
@@ -211,4 +226,5 @@ elif not dry:
     print("The quickstart did not finish: no table.")
 EOF
 echo
-echo "figures: $OUT/*.json; total $(($(date +%s) - start)) s"
+echo "figures: $OUT/*.json; total $(($(date +%s) - start)) s; $failures failed step(s)"
+exit "$((failures > 0))"
