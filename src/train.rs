@@ -17,6 +17,7 @@ use crate::data::{Dataset, InputPipeline};
 use crate::methods::groupdro::{GroupDro, GroupDroConfig};
 use crate::metrics;
 use crate::models::vit::Vit;
+use crate::precision::Precision;
 use crate::util::write_atomic;
 
 /// Optimisation settings shared by every trained part (ERM, LM pretraining, translator, fine-tuning).
@@ -42,6 +43,11 @@ pub struct TrainConfig {
     /// Which epoch's weights to keep.
     #[serde(default)]
     pub select: ModelSelection,
+    /// Compute precision of the training steps: `f32` (the default) or `bf16` (bf16 matrix products with f32
+    /// master weights; layer norm, softmax, the loss and the optimiser state stay f32: [`crate::precision`]).
+    /// Evaluation stays f32. Left out of the serialised config when f32, so f32 stage keys are unchanged.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 pub(crate) fn default_momentum() -> f64 {
@@ -60,6 +66,7 @@ impl Default for TrainConfig {
             warmup_epochs: 0.0,
             grad_clip: Some(1.0),
             select: ModelSelection::Last,
+            precision: Precision::F32,
         }
     }
 }
@@ -407,7 +414,8 @@ pub fn fit_until(
         let mut loss_sum = 0.0;
         for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
             opt.set_lr(schedule.lr(step));
-            let loss = batch_loss(chunk)?;
+            // The forward pass (and so its backward) in the configured precision; the update stays f32.
+            let loss = crate::precision::autocast(cfg.precision, || batch_loss(chunk))?;
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!(
@@ -682,6 +690,7 @@ mod tests {
             warmup_epochs: warmup,
             grad_clip: None,
             select: ModelSelection::Last,
+            precision: Precision::F32,
         }
     }
 

@@ -322,3 +322,53 @@ fn an_explain_stage_that_cannot_fit_is_refused_with_its_estimate() {
     .unwrap();
     assert_eq!(exp.config.explain.batch_rows, 10);
 }
+
+#[test]
+fn precision_is_per_training_and_explanation_f32_by_default_and_left_out_of_f32_configs() {
+    use texplain::precision::Precision;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
+    let f32_exp = Experiment::load(&path, &[]).unwrap();
+    assert_eq!(f32_exp.config.classifier.train.precision, Precision::F32);
+    assert!(
+        !f32_exp.resolved_yaml().unwrap().contains("precision"),
+        "an f32 config serialises as before precision existed (stage keys unchanged)"
+    );
+    // Each training's own `train:` block; `--set` reaches it like any other key.
+    let text = format!(
+        "{}language_model:\n  train: {{lr: 0.002, epochs: 1, batch_size: 8, precision: bf16}}\n\
+         translator:\n  train: {{lr: 0.001, epochs: 1, batch_size: 8, precision: bf16}}\n\
+         explain: {{precision: bf16}}\n",
+        minimal(tmp.path())
+    );
+    let path = write(tmp.path(), "bf16.yaml", &text);
+    let exp = Experiment::load(&path, &["classifier.train.precision=bf16".to_string()]).unwrap();
+    let c = &exp.config;
+    assert_eq!(
+        [
+            c.classifier.train.precision,
+            c.language_model.train.precision,
+            c.translator.train.precision,
+            c.explain.precision,
+            c.mitigation.finetune.precision,
+        ],
+        [
+            Precision::Bf16,
+            Precision::Bf16,
+            Precision::Bf16,
+            Precision::Bf16,
+            Precision::F32
+        ]
+    );
+    let yaml = exp.resolved_yaml().unwrap();
+    assert_eq!(yaml.matches("precision: bf16").count(), 4, "{yaml}");
+    // Stage keys hash the sections' JSON: bf16 enters the keys of the stages it changes, f32 leaves them as they were.
+    let json = |v: &texplain::config::schema::ClassifierSection| serde_json::to_string(v).unwrap();
+    assert!(json(&c.classifier).contains(r#""precision":"bf16""#));
+    assert!(!json(&f32_exp.config.classifier).contains("precision"));
+    let msg = error_of(&path, &["classifier.train.precision=fp16"]);
+    assert!(
+        msg.contains("classifier.train.precision") && msg.contains("fp16") && msg.contains("bf16"),
+        "{msg}"
+    );
+}

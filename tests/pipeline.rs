@@ -4,7 +4,8 @@
 //! bytes does not; two runs into one directory exclude each other; a diverging training fails naming the stage,
 //! epoch and step, and `run.json` records the failure; a demo run leaves a checkout clean and checks its
 //! reference; `texplain explain` reads the run directory; every method (the field's baselines too) runs, writes
-//! its artifacts and is keyed without moving the other stages' keys.
+//! its artifacts and is keyed without moving the other stages' keys; a bf16 run finishes and redoes only the stages
+//! whose precision changed (and what reads them).
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -496,6 +497,47 @@ fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
         record(&out.join("seed-3/translator"))["reads"]["erm"],
         record(&erm)["content"]
     );
+}
+
+#[test]
+fn a_bf16_run_finishes_and_redoes_only_the_stages_whose_precision_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    let methods = ["--set", "mitigation.methods=[erm, texplain]"];
+    let first = run_with(&config, &out, &methods);
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    // ERM, the translator and the explanation in bf16; the LM stays f32.
+    let bf16 = [
+        "--set",
+        "classifier.train.precision=bf16",
+        "--set",
+        "translator.train.precision=bf16",
+        "--set",
+        "explain.precision=bf16",
+    ];
+    let args: Vec<&str> = methods.iter().chain(&bf16).copied().collect();
+    let again = run_with(&config, &out, &args);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
+    let redone = finished_stages(&log, &out);
+    assert!(!redone.contains("lm"), "the f32 LM is kept: {redone:?}");
+    for stage in [
+        "seed-3/erm",
+        "seed-3/translator",
+        "seed-3/explain",
+        "seed-3/texplain",
+    ] {
+        assert!(
+            redone.contains(stage),
+            "{stage} is redone in bf16: {redone:?}"
+        );
+    }
+    let resolved = std::fs::read_to_string(out.join("config.resolved.yaml")).unwrap();
+    assert_eq!(resolved.matches("precision: bf16").count(), 3, "{resolved}");
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("| texplain |"), "{table}");
 }
 
 #[test]

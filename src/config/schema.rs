@@ -15,6 +15,7 @@ use crate::data::upstream::UpstreamConfig;
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
+pub use crate::precision::Precision;
 pub use crate::relevance::mask::MaskValue;
 pub use crate::relevance::Threshold;
 use crate::report::PaperTable;
@@ -175,6 +176,7 @@ impl Default for ClassifierSection {
                 warmup_epochs: 1.0,
                 grad_clip: Some(1.0),
                 select: ModelSelection::WorstGroupVal,
+                precision: Default::default(),
             },
         }
     }
@@ -293,6 +295,10 @@ pub struct ExplainSection {
     pub words: WordConfig,
     /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).
     pub run: bool,
+    /// Compute precision of the explanation's forward passes (classifier, translator, LM decoding): `f32` (the
+    /// default) or `bf16` ([`crate::precision`]); left out of the serialised config when f32.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for ExplainSection {
@@ -307,6 +313,7 @@ impl Default for ExplainSection {
             batch_rows: 2048,
             words: WordConfig::default(),
             run: false,
+            precision: Precision::F32,
         }
     }
 }
