@@ -7,7 +7,7 @@ CONFIG ?= configs/quickstart.yaml
 # The run directory of CONFIG (results/<name>, the config's `name` being its file name) and its committed reference.
 RUN_DIR ?= results/$(basename $(notdir $(CONFIG)))
 
-.PHONY: build demo test lint fmt libtorch build-cuda
+.PHONY: build demo test lint fmt libtorch build-cuda gpu-check
 
 libtorch:
 	@scripts/fetch-libtorch.sh
@@ -33,3 +33,8 @@ fmt:
 # Run it where PyTorch 2.11 with CUDA is installed, with that PyTorch's lib/ on LD_LIBRARY_PATH (README "GPU").
 build-cuda:
 	LIBTORCH=$$(scripts/fetch-libtorch.sh --cuda) CARGO_TARGET_DIR=target/cuda cargo build --release
+
+# The GPU check (issue 15): the CUDA binary and the PyTorch reference side by side, f32 and bf16, and the quickstart
+# on the GPU; builds nothing (run `make build-cuda` first). `scripts/gpu-check.sh --dry-run` is its CPU rehearsal.
+gpu-check:
+	scripts/gpu-check.sh

@@ -8,11 +8,15 @@
   min_new_tokens=max_new_tokens=T, num_return_sequences=N)` for all images in one call: EOS is blocked for every
   token, so every sentence has exactly T tokens, as in `texplain bench` (top_k=0 because texplain applies no top-k;
   HF's default top_k=50 would add a filtering step the Rust side does not do).
+- --precision bf16: the forward pass (vit-train; backward and the AdamW step outside, as the PyTorch AMP recipe
+  has it) and `generate` (sampling) run under `torch.autocast(device_type, dtype=torch.bfloat16)`, the weights
+  and the optimiser state staying f32: the counterpart of `texplain bench --precision bf16`.
 
 Usage: python scripts/bench_reference.py --what all --device cpu --threads 2 --json ref.json
 (needs torch and transformers; run by scripts/bench.sh next to `texplain bench`).
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -56,6 +60,13 @@ def is_no_decay(name):
             or "wte" in name or "wpe" in name)
 
 
+def autocast(args, device):
+    """The precision's region: bf16 autocast, or nothing for f32."""
+    if args.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -92,7 +103,8 @@ def bench_vit_train(args, device):
     ys = torch.randint(cfg.num_labels, (batch,), device=device)
 
     def step():
-        loss = model(pixel_values=xs, labels=ys).loss
+        with autocast(args, device):
+            loss = model(pixel_values=xs, labels=ys).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -129,7 +141,14 @@ def bench_sampling(args, device):
     eos = cfg.eos_token_id
 
     def call():
-        out = model.generate(
+        with autocast(args, device):
+            out = generate()
+        # With inputs_embeds, generate returns only the new tokens: [images * samples, new_tokens].
+        if tuple(out.shape) != (args.images * args.samples, new_tokens) or bool((out == eos).any()):
+            raise RuntimeError(f"generate gave {tuple(out.shape)} (or an EOS); expected equal-length sentences")
+
+    def generate():
+        return model.generate(
             inputs_embeds=prefix,
             attention_mask=mask,
             do_sample=True,
@@ -142,9 +161,6 @@ def bench_sampling(args, device):
             pad_token_id=eos,
             eos_token_id=eos,
         )
-        # With inputs_embeds, generate returns only the new tokens: [images * samples, new_tokens].
-        if tuple(out.shape) != (args.images * args.samples, new_tokens) or bool((out == eos).any()):
-            raise RuntimeError(f"generate gave {tuple(out.shape)} (or an EOS); expected equal-length sentences")
 
     seconds = time_median(device, args.warmup, args.steps, call)
     sentences = args.images * args.samples
@@ -176,6 +192,7 @@ def main():
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--new-tokens", type=int)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32")
     args = ap.parse_args()
 
     if args.device == "auto":
@@ -187,13 +204,14 @@ def main():
     figures = {
         "implementation": f"pytorch {torch.__version__} eager",
         "device": f"cpu ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device),
+        "precision": args.precision,
         "threads": torch.get_num_threads(),
         "steps": args.steps,
         "warmup": args.warmup,
         "vit_train": bench_vit_train(args, device) if args.what in ("vit-train", "all") else None,
         "sampling": bench_sampling(args, device) if args.what in ("sampling", "all") else None,
     }
-    print(f"pytorch reference on {figures['device']} (median of {args.steps} steps after {args.warmup} warmup)")
+    print(f"pytorch reference on {figures['device']}, {args.precision} (median of {args.steps} steps after {args.warmup} warmup)")
     if figures["vit_train"]:
         v = figures["vit_train"]
         print(f"vit-train {v['preset']} batch {v['batch']}: {v['step_ms']:.2f} ms/step, "

@@ -10,6 +10,10 @@
 //!   exactly `new_tokens` tokens (EOS is blocked for all of them, `min_words = max_words = new_tokens` with a
 //!   word-level vocabulary), matching HF `generate(min_new_tokens = max_new_tokens)`.
 //!
+//! `--precision bf16` runs both in a bf16 [`crate::precision`] region (bf16 matrix products, f32 master weights,
+//! f32 norms, softmax, loss and optimiser state), the counterpart of the reference's `torch.autocast(dtype =
+//! bfloat16)`.
+//!
 //! Timing: `warmup` untimed repetitions, then `steps` timed ones (CUDA synchronised around each); the median is
 //! reported.
 use std::path::PathBuf;
@@ -21,6 +25,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::explain::sample::{sample_sentences, Nucleus};
 use crate::models::{gpt2, vit};
+use crate::precision::{self, Precision};
 use crate::train::{ModelSelection, Optimizer, TrainConfig};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +82,13 @@ pub struct BenchArgs {
     /// Images per training step (default 64 tiny, 32 base).
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Peak dense TFLOP/s of the device (fp32), to report model FLOP utilisation.
+    /// Peak dense TFLOP/s of the device at the benchmark's precision (H100 SXM: 67 fp32, 989 bf16), to report
+    /// model FLOP utilisation.
     #[arg(long)]
     pub peak_tflops: Option<f64>,
+    /// Compute precision: f32, or bf16 mixed precision (bf16 matrix products, f32 master weights).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Language-model shape for sampling.
     #[arg(long, value_enum, default_value = "tiny")]
     pub lm_preset: LmPreset,
@@ -124,6 +133,7 @@ pub struct SamplingFigures {
 pub struct Figures {
     pub implementation: &'static str,
     pub device: String,
+    pub precision: Precision,
     pub threads: i32,
     pub steps: usize,
     pub warmup: usize,
@@ -215,6 +225,7 @@ pub fn bench_vit_train(args: &BenchArgs, device: Device) -> Result<VitTrainFigur
         grad_clip: None,
         select: ModelSelection::Last,
         batch_size: batch,
+        precision: args.precision,
         ..TrainConfig::default()
     };
     let mut opt = crate::train::build_optimizer(&vs, &train_cfg)?;
@@ -225,8 +236,11 @@ pub fn bench_vit_train(args: &BenchArgs, device: Device) -> Result<VitTrainFigur
     ); // [b, c, H, W]
     let ys = Tensor::randint(cfg.num_labels, [b], (Kind::Int64, device)); // [b]
     let seconds = time_median(device, args.warmup, args.steps, || {
-        let logits = model.forward_t(&xs, true); // [b, labels]
-        let loss = logits.cross_entropy_for_logits(&ys);
+        // As `train::fit`: the forward pass in the precision's region, the update in f32.
+        let loss = precision::autocast(args.precision, || {
+            let logits = model.forward_t(&xs, true); // [b, labels], f32
+            logits.cross_entropy_for_logits(&ys)
+        });
         opt.zero_grad();
         loss.backward();
         opt.step();
@@ -263,8 +277,10 @@ pub fn bench_sampling(args: &BenchArgs, device: Device) -> Result<SamplingFigure
         cfg.n_positions
     );
     tch::manual_seed(args.seed as i64);
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let lm = gpt2::Gpt2::new(&vs.root(), &cfg);
+    // Frozen, as the explanation's language model is (`explain::lm`).
+    vs.freeze();
     let prefix = Tensor::randn([args.images as i64, k, cfg.n_embd], (Kind::Float, device)); // [images, k, d]
                                                                                             // A word-level vocabulary (every token but EOS starts a word), as the quickstart's tokenizer.
     let word_start = Tensor::ones([cfg.vocab_size], (Kind::Bool, Device::Cpu));
@@ -276,14 +292,16 @@ pub fn bench_sampling(args: &BenchArgs, device: Device) -> Result<SamplingFigure
         max_words: new_tokens,
     };
     let seconds = time_median(device, args.warmup, args.steps, || {
-        let out = sample_sentences(
-            &lm,
-            &prefix,
-            args.samples,
-            &nucleus,
-            cfg.eos_token_id,
-            &word_start,
-        )?;
+        let out = precision::autocast(args.precision, || {
+            sample_sentences(
+                &lm,
+                &prefix,
+                args.samples,
+                &nucleus,
+                cfg.eos_token_id,
+                &word_start,
+            )
+        })?;
         let lengths_ok = out
             .iter()
             .flatten()
@@ -321,6 +339,7 @@ pub fn measure(args: &BenchArgs) -> Result<Figures> {
     Ok(Figures {
         implementation: "texplain",
         device: crate::runtime::device_name(device),
+        precision: args.precision,
         threads: tch::get_num_threads(),
         steps: args.steps,
         warmup: args.warmup,
@@ -333,8 +352,11 @@ pub fn measure(args: &BenchArgs) -> Result<Figures> {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let figures = measure(args)?;
     let mut text = format!(
-        "texplain bench on {} (median of {} steps after {} warmup)\n",
-        figures.device, figures.steps, figures.warmup
+        "texplain bench on {}, {} (median of {} steps after {} warmup)\n",
+        figures.device,
+        figures.precision.name(),
+        figures.steps,
+        figures.warmup
     );
     if let Some(v) = &figures.vit_train {
         text.push_str(&format!(
@@ -399,6 +421,8 @@ mod tests {
             "8",
             "--peak-tflops",
             "60",
+            "--precision",
+            "bf16",
         ])
         .unwrap();
         assert_eq!(a.what, What::VitTrain);
@@ -408,6 +432,7 @@ mod tests {
             (Some(2), 5, 1, Some(8))
         );
         assert_eq!(a.peak_tflops, Some(60.0));
+        assert_eq!(a.precision, Precision::Bf16);
         let b = parse(&[
             "--what",
             "sampling",
@@ -426,7 +451,11 @@ mod tests {
             (What::Sampling, LmPreset::Small, 2, 3, Some(7))
         );
         let d = parse(&[]).unwrap();
-        assert_eq!((d.what, d.device.as_str()), (What::All, "auto"));
+        assert_eq!(
+            (d.what, d.device.as_str(), d.precision),
+            (What::All, "auto", Precision::F32)
+        );
+        assert!(parse(&["--precision", "fp16"]).is_err());
         assert!(parse(&["--what", "everything"]).is_err());
         assert!(parse(&["--vit-preset", "huge"]).is_err());
     }
@@ -445,13 +474,21 @@ mod tests {
 
     #[test]
     fn one_step_tiny_runs_give_positive_finite_figures() {
+        for precision in [Precision::F32, Precision::Bf16] {
+            one_step_tiny_run(precision);
+        }
+    }
+
+    fn one_step_tiny_run(precision: Precision) {
         let mut args = parse(&["--device", "cpu", "--steps", "1", "--warmup", "0"]).unwrap();
         args.images = 2;
         args.samples = 3;
         args.new_tokens = Some(5);
         args.batch = Some(4);
         args.peak_tflops = Some(1.0);
+        args.precision = precision;
         let f = measure(&args).unwrap();
+        assert_eq!(f.precision, precision);
         let v = f.vit_train.expect("vit-train ran");
         let s = f.sampling.expect("sampling ran");
         for (name, x) in [
@@ -463,7 +500,7 @@ mod tests {
             ("sentences_per_s", s.sentences_per_s),
             ("tokens_per_s", s.tokens_per_s),
         ] {
-            assert!(x.is_finite() && x > 0.0, "{name} = {x}");
+            assert!(x.is_finite() && x > 0.0, "{precision:?} {name} = {x}");
         }
         assert_eq!((s.images, s.samples, s.new_tokens), (2, 3, 5));
     }

@@ -4,13 +4,15 @@
 //! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
 //!
 //! Modules by layer; imports flow one way, downwards in this list:
-//! - utilities: [`util`] (atomic writes, hashing), [`runtime`] (seeds, threads, device), [`progress`];
+//! - utilities: [`util`] (atomic writes, hashing), [`runtime`] (seeds, threads, device), [`precision`] (bf16
+//!   mixed precision), [`progress`];
 //! - data, text, models: [`data`], [`text`], [`models`], with the pure [`metrics`] and [`stats`];
 //! - method code: [`train`], [`pretrain`], [`explain`], [`relevance`], [`flags`], [`methods`], [`faithfulness`],
 //!   [`report`], [`reference`], [`bench`];
 //! - [`config`]: the YAML schema, loading and validation;
 //! - [`pipeline`]: `texplain run`, one module per stage;
 //! - [`cli`]: the command line.
+pub mod precision;
 pub mod progress;
 pub mod runtime;
 pub mod util;

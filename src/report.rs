@@ -10,7 +10,7 @@
 //!   with a 95 % interval of their mean ([`Interval`]: Student-t by default, or a seeded percentile bootstrap; see
 //!   [`crate::stats`]). One shared seed gives no interval.
 use crate::data::Split;
-use crate::methods::table_order;
+use crate::methods::{table_order, GroupLabels, Method};
 use crate::metrics::mean_std;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -300,8 +300,51 @@ fn fmt_pct_signed(x: f64) -> String {
     }
 }
 
+/// A paper's `[mean, std]`; a NaN std (a figure published without one) prints the mean alone.
 fn fmt_paper(v: [f64; 2]) -> String {
-    format!("{:.1} ± {:.1}", v[0], v[1])
+    if v[1].is_nan() {
+        format!("{:.1}", v[0])
+    } else {
+        format!("{:.1} ± {:.1}", v[0], v[1])
+    }
+}
+
+/// The mark of a method that trains on group labels (see [`group_label_note`]).
+pub const GROUP_LABEL_MARK: &str = "†";
+
+/// A method's name as tables print it: marked with [`GROUP_LABEL_MARK`] when it trains on group labels.
+pub fn method_label(method: &str) -> String {
+    match Method::from_name(method) {
+        Some(m) if m.trains_on_group_labels() => format!("{method} {GROUP_LABEL_MARK}"),
+        _ => method.to_string(),
+    }
+}
+
+/// The footnote of a table holding `methods`: which of them train on group labels and on which split's; `None`
+/// when none does.
+pub fn group_label_note<'a>(methods: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut marked: Vec<String> = Vec::new();
+    for name in methods {
+        let Some(m) = Method::from_name(name) else {
+            continue;
+        };
+        let which = match m.group_labels() {
+            GroupLabels::Selection => continue,
+            GroupLabels::Train => "the training split's, in its objective",
+            GroupLabels::Val => "the validation split's, as its training data",
+        };
+        let line = format!("{name} ({which})");
+        if !marked.contains(&line) {
+            marked.push(line);
+        }
+    }
+    (!marked.is_empty()).then(|| {
+        format!(
+            "{GROUP_LABEL_MARK} trains on group labels: {}. Every method uses the validation groups to select a \
+             model (worst-group validation accuracy); these use them to train as well.",
+            marked.join("; ")
+        )
+    })
 }
 
 /// Mean and std over seeds of one metric per row.
@@ -349,14 +392,14 @@ pub fn table_md(rows: &[ResultRow], split: Split, paper: Option<&PaperTable>) ->
             .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
             .collect::<String>()
     );
-    for m in methods {
+    for &m in &methods {
         let mrows: Vec<&ResultRow> = rows.iter().copied().filter(|r| r.method == m).collect();
         let seeds: BTreeSet<u64> = mrows.iter().map(|r| r.seed).collect();
         let (wm, ws) = stat(&mrows, |r| r.worst_group);
         let (am, as_) = stat(&mrows, |r| r.avg_train_weighted);
         let (pm, ps) = stat(&mrows, |r| r.avg_plain);
         let mut cells = vec![
-            m.to_string(),
+            method_label(m),
             seeds.len().to_string(),
             fmt_pct_pm(wm, ws),
             fmt_pct_pm(am, as_),
@@ -373,6 +416,9 @@ pub fn table_md(rows: &[ResultRow], split: Split, paper: Option<&PaperTable>) ->
             }
         }
         let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    if let Some(note) = group_label_note(methods) {
+        let _ = writeln!(out, "\n{note}");
     }
     out
 }
@@ -722,7 +768,11 @@ pub fn compare_with(
             );
             for (i, c) in cells.iter().enumerate() {
                 let rows: Vec<&ResultRow> = c.by_seed.values().collect();
-                let mut line = vec![c.run.clone(), c.method.clone(), c.by_seed.len().to_string()];
+                let mut line = vec![
+                    c.run.clone(),
+                    method_label(&c.method),
+                    c.by_seed.len().to_string(),
+                ];
                 for (_, f) in METRICS {
                     let (m, s) = stat(&rows, f);
                     line.push(fmt_pct_pm(m, s));
@@ -736,6 +786,9 @@ pub fn compare_with(
                     }
                 }
                 let _ = writeln!(out, "| {} |", line.join(" | "));
+            }
+            if let Some(note) = group_label_note(cells.iter().map(|c| c.method.as_str())) {
+                let _ = writeln!(out, "\n{note}");
             }
         }
         CompareFormat::Csv => {
@@ -951,7 +1004,50 @@ mod tests {
             lines[6],
             "| texplain | 3 | 60.0 ± 10.0 | 91.0 ± 1.0 | 80.0 ± 0.0 | 90.0 | 70.0 | 60.0 | 90.0 | 88.2 ± 2.9 | 96.7 ± 0.6 |"
         );
-        assert_eq!(lines.len(), 7);
+        assert_eq!(
+            lines.len(),
+            7,
+            "no footnote without a method that trains on group labels"
+        );
+
+        // Methods that train on group labels are marked, with a footnote naming the split; a published figure
+        // without a std prints its mean alone.
+        let mut rows = sample_rows();
+        for (method, worst) in [("groupdro", 0.8), ("dfr", 0.85), ("jtt", 0.7)] {
+            rows.push(row(
+                0,
+                method,
+                "test",
+                [0.9, 0.8, 0.85, 0.9],
+                worst,
+                0.9,
+                0.88,
+            ));
+        }
+        let mut paper = PaperTable::waterbirds_table1();
+        paper.0.insert(
+            "GroupDRO".into(),
+            PaperEntry {
+                worst_group: [91.4, f64::NAN],
+                average: [93.5, f64::NAN],
+            },
+        );
+        let t = table_md(&rows, Split::Test, Some(&paper));
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[7].starts_with("| jtt | 1 | 70.0 |"), "{t}");
+        assert!(lines[8].starts_with("| dfr † | 1 | 85.0 |"), "{t}");
+        assert!(
+            lines[9].starts_with("| groupdro † | 1 | 80.0 |")
+                && lines[9].ends_with("| 91.4 | 93.5 |"),
+            "{t}"
+        );
+        assert_eq!(lines[10], "");
+        assert_eq!(
+            lines[11],
+            "† trains on group labels: dfr (the validation split's, as its training data); groupdro (the training \
+             split's, in its objective). Every method uses the validation groups to select a model (worst-group \
+             validation accuracy); these use them to train as well."
+        );
 
         let val = table_md(&sample_rows(), Split::Val, None);
         assert_eq!(
@@ -977,6 +1073,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         write_results_csv(&dir.join("results.csv"), rows).unwrap();
         dir
+    }
+
+    #[test]
+    fn compare_marks_methods_that_train_on_group_labels() {
+        let root = tempfile::tempdir().unwrap();
+        let mut rows = sample_rows();
+        rows.push(row(0, "dfr", "test", [0.9; 4], 0.85, 0.9, 0.88));
+        let a = write_run(root.path(), "run-a", &rows);
+        let md = compare(&[a], "erm", Split::Test, CompareFormat::Markdown).unwrap();
+        let lines: Vec<&str> = md.lines().collect();
+        assert!(lines[7].starts_with("| run-a | dfr † | 1 | 85.0 |"), "{md}");
+        assert_eq!(lines[8], "");
+        assert!(
+            lines[9].starts_with("† trains on group labels: dfr (the validation split's"),
+            "{md}"
+        );
+        assert_eq!(lines.len(), 10, "{md}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::data::{Dataset, InputPipeline};
 use crate::methods::groupdro::{GroupDro, GroupDroConfig};
 use crate::metrics;
 use crate::models::vit::Vit;
+use crate::precision::Precision;
 use crate::util::write_atomic;
 
 /// Optimisation settings shared by every trained part (ERM, LM pretraining, translator, fine-tuning).
@@ -42,6 +43,11 @@ pub struct TrainConfig {
     /// Which epoch's weights to keep.
     #[serde(default)]
     pub select: ModelSelection,
+    /// Compute precision of the training steps: `f32` (the default) or `bf16` (bf16 matrix products with f32
+    /// master weights; layer norm, softmax, the loss and the optimiser state stay f32: [`crate::precision`]).
+    /// Evaluation stays f32. Left out of the serialised config when f32, so f32 stage keys are unchanged.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 pub(crate) fn default_momentum() -> f64 {
@@ -60,6 +66,7 @@ impl Default for TrainConfig {
             warmup_epochs: 0.0,
             grad_clip: Some(1.0),
             select: ModelSelection::Last,
+            precision: Precision::F32,
         }
     }
 }
@@ -360,24 +367,55 @@ pub fn fit(
     sampling: &Sampling,
     rng: &mut ChaCha8Rng,
     what: &str,
+    batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
+    end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
+) -> Result<Vec<Epoch>> {
+    fit_until(
+        vs,
+        cfg,
+        cfg.epochs,
+        sampling,
+        rng,
+        what,
+        batch_loss,
+        end_of_epoch,
+    )
+}
+
+/// [`fit`] stopped after `stop_after` epochs (at most `cfg.epochs`) of the `cfg.epochs`-epoch schedule: the first
+/// epochs of the full training, learning rate included (JTT's identification model is ERM stopped early).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_until(
+    vs: &nn::VarStore,
+    cfg: &TrainConfig,
+    stop_after: u32,
+    sampling: &Sampling,
+    rng: &mut ChaCha8Rng,
+    what: &str,
     mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
     mut end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
 ) -> Result<Vec<Epoch>> {
     let n = sampling.epoch_len();
     anyhow::ensure!(n > 0, "{what}: the training set is empty");
+    anyhow::ensure!(
+        stop_after <= cfg.epochs,
+        "{what}: stopping after epoch {stop_after} of a {}-epoch training",
+        cfg.epochs
+    );
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
     let schedule = LrSchedule::new(cfg, steps_per_epoch);
     let mut opt = build_optimizer(vs, cfg)?;
     let mut order = sampling.first_pool()?;
-    let mut epochs = Vec::with_capacity(cfg.epochs as usize);
+    let mut epochs = Vec::with_capacity(stop_after as usize);
     let mut step = 0;
-    let progress = crate::progress::bar(cfg.epochs as u64 * steps_per_epoch as u64, what);
-    for epoch in 1..=cfg.epochs {
+    let progress = crate::progress::bar(stop_after as u64 * steps_per_epoch as u64, what);
+    for epoch in 1..=stop_after {
         sampling.next_epoch(&mut order, rng)?;
         let mut loss_sum = 0.0;
         for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
             opt.set_lr(schedule.lr(step));
-            let loss = batch_loss(chunk)?;
+            // The forward pass (and so its backward) in the configured precision; the update stays f32.
+            let loss = crate::precision::autocast(cfg.precision, || batch_loss(chunk))?;
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!(
@@ -428,6 +466,8 @@ pub struct ClassifierTraining<'a> {
     /// Which training samples each epoch visits.
     pub sampling: Sampling,
     pub objective: Objective,
+    /// Stop after this many epochs of the `cfg.epochs`-epoch schedule (`None`: train them all); see [`fit_until`].
+    pub stop_after: Option<u32>,
     /// With `select: worst_group_val`, the model as it starts (epoch 0) competes with the trained epochs.
     pub include_start: bool,
 }
@@ -449,6 +489,7 @@ impl<'a> ClassifierTraining<'a> {
             input,
             sampling: Sampling::Shuffle(train.len()),
             objective: Objective::CrossEntropy,
+            stop_after: None,
             include_start: false,
         }
     }
@@ -511,9 +552,11 @@ impl<'a> ClassifierTraining<'a> {
             best = Some((worst, eval.avg_plain, 0, snapshot_vars(vs)));
         }
         let epoch_len = self.sampling.epoch_len();
-        fit(
+        let last_epoch = self.stop_after.unwrap_or(cfg.epochs);
+        fit_until(
             vs,
             cfg,
+            last_epoch,
             &self.sampling,
             rng,
             "train",
@@ -601,7 +644,7 @@ impl<'a> ClassifierTraining<'a> {
                 }
             }
             _ => TrainSummary {
-                selected_epoch: cfg.epochs,
+                selected_epoch: last_epoch,
                 val_worst_group: None,
             },
         })
@@ -647,6 +690,7 @@ mod tests {
             warmup_epochs: warmup,
             grad_clip: None,
             select: ModelSelection::Last,
+            precision: Precision::F32,
         }
     }
 
@@ -662,6 +706,58 @@ mod tests {
             "half way through the decay the cosine gives half"
         );
         assert!(s.lr(99) < 0.001);
+    }
+
+    #[test]
+    fn a_stopped_training_is_the_start_of_the_full_one() {
+        use rand::SeedableRng;
+        // A weight and a bias (the optimiser has a decay and a no-decay group), loss = w^2 + b^2; 4 steps per epoch
+        // of a 3-epoch cosine schedule, stopped after epoch 1.
+        let train = |stop_after: u32| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let w = vs.root().var("weight", &[1], nn::Init::Const(1.0));
+            let b = (vs.root() / "lin").var("bias", &[1], nn::Init::Const(1.0));
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let epochs = fit_until(
+                &vs,
+                &TrainConfig {
+                    lr: 0.1,
+                    ..cfg(3, 0.0)
+                },
+                stop_after,
+                &Sampling::Shuffle(4),
+                &mut rng,
+                "test",
+                |_| Ok((w.square() + b.square()).sum(Kind::Float)),
+                |_| Ok(()),
+            )
+            .unwrap();
+            (epochs, w.double_value(&[0]))
+        };
+        let (stopped, w_stopped) = train(1);
+        let (full, w_full) = train(3);
+        assert_eq!(stopped.len(), 1);
+        assert_eq!(
+            stopped[0], full[0],
+            "same learning rate and loss as the full run's epoch 1"
+        );
+        let schedule = LrSchedule::new(&cfg(3, 0.0), 4);
+        assert!((stopped[0].lr - 0.1 * schedule.lr(3)).abs() < 1e-12);
+        assert!(stopped[0].lr > 0.05, "not annealed to zero at the stop");
+        assert!(w_stopped > w_full, "the full run keeps going");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = fit_until(
+            &vs,
+            &cfg(2, 0.0),
+            3,
+            &Sampling::Shuffle(1),
+            &mut ChaCha8Rng::seed_from_u64(0),
+            "test",
+            |_| unreachable!("never trains"),
+            |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(format!("{err}").contains("epoch 3 of a 2-epoch"), "{err}");
     }
 
     #[test]

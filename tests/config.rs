@@ -184,6 +184,100 @@ fn duplicate_seeds_are_rejected() {
 }
 
 #[test]
+fn baseline_parameters_default_and_bad_values_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = minimal(tmp.path()).replace("epochs: 1,", "epochs: 6,");
+    let path = write(tmp.path(), "c.yaml", &text);
+    let all = "mitigation.methods=[erm, masktune, jtt, dfr, groupdro]";
+
+    // Defaults: the documented ones, resolved against the classifier (4 blocks by default, 6 ERM epochs).
+    let exp = Experiment::load(&path, &[all.into()]).unwrap();
+    let b = &exp.config.mitigation.baselines;
+    assert_eq!(
+        b.masktune
+            .layer_for(exp.config.classifier.num_hidden_layers),
+        3
+    );
+    let ft = b.masktune.finetune_for(&exp.config.classifier.train);
+    assert_eq!((ft.epochs, ft.warmup_epochs, ft.lr), (1, 0.0, 0.001));
+    assert_eq!(
+        (b.jtt.grid.id_epochs.clone(), b.jtt.grid.lambda_up.clone()),
+        (vec![2, 5], vec![5, 20])
+    );
+    assert_eq!(b.dfr.c_grid, vec![1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01]);
+    assert_eq!((b.dfr.tune_retrains, b.dfr.final_retrains), (1, 20));
+    assert_eq!(
+        (b.groupdro.step_size, b.groupdro.generalization_adjustment),
+        (0.01, 0.0)
+    );
+    // One list of the JTT grid can be set alone; the other keeps its default.
+    let exp = Experiment::load(
+        &path,
+        &[
+            all.into(),
+            "mitigation.baselines.jtt.grid.id_epochs=[1, 3]".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        exp.config.mitigation.baselines.jtt.grid.lambda_up,
+        vec![5, 20]
+    );
+
+    for (set, expect) in [
+        (
+            "mitigation.baselines.masktune.layer=4",
+            "mitigation.baselines.masktune.layer: 4 is outside 0..4",
+        ),
+        (
+            "mitigation.baselines.masktune.layer=-1",
+            "mitigation.baselines.masktune.layer: -1 is outside 0..4",
+        ),
+        (
+            "mitigation.baselines.jtt.grid.id_epochs=[2, 7]",
+            "mitigation.baselines.jtt.grid.id_epochs: 7 is outside 1..=6",
+        ),
+        (
+            "mitigation.baselines.jtt.grid.lambda_up=[]",
+            "mitigation.baselines.jtt.grid: id_epochs [2, 5] and lambda_up [] must both list",
+        ),
+        (
+            "mitigation.baselines.dfr.c_grid=[1.0, -0.1]",
+            "mitigation.baselines.dfr.c_grid: -0.1 is not a positive number",
+        ),
+        (
+            "mitigation.baselines.dfr.final_retrains=0",
+            "mitigation.baselines.dfr.tune_retrains 1 / final_retrains 0",
+        ),
+        (
+            "mitigation.baselines.groupdro.step_size=-1",
+            "mitigation.baselines.groupdro.step_size: -1 must be a number >= 0",
+        ),
+        (
+            "mitigation.baselines.groupdro.train={lr: 0, epochs: 2, batch_size: 8}",
+            "mitigation.baselines.groupdro.train.lr: 0 must be a positive number",
+        ),
+        (
+            "mitigation.baselines.groupdro.sampling=uniform",
+            "unknown variant `uniform`",
+        ),
+        (
+            "mitigation.baselines.jtt.lambda=3",
+            "unknown field `lambda`",
+        ),
+    ] {
+        let msg = error_of(&path, &[all, set]);
+        assert!(msg.contains(expect), "--set {set}: {msg}");
+    }
+    // A block is checked only when its method runs.
+    Experiment::load(
+        &path,
+        &["mitigation.baselines.jtt.grid.id_epochs=[7]".into()],
+    )
+    .unwrap();
+}
+
+#[test]
 fn fine_tuning_recipe_spelling() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
@@ -341,4 +435,54 @@ fn relevance_method_and_threshold_spelling_and_errors() {
         let msg = error_of(quickstart, sets);
         assert!(msg.contains(expect), "--set {sets:?}: {msg}");
     }
+}
+
+#[test]
+fn precision_is_per_training_and_explanation_f32_by_default_and_left_out_of_f32_configs() {
+    use texplain::precision::Precision;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
+    let f32_exp = Experiment::load(&path, &[]).unwrap();
+    assert_eq!(f32_exp.config.classifier.train.precision, Precision::F32);
+    assert!(
+        !f32_exp.resolved_yaml().unwrap().contains("precision"),
+        "an f32 config serialises as before precision existed (stage keys unchanged)"
+    );
+    // Each training's own `train:` block; `--set` reaches it like any other key.
+    let text = format!(
+        "{}language_model:\n  train: {{lr: 0.002, epochs: 1, batch_size: 8, precision: bf16}}\n\
+         translator:\n  train: {{lr: 0.001, epochs: 1, batch_size: 8, precision: bf16}}\n\
+         explain: {{precision: bf16}}\n",
+        minimal(tmp.path())
+    );
+    let path = write(tmp.path(), "bf16.yaml", &text);
+    let exp = Experiment::load(&path, &["classifier.train.precision=bf16".to_string()]).unwrap();
+    let c = &exp.config;
+    assert_eq!(
+        [
+            c.classifier.train.precision,
+            c.language_model.train.precision,
+            c.translator.train.precision,
+            c.explain.precision,
+            c.mitigation.finetune.precision,
+        ],
+        [
+            Precision::Bf16,
+            Precision::Bf16,
+            Precision::Bf16,
+            Precision::Bf16,
+            Precision::F32
+        ]
+    );
+    let yaml = exp.resolved_yaml().unwrap();
+    assert_eq!(yaml.matches("precision: bf16").count(), 4, "{yaml}");
+    // Stage keys hash the sections' JSON: bf16 enters the keys of the stages it changes, f32 leaves them as they were.
+    let json = |v: &texplain::config::schema::ClassifierSection| serde_json::to_string(v).unwrap();
+    assert!(json(&c.classifier).contains(r#""precision":"bf16""#));
+    assert!(!json(&f32_exp.config.classifier).contains("precision"));
+    let msg = error_of(&path, &["classifier.train.precision=fp16"]);
+    assert!(
+        msg.contains("classifier.train.precision") && msg.contains("fp16") && msg.contains("bf16"),
+        "{msg}"
+    );
 }

@@ -3,7 +3,9 @@
 //! an uninterrupted run; a stage redone with other bytes redoes the stages that read it, one redone with the same
 //! bytes does not; two runs into one directory exclude each other; a diverging training fails naming the stage,
 //! epoch and step, and `run.json` records the failure; a demo run leaves a checkout clean and checks its
-//! reference; `texplain explain` reads the run directory.
+//! reference; `texplain explain` reads the run directory; every method (the field's baselines too) runs, writes
+//! its artifacts and is keyed without moving the other stages' keys; a bf16 run finishes and redoes only the stages
+//! whose precision changed (and what reads them).
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +15,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_texplain");
 
 /// A config small enough to run in seconds; data folders are shared between the runs of this file.
 fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
-    let text = format!(
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, tiny_config_text(data)).unwrap();
+    path
+}
+
+fn tiny_config_text(data: &Path) -> String {
+    format!(
         r#"name: tiny
 seeds: [3]
 device: cpu
@@ -49,8 +57,20 @@ mitigation:
   finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
 "#,
         data = data.display()
+    )
+}
+
+/// The tiny config with every method of `Method::ALL`, the baselines sized to seconds.
+fn tiny_config_all_methods(dir: &Path, data: &Path) -> PathBuf {
+    let text = tiny_config_text(data).replace(
+        "  methods: [erm, random, texplain, oracle]\n",
+        "  methods: [erm, random, texplain, oracle, masktune, jtt, dfr, groupdro]\n  baselines:\n    \
+         masktune: {overlays: 3, save_masks: true}\n    \
+         jtt: {grid: {id_epochs: [1], lambda_up: [2, 4]}}\n    \
+         dfr: {c_grid: [1.0, 0.1], final_retrains: 3}\n",
     );
-    let path = dir.join("tiny.yaml");
+    assert!(text.contains("masktune"), "the methods line moved: {text}");
+    let path = dir.join("all.yaml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -169,7 +189,7 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
         finished_stages(&stderr(&done), &straight),
         STAGES.iter().map(|s| s.to_string()).collect()
     );
-    assert_stage_keys_are_pinned(&straight);
+    assert_stage_keys_are_pinned(&straight, PINNED_STAGE_SETTINGS);
     let table = std::fs::read_to_string(straight.join("table.md")).unwrap();
     for method in ["erm", "random", "texplain", "oracle"] {
         assert!(table.contains(&format!("| {method} |")), "{table}");
@@ -359,6 +379,159 @@ fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
 }
 
 #[test]
+fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config_all_methods(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("all");
+    let done = run(&config, &out);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    for file in [
+        "seed-3/masktune/metrics.csv",
+        "seed-3/masktune/summary.json",
+        "seed-3/masktune/masks.safetensors",
+        "seed-3/jtt/grid.csv",
+        "seed-3/jtt/metrics.csv",
+        "seed-3/jtt/id-T1/errors.csv",
+        "seed-3/jtt/id-T1/metrics.csv",
+        "seed-3/jtt/final-T1-up2/metrics.csv",
+        "seed-3/jtt/final-T1-up4/metrics.csv",
+        "seed-3/dfr/tuning.csv",
+        "seed-3/dfr/summary.json",
+        "seed-3/dfr/head.safetensors",
+        "seed-3/groupdro/metrics.csv",
+        "seed-3/groupdro/summary.json",
+    ] {
+        assert!(out.join(file).exists(), "missing {file}");
+    }
+    // Every method's folder holds its val and test rows, and the run's results.csv gathers them all.
+    let all = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    for method in [
+        "erm", "random", "texplain", "oracle", "masktune", "jtt", "dfr", "groupdro",
+    ] {
+        let own =
+            std::fs::read_to_string(out.join(format!("seed-3/{method}/results.csv"))).unwrap();
+        for split in ["val", "test"] {
+            let prefix = format!("3,{method},{split},");
+            assert_eq!(
+                own.lines().filter(|l| l.starts_with(&prefix)).count(),
+                1,
+                "{method} {split}: {own}"
+            );
+            assert!(all.lines().any(|l| l.starts_with(&prefix)), "{all}");
+        }
+    }
+
+    // MaskTune's summary scores its masks against the true background (the synthetic data ship bird masks).
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("seed-3/masktune/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["layer"], 1, "default layer: L - 1 of a 2-block ViT");
+    let iou = summary["quality"]["background_iou"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&iou), "{summary}");
+    let auroc = summary["quality"]["auroc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auroc), "{summary}");
+    let overlays = std::fs::read_dir(out.join("seed-3/masktune/overlays"))
+        .unwrap()
+        .count();
+    assert_eq!(overlays, 3);
+
+    // JTT's grid: one line per point, exactly one chosen, and the chosen point's validation worst group is the
+    // best of the grid and is what results.csv reports.
+    let grid = std::fs::read_to_string(out.join("seed-3/jtt/grid.csv")).unwrap();
+    let header: Vec<&str> = grid.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let points: Vec<Vec<&str>> = grid
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(points.len(), 2, "{grid}");
+    let chosen: Vec<&Vec<&str>> = points.iter().filter(|p| p[col("chosen")] == "1").collect();
+    assert_eq!(chosen.len(), 1, "{grid}");
+    let val_worst = |p: &Vec<&str>| p[col("val_worst_group")].parse::<f64>().unwrap();
+    assert!(
+        points.iter().all(|p| val_worst(p) <= val_worst(chosen[0])),
+        "{grid}"
+    );
+    let jtt_val = std::fs::read_to_string(out.join("seed-3/jtt/results.csv")).unwrap();
+    let reported: f64 = jtt_val
+        .lines()
+        .find(|l| l.starts_with("3,jtt,val,"))
+        .unwrap()
+        .split(',')
+        .nth(7)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (reported - val_worst(chosen[0])).abs() < 1e-5,
+        "{grid}\n{jtt_val}"
+    );
+
+    // DFR's tuning table has one line per C, one of them chosen.
+    let tuning = std::fs::read_to_string(out.join("seed-3/dfr/tuning.csv")).unwrap();
+    assert_eq!(tuning.lines().count(), 3, "{tuning}");
+    assert_eq!(
+        tuning.lines().filter(|l| l.ends_with(",1")).count(),
+        1,
+        "{tuning}"
+    );
+
+    // table.md: every method in the Table-1 order; the two that train on group labels are marked.
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    let order: Vec<usize> = [
+        "| erm |",
+        "| random |",
+        "| texplain |",
+        "| oracle |",
+        "| masktune |",
+        "| jtt |",
+        "| dfr † |",
+        "| groupdro † |",
+    ]
+    .iter()
+    .map(|m| {
+        table
+            .find(m)
+            .unwrap_or_else(|| panic!("{m} missing: {table}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{table}");
+    assert!(
+        table.contains("† trains on group labels: dfr (the validation split's")
+            && table.contains("groupdro (the training split's"),
+        "{table}"
+    );
+
+    // The other stages are keyed as without the baselines (their config section is no input of theirs); the
+    // baselines' keys are pinned beside them.
+    let pinned: Vec<_> = PINNED_STAGE_SETTINGS
+        .iter()
+        .chain(PINNED_BASELINE_STAGE_SETTINGS)
+        .copied()
+        .collect();
+    assert_stage_keys_are_pinned(&out, &pinned);
+
+    // A rerun finds every stage finished.
+    let again = run(&config, &out);
+    assert!(again.status.success());
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !log.contains("stage finished"),
+        "nothing is recomputed: {log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("results.csv")).unwrap(),
+        all
+    );
+}
+
+#[test]
 fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
@@ -440,6 +613,47 @@ fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
         record(&out.join("seed-3/translator"))["reads"]["erm"],
         record(&erm)["content"]
     );
+}
+
+#[test]
+fn a_bf16_run_finishes_and_redoes_only_the_stages_whose_precision_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("run");
+    let methods = ["--set", "mitigation.methods=[erm, texplain]"];
+    let first = run_with(&config, &out, &methods);
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    // ERM, the translator and the explanation in bf16; the LM stays f32.
+    let bf16 = [
+        "--set",
+        "classifier.train.precision=bf16",
+        "--set",
+        "translator.train.precision=bf16",
+        "--set",
+        "explain.precision=bf16",
+    ];
+    let args: Vec<&str> = methods.iter().chain(&bf16).copied().collect();
+    let again = run_with(&config, &out, &args);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
+    let redone = finished_stages(&log, &out);
+    assert!(!redone.contains("lm"), "the f32 LM is kept: {redone:?}");
+    for stage in [
+        "seed-3/erm",
+        "seed-3/translator",
+        "seed-3/explain",
+        "seed-3/texplain",
+    ] {
+        assert!(
+            redone.contains(stage),
+            "{stage} is redone in bf16: {redone:?}"
+        );
+    }
+    let resolved = std::fs::read_to_string(out.join("config.resolved.yaml")).unwrap();
+    assert_eq!(resolved.matches("precision: bf16").count(), 3, "{resolved}");
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("| texplain |"), "{table}");
 }
 
 #[test]
@@ -739,7 +953,34 @@ const PINNED_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-fn assert_stage_keys_are_pinned(run: &Path) {
+/// The baselines' stages in the all-methods config ([`tiny_config_all_methods`]), pinned as above. MaskTune and DFR
+/// read ERM's checkpoint; JTT and group DRO read no stage of this config (they train anew from ERM's starting point
+/// and key on what it comes from, and would read `pretrain` in a config with one).
+const PINNED_BASELINE_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
+    (
+        "seed-3/dfr",
+        "18b5ce5b275eebd999a8678a1948908fb2a526da4a1d5cf804aabd890ac0fa20",
+        &["erm"],
+    ),
+    (
+        "seed-3/groupdro",
+        "0d67e16d3c9130153baa82986952a276c8490812f86f030be2f9089d013adde5",
+        &[],
+    ),
+    (
+        "seed-3/jtt",
+        "91b049bd3c9cf401eeca7cb90cd92364051688a4bec80b3d99936cd2bb04838a",
+        &[],
+    ),
+    (
+        "seed-3/masktune",
+        "dd2605ebcc48537bbe28d19491ed0d5f3f519ad57639fe5d190b4afbb7c82ac9",
+        &["erm"],
+    ),
+];
+
+/// Checks the `stage.json` of every stage under `run` against `pinned` (the stages, their settings and reads).
+fn assert_stage_keys_are_pinned(run: &Path, pinned: &[(&str, &str, &[&str])]) {
     let mut records = BTreeMap::new();
     let mut pending = vec![run.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -766,7 +1007,7 @@ fn assert_stage_keys_are_pinned(run: &Path) {
             )
         })
         .collect();
-    let pinned: Vec<(String, String, Vec<String>)> = PINNED_STAGE_SETTINGS
+    let mut pinned: Vec<(String, String, Vec<String>)> = pinned
         .iter()
         .map(|(stage, settings, reads)| {
             (
@@ -776,12 +1017,13 @@ fn assert_stage_keys_are_pinned(run: &Path) {
             )
         })
         .collect();
+    pinned.sort();
     assert_eq!(found, pinned, "stage keys moved; found:\n{found:#?}");
     // Each content digest in a key is the content its upstream stage recorded.
     for (stage, record) in &records {
         for (name, content) in record["reads"].as_object().unwrap() {
-            let upstream = if name == "lm" {
-                "lm".to_string()
+            let upstream = if name == "lm" || name == "pretrain" {
+                name.to_string()
             } else {
                 format!("seed-3/{name}")
             };

@@ -1,6 +1,7 @@
 //! The pretrained regime on a tiny config: `texplain pretrain` writes an HF ViT folder (with `id2label`) that
 //! reloads with the accuracy it reported, `texplain run` starts ERM from it and writes the regime check (linear
-//! probes on scratch, pretrained and ERM features) into the run directory and `table.md`.
+//! probes on scratch, pretrained and ERM features) into the run directory and `table.md`; JTT and group DRO, which
+//! train anew from ERM's starting point, key on the pretrained checkpoint as ERM does.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -141,5 +142,40 @@ fn pretrain_then_erm_with_the_regime_check() {
         "| erm | 2 |",
     ] {
         assert!(table.contains(line), "{line} missing from\n{table}");
+    }
+
+    // JTT and group DRO train anew from ERM's starting point, here the pretrained checkpoint with a new head: they
+    // key on the pretrain stage's content, as ERM does, and the finished stages are reused.
+    let out = texplain(&[
+        "run",
+        config.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "mitigation.methods=[erm, jtt, groupdro]",
+        "--set",
+        "mitigation.baselines.jtt.grid={id_epochs: [1], lambda_up: [2]}",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let record = |stage: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join(stage).join("stage.json")).unwrap())
+            .unwrap()
+    };
+    let pretrain_content = record("pretrain")["content"].clone();
+    for seed in [0, 1] {
+        let erm = format!("seed-{seed}/erm}}");
+        assert!(
+            !log.lines()
+                .any(|l| l.contains("stage finished") && l.contains(&erm)),
+            "ERM is reused: {log}"
+        );
+        for stage in ["erm", "jtt", "groupdro"] {
+            let reads = &record(&format!("seed-{seed}/{stage}"))["reads"];
+            assert_eq!(
+                reads,
+                &serde_json::json!({ "pretrain": pretrain_content }),
+                "seed-{seed}/{stage}"
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! structs of [`schema`] mirror the YAML one to one; [`Experiment`] is what the pipeline runs, after files were
 //! merged and overridden ([`load`]) and every value range-checked ([`validate`]). Filesystem checks are a separate
 //! [`Experiment::preflight`] that only a run needs.
+pub mod baselines;
 pub mod estimate;
 mod load;
 pub mod schema;

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use super::baselines::{
+    BaselinesSection, DfrSection, GroupDroSection, GroupSampling, JttSection, MasktuneSection,
+};
 use crate::data::captions::CaptionSetConfig;
 use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
 use crate::data::synth::Variant;
@@ -12,6 +15,7 @@ use crate::data::upstream::UpstreamConfig;
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
+pub use crate::precision::Precision;
 pub use crate::relevance::mask::MaskValue;
 pub use crate::relevance::occlusion::Occlusion;
 pub use crate::relevance::rollout::Readout;
@@ -174,6 +178,7 @@ impl Default for ClassifierSection {
                 warmup_epochs: 1.0,
                 grad_clip: Some(1.0),
                 select: ModelSelection::WorstGroupVal,
+                precision: Default::default(),
             },
         }
     }
@@ -292,6 +297,10 @@ pub struct ExplainSection {
     pub words: WordConfig,
     /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).
     pub run: bool,
+    /// Compute precision of the explanation's forward passes (classifier, translator, LM decoding): `f32` (the
+    /// default) or `bf16` ([`crate::precision`]); left out of the serialised config when f32.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for ExplainSection {
@@ -306,6 +315,7 @@ impl Default for ExplainSection {
             batch_rows: 2048,
             words: WordConfig::default(),
             run: false,
+            precision: Precision::F32,
         }
     }
 }
@@ -322,6 +332,8 @@ pub struct MitigationSection {
     pub finetune: TrainConfig,
     /// What the fine-tuning sees and changes, beyond its optimiser settings.
     pub recipe: RecipeSection,
+    /// The field's baselines' parameters (`masktune`, `jtt`, `dfr`, `groupdro`), see [`super::baselines`].
+    pub baselines: BaselinesSection,
 }
 
 /// The fine-tuning recipe: which samples, how they are drawn, which weights move, and whether the ERM model itself
@@ -374,6 +386,7 @@ impl Default for MitigationSection {
                 select: ModelSelection::Last,
                 ..TrainConfig::default()
             },
+            baselines: BaselinesSection::default(),
         }
     }
 }

@@ -112,7 +112,7 @@ pub fn validate(cfg: &Config) -> Result<()> {
     if explains {
         validate_explanation(cfg)?;
     }
-    Ok(())
+    super::baselines::validate(cfg)
 }
 
 /// Checks the sections that the explanation and mitigation stages read.
@@ -248,7 +248,7 @@ fn validate_relevance(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-fn validate_train(path: &str, t: &TrainConfig) -> Result<()> {
+pub(super) fn validate_train(path: &str, t: &TrainConfig) -> Result<()> {
     if !(t.lr > 0.0 && t.lr.is_finite()) {
         bail!("{path}.lr: {} must be a positive number", t.lr);
     }

@@ -8,6 +8,7 @@ use super::sample::{sample_sentences, Nucleus};
 use crate::data::InputPipeline;
 use crate::models::translator::Translator;
 use crate::models::vit::Vit;
+use crate::precision::Precision;
 
 /// Everything that turns an image into sentences.
 pub struct Describer<'a> {
@@ -21,11 +22,18 @@ pub struct Describer<'a> {
     pub samples_per_image: usize,
     /// Sequences decoded together (images x samples), bounding the KV cache.
     pub batch_rows: usize,
+    /// Compute precision of the classifier, translator and LM forward passes ([`crate::precision`]); the
+    /// nucleus itself always works on f32 logits.
+    pub precision: Precision,
 }
 
 impl Describer<'_> {
     /// `samples_per_image` sentences for every u8 image [n, 3, h, w], in image order.
     pub fn sentences(&self, images: &Tensor) -> Result<Vec<Vec<String>>> {
+        crate::precision::autocast(self.precision, || self.sentences_in_region(images))
+    }
+
+    fn sentences_in_region(&self, images: &Tensor) -> Result<Vec<Vec<String>>> {
         let word_start = self.lm.word_start();
         let eos = self.lm.eos();
         let images_per_batch = (self.batch_rows / self.samples_per_image).max(1) as i64;

@@ -42,12 +42,19 @@ pub struct JttParams {
     pub lambda_up: usize,
 }
 
-/// The (T, λ_up) grid searched on validation worst-group accuracy: every T with every λ_up.
+/// The (T, λ_up) grid searched on validation worst-group accuracy: every T with every λ_up. A missing list takes
+/// the CPU grid's ([`JttGrid::cpu`], the default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct JttGrid {
     pub id_epochs: Vec<u32>,
     pub lambda_up: Vec<usize>,
+}
+
+impl Default for JttGrid {
+    fn default() -> Self {
+        Self::cpu()
+    }
 }
 
 impl JttGrid {

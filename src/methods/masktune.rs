@@ -70,6 +70,28 @@ pub fn masks(
     layer: i64,
     batch_size: usize,
 ) -> Result<Tensor> {
+    masks_inspected(vit, images_u8, input, layer, batch_size, |_| Ok(()))
+}
+
+/// One batch of [`masks_inspected`]: images `start..start + len` with their cams [len, 1, H, W] (device of the
+/// model), masks (bool, same shape) and predicted classes.
+pub struct MaskBatch<'a> {
+    pub start: i64,
+    pub cams: &'a Tensor,
+    pub masks: &'a Tensor,
+    pub preds: &'a [i64],
+}
+
+/// [`masks`], handing every batch's cams, masks and predictions to `inspect` before the cams are dropped (mask
+/// quality, overlays), so the maps of a whole training set never have to be held at once.
+pub fn masks_inspected(
+    vit: &Vit,
+    images_u8: &Tensor,
+    input: &InputPipeline,
+    layer: i64,
+    batch_size: usize,
+    mut inspect: impl FnMut(MaskBatch) -> Result<()>,
+) -> Result<Tensor> {
     let (n, _, h, w) = images_u8.size4()?;
     let size = vit.config().image_size;
     ensure!(
@@ -81,8 +103,15 @@ pub fn masks(
     for start in (0..n).step_by(batch as usize) {
         let len = (n - start).min(batch);
         let xs = input.eval_batch(&images_u8.narrow(0, start, len));
-        let (cams, _) = predicted_class_cams(vit, &xs, layer)?;
-        out.push(threshold_masks(&cams, THRESHOLD)?.to_device(Device::Cpu));
+        let (cams, preds) = predicted_class_cams(vit, &xs, layer)?;
+        let masks = threshold_masks(&cams, THRESHOLD)?;
+        inspect(MaskBatch {
+            start,
+            cams: &cams,
+            masks: &masks,
+            preds: &preds,
+        })?;
+        out.push(masks.to_device(Device::Cpu));
     }
     Ok(if out.is_empty() {
         Tensor::zeros([0, 1, size, size], (Kind::Bool, Device::Cpu))
@@ -213,6 +242,18 @@ mod tests {
         assert_eq!(by_two.size(), vec![5, 1, 16, 16]);
         let at_once = masks(&vit, &images, &pipeline, 2, 5).unwrap();
         assert!(by_two.equal(&at_once));
+        // The inspected batches are the masks' batches, in order, with one cam and one prediction per image.
+        let mut seen = Vec::new();
+        let inspected = masks_inspected(&vit, &images, &pipeline, 2, 2, |b| {
+            assert_eq!(b.cams.size(), b.masks.size());
+            assert_eq!(b.preds.len() as i64, b.cams.size()[0]);
+            assert!(b.masks.equal(&by_two.narrow(0, b.start, b.cams.size()[0])));
+            seen.push((b.start, b.preds.len()));
+            Ok(())
+        })
+        .unwrap();
+        assert!(inspected.equal(&by_two));
+        assert_eq!(seen, vec![(0, 2), (2, 2), (4, 1)]);
         let empty = masks(&vit, &images.narrow(0, 0, 0), &pipeline, 2, 2).unwrap();
         assert_eq!(empty.size(), vec![0, 1, 16, 16]);
         // The last layer has no patch gradient; images of the wrong size are refused.

@@ -1,6 +1,8 @@
-//! The mitigation methods a run can report (paper section 4.3, Table 1), as one closed set ([`Method`]): what
-//! each method needs from the run (explanations, a selection of training samples, masks) and the Table-1 order.
-//! Adding a method means adding a variant here; the compiler then finds every place that must handle it.
+//! The mitigation methods a run can report (paper section 4.3, Table 1), as one closed set ([`Method`]): how each
+//! gets its classifier ([`Procedure`], what the pipeline dispatches on), what it needs from the run (explanations,
+//! a selection of training samples, masks), which group labels it reads ([`GroupLabels`]; tables mark the methods
+//! that train on them) and the Table-1 order. Adding a method means adding a variant here; the compiler then finds
+//! every place that must handle it.
 //!
 //! The field's baselines live in the submodules as pure library functions that the pipeline's stages call: JTT
 //! (Liu et al. 2021), DFR on validation (Kirichenko et al. 2023), online group DRO (Sagawa et al. 2020) and
@@ -15,7 +17,8 @@ pub mod masktune;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A method of `mitigation.methods` (YAML: lower case). Declaration order is the Table-1 order.
+/// A method of `mitigation.methods` (YAML: lower case). Declaration order is the Table-1 order: the paper's
+/// methods, then the field's baselines.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -27,6 +30,17 @@ pub enum Method {
     Texplain,
     /// TExplain's selection masked with the true background (needs the data's bird masks): the masks' ceiling.
     Oracle,
+    /// MaskTune (Asgari et al. 2022): every training image masked where the ERM model's predicted-class GradCAM is
+    /// high, one epoch of fine-tuning ([`masktune`]).
+    Masktune,
+    /// Just Train Twice (Liu et al. 2021): the errors of an early-stopped ERM model upsampled, a model trained anew
+    /// ([`jtt`]).
+    Jtt,
+    /// Deep feature reweighting on validation (Kirichenko et al. 2023): the last layer retrained on group-balanced
+    /// validation features ([`dfr`]).
+    Dfr,
+    /// Online group DRO (Sagawa et al. 2020) with the training split's group labels ([`groupdro`]).
+    Groupdro,
 }
 
 /// Which training samples a fine-tuning method is fine-tuned on.
@@ -47,13 +61,57 @@ pub enum MaskSource {
     TrueBackground,
 }
 
+/// How a method gets its classifier: what the pipeline runs for it, and from what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Procedure {
+    /// Train the initial classifier on the whole training set (ERM); every other procedure starts from its model or
+    /// from its initialisation.
+    Erm,
+    /// Fine-tune the ERM model on a selection of training samples, each masked (Random, TExplain, oracle).
+    MaskedFinetune {
+        selection: SampleSelection,
+        masks: MaskSource,
+    },
+    /// Fine-tune the ERM model on every training image, masked where its predicted class's GradCAM is high
+    /// (MaskTune; no words, no selection).
+    FinetuneAllMasked,
+    /// Train a classifier anew from ERM's initialisation with a reweighted training set or objective.
+    Retrain(Retraining),
+    /// Retrain the ERM model's last layer on validation-split features (DFR).
+    LastLayerOnVal,
+}
+
+/// What a [`Procedure::Retrain`] changes about ERM's training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retraining {
+    /// JTT: the error set of an early-stopped ERM model upsampled, (T, λ_up) chosen on validation.
+    UpsampleErrors,
+    /// Online group DRO over the training split's groups.
+    GroupDro,
+}
+
+/// Which group labels (g = 2y + place) a method reads beyond the test split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupLabels {
+    /// Validation groups for model selection only (worst-group validation accuracy), as every method here does.
+    Selection,
+    /// The training split's groups, in the training objective or sampler.
+    Train,
+    /// The validation split's groups, as training data (its half-splits and balanced subsamples).
+    Val,
+}
+
 impl Method {
     /// Every method, in the Table-1 order.
-    pub const ALL: [Method; 4] = [
+    pub const ALL: [Method; 8] = [
         Method::Erm,
         Method::Random,
         Method::Texplain,
         Method::Oracle,
+        Method::Masktune,
+        Method::Jtt,
+        Method::Dfr,
+        Method::Groupdro,
     ];
 
     /// The name used in YAML, folder names and `results.csv`.
@@ -63,6 +121,10 @@ impl Method {
             Method::Random => "random",
             Method::Texplain => "texplain",
             Method::Oracle => "oracle",
+            Method::Masktune => "masktune",
+            Method::Jtt => "jtt",
+            Method::Dfr => "dfr",
+            Method::Groupdro => "groupdro",
         }
     }
 
@@ -74,21 +136,63 @@ impl Method {
             .find(|m| m.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// The samples the method fine-tunes on; `None` for ERM, which trains on the whole training set.
-    pub fn selection(self) -> Option<SampleSelection> {
+    /// How the method gets its classifier (the pipeline dispatches on this).
+    pub fn procedure(self) -> Procedure {
+        use Procedure::*;
         match self {
-            Method::Erm => None,
-            Method::Random => Some(SampleSelection::Random),
-            Method::Texplain | Method::Oracle => Some(SampleSelection::Flagged),
+            Method::Erm => Erm,
+            Method::Random => MaskedFinetune {
+                selection: SampleSelection::Random,
+                masks: MaskSource::Relevance,
+            },
+            Method::Texplain => MaskedFinetune {
+                selection: SampleSelection::Flagged,
+                masks: MaskSource::Relevance,
+            },
+            Method::Oracle => MaskedFinetune {
+                selection: SampleSelection::Flagged,
+                masks: MaskSource::TrueBackground,
+            },
+            Method::Masktune => FinetuneAllMasked,
+            Method::Jtt => Retrain(Retraining::UpsampleErrors),
+            Method::Dfr => LastLayerOnVal,
+            Method::Groupdro => Retrain(Retraining::GroupDro),
         }
     }
 
-    /// Where the method's masks come from; `None` for ERM.
-    pub fn mask_source(self) -> Option<MaskSource> {
+    /// The group labels the method reads besides model selection.
+    pub fn group_labels(self) -> GroupLabels {
         match self {
-            Method::Erm => None,
-            Method::Random | Method::Texplain => Some(MaskSource::Relevance),
-            Method::Oracle => Some(MaskSource::TrueBackground),
+            Method::Groupdro => GroupLabels::Train,
+            Method::Dfr => GroupLabels::Val,
+            Method::Erm
+            | Method::Random
+            | Method::Texplain
+            | Method::Oracle
+            | Method::Masktune
+            | Method::Jtt => GroupLabels::Selection,
+        }
+    }
+
+    /// Whether the method trains on group labels (not only selects a model with them): tables mark it, since it
+    /// knows what the others have to find.
+    pub fn trains_on_group_labels(self) -> bool {
+        self.group_labels() != GroupLabels::Selection
+    }
+
+    /// The samples the method fine-tunes on, for the methods that fine-tune a selection; `None` for the others.
+    pub fn selection(self) -> Option<SampleSelection> {
+        match self.procedure() {
+            Procedure::MaskedFinetune { selection, .. } => Some(selection),
+            _ => None,
+        }
+    }
+
+    /// Where the method's masks of a selection come from; `None` for methods without a selection.
+    pub fn mask_source(self) -> Option<MaskSource> {
+        match self.procedure() {
+            Procedure::MaskedFinetune { masks, .. } => Some(masks),
+            _ => None,
         }
     }
 
@@ -129,11 +233,18 @@ mod tests {
         }
         assert_eq!(Method::from_name("TExplain"), Some(Method::Texplain));
         assert_eq!(Method::from_name("jtt-v9"), None);
-        let mut names = vec!["zeta", "oracle", "texplain", "erm", "alpha", "random"];
+        assert_eq!(Method::from_name("GroupDRO"), Some(Method::Groupdro));
+        let mut names = vec![
+            "zeta", "groupdro", "oracle", "jtt", "texplain", "erm", "dfr", "alpha", "masktune",
+            "random",
+        ];
         names.sort_by(|a, b| table_order(a, b));
         assert_eq!(
             names,
-            ["erm", "random", "texplain", "oracle", "alpha", "zeta"]
+            [
+                "erm", "random", "texplain", "oracle", "masktune", "jtt", "dfr", "groupdro",
+                "alpha", "zeta"
+            ]
         );
     }
 
@@ -144,5 +255,95 @@ mod tests {
         assert!(Method::Oracle.needs_true_masks());
         assert!(!Method::Texplain.needs_true_masks());
         assert_eq!(Method::Random.selection(), Some(SampleSelection::Random));
+    }
+
+    /// The dispatch table, one row per method: procedure, selection and masks, explanations, group labels.
+    #[test]
+    fn dispatch_table() {
+        use Procedure::*;
+        let table = [
+            (Method::Erm, Erm, None, None, false, GroupLabels::Selection),
+            (
+                Method::Random,
+                MaskedFinetune {
+                    selection: SampleSelection::Random,
+                    masks: MaskSource::Relevance,
+                },
+                Some(SampleSelection::Random),
+                Some(MaskSource::Relevance),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::Texplain,
+                MaskedFinetune {
+                    selection: SampleSelection::Flagged,
+                    masks: MaskSource::Relevance,
+                },
+                Some(SampleSelection::Flagged),
+                Some(MaskSource::Relevance),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::Oracle,
+                MaskedFinetune {
+                    selection: SampleSelection::Flagged,
+                    masks: MaskSource::TrueBackground,
+                },
+                Some(SampleSelection::Flagged),
+                Some(MaskSource::TrueBackground),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::Masktune,
+                FinetuneAllMasked,
+                None,
+                None,
+                false,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::Jtt,
+                Retrain(Retraining::UpsampleErrors),
+                None,
+                None,
+                false,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::Dfr,
+                LastLayerOnVal,
+                None,
+                None,
+                false,
+                GroupLabels::Val,
+            ),
+            (
+                Method::Groupdro,
+                Retrain(Retraining::GroupDro),
+                None,
+                None,
+                false,
+                GroupLabels::Train,
+            ),
+        ];
+        assert_eq!(table.len(), Method::ALL.len());
+        for (i, (m, procedure, selection, masks, explains, groups)) in table.into_iter().enumerate()
+        {
+            assert_eq!(Method::ALL[i], m, "the table follows the Table-1 order");
+            assert_eq!(m.procedure(), procedure, "{m}");
+            assert_eq!(m.selection(), selection, "{m}");
+            assert_eq!(m.mask_source(), masks, "{m}");
+            assert_eq!(m.needs_explanations(), explains, "{m}");
+            assert_eq!(m.group_labels(), groups, "{m}");
+            assert_eq!(
+                m.trains_on_group_labels(),
+                matches!(m, Method::Dfr | Method::Groupdro),
+                "{m}"
+            );
+            assert_eq!(m.needs_true_masks(), m == Method::Oracle, "{m}");
+        }
     }
 }

@@ -14,8 +14,9 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::{
     layer_norm, load_safetensors, read_json, save_folder, sub_path, write_json, Activation,
-    LoadOpts, LoadReport, ModelError, Result,
+    LayerNorm, LoadOpts, LoadReport, ModelError, Result,
 };
+use crate::precision;
 
 /// GPT-2 hyper-parameters with HF `GPT2Config`'s field names and defaults. Unknown `config.json` fields are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,7 +244,8 @@ impl Conv1D {
         }
     }
 
-    /// `[.., nx] -> [.., nf]`, one `addmm` as HF's `Conv1D` (bias added inside the product's kernel).
+    /// `[.., nx] -> [.., nf]`, one `addmm` as HF's `Conv1D` (bias added inside the product's kernel); in the
+    /// current [`crate::precision`] region (bf16 inputs and output in a bf16 region).
     fn forward(&self, xs: &Tensor) -> Tensor {
         let size = xs.size();
         let nx = self.weight.size()[0];
@@ -251,8 +253,11 @@ impl Conv1D {
         *out_size
             .last_mut()
             .expect("Conv1D input has a feature dimension") = self.weight.size()[1];
-        self.bias
-            .addmm(&xs.reshape([-1, nx]), &self.weight)
+        precision::lower_weight(&self.bias)
+            .addmm(
+                &precision::lower(&xs.reshape([-1, nx])),
+                &precision::lower_weight(&self.weight),
+            )
             .view(out_size.as_slice())
     }
 }
@@ -268,10 +273,10 @@ struct LayerPast<'a> {
 
 #[derive(Debug)]
 struct Block {
-    ln_1: nn::LayerNorm,
+    ln_1: LayerNorm,
     c_attn: Conv1D,
     attn_proj: Conv1D,
-    ln_2: nn::LayerNorm,
+    ln_2: LayerNorm,
     c_fc: Conv1D,
     mlp_proj: Conv1D,
     n_head: i64,
@@ -392,7 +397,7 @@ pub struct Gpt2 {
     wte: Tensor,
     wpe: Tensor,
     blocks: Vec<Block>,
-    ln_f: nn::LayerNorm,
+    ln_f: LayerNorm,
 }
 
 impl Gpt2 {
@@ -552,7 +557,9 @@ impl Gpt2 {
             }
         }
         let xs = xs.apply(&self.ln_f); // [b, t, d]
-        Ok(xs.matmul(&self.wte.tr())) // [b, t, vocab]
+                                       // The tied head in the compute precision, the logits in f32 (sampling and the loss read them).
+        let logits = precision::lower(&xs).matmul(&precision::lower_weight(&self.wte).tr()); // [b, t, vocab]
+        Ok(precision::upper(&logits))
     }
 
     /// Logits `[b, t, vocab]` for token ids `[b, t]`.

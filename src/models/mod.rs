@@ -16,6 +16,7 @@ pub mod vit;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::precision::{self, Precision};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -93,15 +94,42 @@ pub fn sub_path<'a>(vs: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
 }
 
 /// A layer norm over the last dimension `d` with HF's `eps` (weight 1, bias 0 at initialisation).
-pub(crate) fn layer_norm(vs: nn::Path, d: i64, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(
+pub(crate) fn layer_norm(vs: nn::Path, d: i64, eps: f64) -> LayerNorm {
+    LayerNorm(nn::layer_norm(
         vs,
         vec![d],
         nn::LayerNormConfig {
             eps,
             ..Default::default()
         },
-    )
+    ))
+}
+
+/// [`nn::Linear`] whose product runs in the current [`crate::precision`] region: bf16 inputs (activations, weight,
+/// bias cast on the fly, the variables staying f32) in a bf16 region, bf16 output; plain f32 otherwise.
+#[derive(Debug)]
+pub(crate) struct Linear(pub nn::Linear);
+
+impl nn::Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        match precision::current() {
+            Precision::F32 => xs.apply(&self.0),
+            Precision::Bf16 => {
+                let bs = self.0.bs.as_ref().map(precision::lower_weight);
+                precision::lower(xs).linear(&precision::lower_weight(&self.0.ws), bs.as_ref())
+            }
+        }
+    }
+}
+
+/// [`nn::LayerNorm`] that always normalises in f32 (autocast's f32 list): bf16 inputs are cast up first.
+#[derive(Debug)]
+pub(crate) struct LayerNorm(pub nn::LayerNorm);
+
+impl nn::Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        precision::upper(xs).apply(&self.0)
+    }
 }
 
 /// Reads and parses a JSON config file.

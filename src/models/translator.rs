@@ -10,7 +10,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
 
-use super::{load_safetensors, read_json, save_folder, write_json, LoadOpts, ModelError, Result};
+use super::{
+    load_safetensors, read_json, save_folder, write_json, Linear, LoadOpts, ModelError, Result,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,9 +73,9 @@ impl Config {
 #[derive(Debug)]
 pub struct Translator {
     cfg: Config,
-    fc1: nn::Linear,
-    fc2: nn::Linear,
-    fc3: nn::Linear,
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
 }
 
 impl Translator {
@@ -82,9 +84,19 @@ impl Translator {
         let lc = nn::LinearConfig::default();
         Translator {
             cfg: cfg.clone(),
-            fc1: nn::linear(vs / "fc1", cfg.in_tokens * cfg.in_dim, cfg.hidden_dim, lc),
-            fc2: nn::linear(vs / "fc2", cfg.hidden_dim, cfg.hidden_dim, lc),
-            fc3: nn::linear(vs / "fc3", cfg.hidden_dim, cfg.prefix_len * cfg.out_dim, lc),
+            fc1: Linear(nn::linear(
+                vs / "fc1",
+                cfg.in_tokens * cfg.in_dim,
+                cfg.hidden_dim,
+                lc,
+            )),
+            fc2: Linear(nn::linear(vs / "fc2", cfg.hidden_dim, cfg.hidden_dim, lc)),
+            fc3: Linear(nn::linear(
+                vs / "fc3",
+                cfg.hidden_dim,
+                cfg.prefix_len * cfg.out_dim,
+                lc,
+            )),
         }
     }
 
@@ -147,7 +159,8 @@ impl Translator {
         let b = size[0];
         let xs = xs.reshape([b, c.in_tokens * c.in_dim]); // [b, n*d]
         let xs = self.fc3.forward(&self.fc2.forward(&self.fc1.forward(&xs))); // [b, K*d_lm]
-        Ok(xs.view([b, c.prefix_len, c.out_dim])) // [b, K, d_lm]
+                                                                              // The prefix is f32 in every precision (the LM adds it to its f32 embeddings).
+        Ok(crate::precision::upper(&xs).view([b, c.prefix_len, c.out_dim])) // [b, K, d_lm]
     }
 }
 

@@ -13,8 +13,9 @@ use tch::{nn, Tensor};
 
 use super::{
     layer_norm, load_safetensors, read_json, save_folder, sub_path, write_json, Activation,
-    LoadOpts, LoadReport, ModelError, Result,
+    LayerNorm, Linear, LoadOpts, LoadReport, ModelError, Result,
 };
+use crate::precision::{self, Precision};
 
 /// ViT hyper-parameters, with the field names and defaults of HF's `ViTConfig` (`config.json`).
 ///
@@ -298,7 +299,7 @@ pub fn flops_per_image(cfg: &Config) -> f64 {
     2.0 * (patch + l * layer + head)
 }
 
-fn linear(vs: nn::Path, i: i64, o: i64, bias: bool, std: f64) -> nn::Linear {
+fn linear(vs: nn::Path, i: i64, o: i64, bias: bool, std: f64) -> Linear {
     // HF `_init_weights`: trunc_normal(0, initializer_range) (truncated at +-2, i.e. ~100 std: a plain normal), bias 0.
     let cfg = nn::LinearConfig {
         ws_init: nn::Init::Randn {
@@ -308,19 +309,19 @@ fn linear(vs: nn::Path, i: i64, o: i64, bias: bool, std: f64) -> nn::Linear {
         bs_init: Some(nn::Init::Const(0.0)),
         bias,
     };
-    nn::linear(vs, i, o, cfg)
+    Linear(nn::linear(vs, i, o, cfg))
 }
 
 #[derive(Debug)]
 struct Layer {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
-    attn_out: nn::Linear,
-    intermediate: nn::Linear,
-    output: nn::Linear,
-    ln_before: nn::LayerNorm,
-    ln_after: nn::LayerNorm,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    intermediate: Linear,
+    output: Linear,
+    ln_before: LayerNorm,
+    ln_after: LayerNorm,
     heads: i64,
     act: Activation,
     hidden_p: f64,
@@ -405,9 +406,11 @@ impl Layer {
         let k = split(h.apply(&self.key));
         let v = split(h.apply(&self.value));
         let scores = q.matmul(&k.transpose(-2, -1)) / (hd as f64).sqrt(); // [b, H, n, n]
+                                                                          // Softmax in f32 (autocast's f32 list), the product with v in the compute precision.
+        let scores = precision::upper(&scores);
         let probs = scores.softmax(-1, scores.kind()); // [b, H, n, n]
         let attn_p = if train { self.attn_p } else { 0.0 };
-        let a = probs.dropout(attn_p, train).matmul(&v); // [b, H, n, hd]
+        let a = precision::lower(&probs.dropout(attn_p, train)).matmul(&v); // [b, H, n, hd]
         let a = a
             .transpose(1, 2)
             .reshape([b, n, d])
@@ -452,8 +455,8 @@ pub struct Vit {
     position_embeddings: Tensor,
     patch_proj: nn::Conv2D,
     layers: Vec<Layer>,
-    layernorm: nn::LayerNorm,
-    classifier: nn::Linear,
+    layernorm: LayerNorm,
+    classifier: Linear,
 }
 
 impl Vit {
@@ -570,7 +573,25 @@ impl Vit {
     /// HF `ViTEmbeddings`: patch projection, CLS token prepended, learned positions added. `[b, c, H, W] -> [b, p+1, d]`.
     fn embed(&self, xs: &Tensor, train: bool) -> Tensor {
         let b = xs.size()[0];
-        let patches = xs.apply(&self.patch_proj).flatten(2, -1).transpose(1, 2); // [b, p, d]
+        let patches = match precision::current() {
+            Precision::F32 => xs.apply(&self.patch_proj),
+            Precision::Bf16 => {
+                let p = &self.patch_proj;
+                let bs = p.bs.as_ref().map(precision::lower_weight);
+                let stride = self.cfg.patch_size;
+                let low = precision::lower(xs).conv2d(
+                    &precision::lower_weight(&p.ws),
+                    bs.as_ref(),
+                    [stride, stride],
+                    [0, 0],
+                    [1, 1],
+                    1,
+                );
+                // The residual stream stays f32 (autocast promotes the sum with the f32 CLS and positions).
+                precision::upper(&low)
+            }
+        };
+        let patches = patches.flatten(2, -1).transpose(1, 2); // [b, p, d]
         let cls = self.cls_token.expand([b, 1, self.cfg.hidden_size], false); // [b, 1, d]
         let xs = Tensor::cat(&[cls, patches], 1) + &self.position_embeddings; // [b, p+1, d]
         xs.dropout(self.cfg.hidden_dropout_prob, train)
@@ -578,7 +599,8 @@ impl Vit {
 
     /// Classifier on the CLS token of the final (layernormed) tokens. `[b, p+1, d] -> [b, num_labels]`.
     fn head(&self, last_hidden: &Tensor) -> Tensor {
-        last_hidden.select(1, 0).apply(&self.classifier)
+        // Logits are f32 in every precision (the loss and the softmax read them).
+        precision::upper(&last_hidden.select(1, 0).apply(&self.classifier))
     }
 
     fn check_layer(&self, layer: i64) -> Result<()> {

@@ -16,6 +16,7 @@ use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
 use crate::train::ClassifierTraining;
 use crate::util::folder_digest;
+use rand_chacha::ChaCha8Rng;
 
 /// The files of a pretrained classifier folder (HF ViT layout) that ERM reads, and that its key hashes.
 pub const PRETRAINED_FILES: [&str; 2] = ["config.json", "model.safetensors"];
@@ -76,7 +77,7 @@ pub fn scratch_config(exp: &Experiment) -> vit::Config {
 }
 
 /// The initial classifier of ERM: the pretrain stage's classifier or `classifier.pretrained`, with a new 2-label
-/// head, or the preset from scratch.
+/// head, or the preset from scratch (drawn from libtorch's generator as it stands; see [`starting_point`]).
 pub fn initial_classifier(exp: &Experiment, pretrained: Option<&Pretrained>) -> Result<Classifier> {
     let mut vs = nn::VarStore::new(exp.device);
     let dir = pretrained
@@ -93,12 +94,28 @@ pub fn initial_classifier(exp: &Experiment, pretrained: Option<&Pretrained>) -> 
     Ok(Classifier { vs, model })
 }
 
-pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<Erm> {
-    let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
-    let cfg = &exp.config;
-    let mut key = StageKey::new(Stage::Erm);
-    key.add("seed", &seed)
-        .add("data", &splits.fingerprint)
+/// ERM's initial classifier ([`initial_classifier`]) and the random stream ERM trains with: the stage seed of `erm`
+/// is set first, so the scratch initialisation (or the new head on the pretrained checkpoint) is the same for every
+/// stage that calls this (JTT and group DRO train anew from exactly ERM's starting point).
+pub fn starting_point(
+    ctx: &Seed,
+    pretrained: Option<&Pretrained>,
+) -> Result<(Classifier, ChaCha8Rng)> {
+    let rng = set_seed(stage_seed(ctx.seed, "erm"));
+    Ok((initial_classifier(ctx.exp(), pretrained)?, rng))
+}
+
+/// Adds to `key` what ERM's starting point and training come from, after the seed: the data's fingerprint, its
+/// input pipeline, the `classifier` section (architecture, `classifier.pretrained`, ERM's recipe) and the content
+/// of the starting checkpoint (the pretrain stage's, or `classifier.pretrained`'s files). ERM keys on it, and so
+/// do the stages that train anew from [`starting_point`] (JTT, group DRO).
+pub fn key_starting_point(
+    key: &mut StageKey,
+    ctx: &Seed,
+    pretrained: Option<&Pretrained>,
+) -> Result<()> {
+    let cfg = &ctx.exp().config;
+    key.add("data", &ctx.splits().fingerprint)
         .add("normalize", &cfg.data.normalize)
         .add("augment", &cfg.data.augment)
         .add("classifier", &cfg.classifier);
@@ -110,9 +127,17 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<Erm> {
             .context("classifier.pretrained: hashing the folder's files")?;
         key.reads("pretrained", &content);
     }
+    Ok(())
+}
+
+pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<Erm> {
+    let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
+    let cfg = &exp.config;
+    let mut key = StageKey::new(Stage::Erm);
+    key.add("seed", &seed);
+    key_starting_point(&mut key, ctx, pretrained)?;
     let done = run_stage(&ctx.dir, Stage::Erm, &key, |dir| {
-        let mut rng = set_seed(stage_seed(seed, "erm"));
-        let classifier = initial_classifier(exp, pretrained)?;
+        let (classifier, mut rng) = starting_point(ctx, pretrained)?;
         let training = ClassifierTraining::erm(
             &classifier.model,
             &splits.train,

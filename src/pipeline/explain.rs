@@ -180,6 +180,7 @@ pub(super) fn describer<'a>(
         },
         samples_per_image: e.samples_per_image,
         batch_rows: e.batch_rows,
+        precision: e.precision,
     }
 }
 

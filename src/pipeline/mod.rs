@@ -14,23 +14,33 @@
 //!                   flags::run              seed-<s>/flags/      flagged samples and their target words
 //!                   masks::run              seed-<s>/masks/      word-targeted relevance masks, their quality
 //!                   finetune::run           seed-<s>/<method>/   fine-tuned model's results
+//! baselines         masktune::run           seed-<s>/masktune/   ERM fine-tuned on predicted-class GradCAM masks
+//!                   jtt::run                seed-<s>/jtt/        error set upsampled, retrained from ERM's init
+//!                   dfr::run                seed-<s>/dfr/        last layer retrained on validation features
+//!                   groupdro::run           seed-<s>/groupdro/   online group DRO from ERM's init
 //! at the end        report::run             results.csv, table.md
 //! ```
+//! Which stages run follows from `mitigation.methods` through [`crate::methods::Method::procedure`].
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
 //! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
 //! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]), and
 //! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
+pub mod dfr;
 pub mod erm;
 pub mod explain;
 pub mod faithfulness;
 pub mod finetune;
 pub mod flags;
+pub mod groupdro;
+pub mod jtt;
 pub mod lm;
 pub mod lock;
 pub mod masks;
 pub mod masks_eval;
+pub mod masktune;
+pub mod outcome;
 pub mod pretrain;
 pub mod regime;
 pub mod report;
@@ -40,6 +50,7 @@ pub mod translator;
 use anyhow::{Context, Result};
 
 use crate::config::Experiment;
+use crate::methods::{Method, Procedure, Retraining};
 use crate::runtime::{device_name, set_threads};
 use crate::util::{write_atomic, write_json};
 use context::{Run, Splits};
@@ -97,35 +108,63 @@ fn run_stages(exp: &Experiment) -> Result<String> {
         outputs
             .regime
             .push(regime::run(&ctx, &erm, pretrained.as_ref())?);
-        let Some((captions, lm)) = &explainers else {
-            continue;
-        };
-        let mut classifier = erm.classifier(exp.device)?;
-        classifier.vs.freeze();
-        let vit = &classifier.model;
-        let translator = translator::run(&ctx, &erm, vit, lm, captions)?;
-        let explained = explain::run(&ctx, &erm, &translator, vit, lm)?;
-        clouds::run(&ctx, &explained)?;
-        let finetuned: Vec<_> = methods
-            .iter()
-            .copied()
-            .filter(|m| m.selection().is_some())
-            .collect();
-        if finetuned.is_empty() {
-            continue;
+        if let Some((captions, lm)) = &explainers {
+            explained(&ctx, &methods, &erm, lm, captions, &mut outputs)?;
         }
-        let flags = flags::run(&ctx, &explained, &erm, vit)?;
-        outputs.flags.push(flags.summary()?);
-        let masks = masks::run(&ctx, &explained, &flags, &erm, vit, &translator, lm)?;
-        outputs.masks.push(report::SeedMasks {
-            seed,
-            summaries: masks.summary()?,
-            sanity: masks.sanity()?,
-        });
-        for method in finetuned {
-            let done = finetune::run(&ctx, method, &erm, &flags, &masks)?;
+        for &method in &methods {
+            let done = match method.procedure() {
+                Procedure::Erm | Procedure::MaskedFinetune { .. } => continue,
+                Procedure::FinetuneAllMasked => masktune::run(&ctx, &erm)?,
+                Procedure::Retrain(Retraining::UpsampleErrors) => {
+                    jtt::run(&ctx, pretrained.as_ref())?
+                }
+                Procedure::Retrain(Retraining::GroupDro) => {
+                    groupdro::run(&ctx, pretrained.as_ref())?
+                }
+                Procedure::LastLayerOnVal => dfr::run(&ctx, &erm)?,
+            };
             outputs.rows.extend(done.results()?);
         }
     }
     report::run(exp, &outputs)
+}
+
+/// The stages that explain the ERM classifier (translator, explain, clouds) and, for the methods that fine-tune a
+/// selection with masks (Random, TExplain, oracle), flags, masks and their fine-tuning; their flag summary and
+/// result rows go into `outputs`.
+fn explained(
+    ctx: &context::Seed,
+    methods: &[Method],
+    erm: &erm::Erm,
+    lm: &lm::Lm,
+    captions: &lm::CaptionData,
+    outputs: &mut report::Outputs,
+) -> Result<()> {
+    let mut classifier = erm.classifier(ctx.exp().device)?;
+    classifier.vs.freeze();
+    let vit = &classifier.model;
+    let translator = translator::run(ctx, erm, vit, lm, captions)?;
+    let explained = explain::run(ctx, erm, &translator, vit, lm)?;
+    clouds::run(ctx, &explained)?;
+    let finetuned: Vec<Method> = methods
+        .iter()
+        .copied()
+        .filter(|m| matches!(m.procedure(), Procedure::MaskedFinetune { .. }))
+        .collect();
+    if finetuned.is_empty() {
+        return Ok(());
+    }
+    let flags = flags::run(ctx, &explained, erm, vit)?;
+    outputs.flags.push(flags.summary()?);
+    let masks = masks::run(ctx, &explained, &flags, erm, vit, &translator, lm)?;
+    outputs.masks.push(report::SeedMasks {
+        seed: ctx.seed,
+        summaries: masks.summary()?,
+        sanity: masks.sanity()?,
+    });
+    for method in finetuned {
+        let done = finetune::run(ctx, method, erm, &flags, &masks)?;
+        outputs.rows.extend(done.results()?);
+    }
+    Ok(())
 }

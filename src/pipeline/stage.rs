@@ -52,7 +52,8 @@ pub enum Stage {
     Masks,
     /// Linear probes on frozen features: is the bird in the features?
     Regime,
-    /// Fine-tuning of the ERM model by a mitigation method (its folder is the method's name).
+    /// A mitigation method other than ERM: fine-tuning of the ERM model, or a baseline's own training (its folder is
+    /// the method's name).
     Finetune(Method),
 }
 

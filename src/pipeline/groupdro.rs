@@ -1,0 +1,85 @@
+//! The group DRO stage (Sagawa et al., "Distributionally Robust Neural Networks for Group Shifts", ICLR 2020,
+//! Algorithm 1; the mechanics and the reference's defaults are in [`crate::methods::groupdro`]): a classifier
+//! trained anew from ERM's initialisation with ERM's recipe (or `mitigation.baselines.groupdro.train`), its loss the
+//! online group-DRO objective over the training split's groups and its batches drawn group-balanced (the
+//! reference's `--reweight_groups`), its epoch chosen as ERM's is. It reads the training split's group labels, which
+//! the other methods do not: tables mark it.
+//!
+//! Output: `seed-<s>/groupdro/` = `metrics.csv`, `results.csv`, `summary.json` (selected epoch, sampling).
+use anyhow::Result;
+use serde::Serialize;
+
+use super::context::Seed;
+use super::erm;
+use super::outcome::MethodResults;
+use super::pretrain::Pretrained;
+use super::stage::{run_stage, Stage, StageKey};
+use crate::config::GroupSampling;
+use crate::data::N_GROUPS;
+use crate::methods::groupdro::{balanced_sampling_weights, GroupDroConfig};
+use crate::methods::Method;
+use crate::report;
+use crate::train::{ClassifierTraining, Objective, Sampling};
+use crate::util::write_json;
+
+#[derive(Serialize)]
+struct Summary {
+    dro: GroupDroConfig,
+    sampling: GroupSampling,
+    selected_epoch: u32,
+    val_worst_group: Option<f64>,
+}
+
+/// Trains group DRO from ERM's initialisation and evaluates it.
+pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults> {
+    let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
+    let cfg = &exp.config.mitigation.baselines.groupdro;
+    let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
+    let method = Method::Groupdro;
+    let stage = Stage::Finetune(method);
+    let mut key = StageKey::new(stage);
+    // It reads no file of ERM's: it keys on what ERM's starting point and recipe come from (the data, the
+    // classifier section, the pretrained checkpoint's content), as ERM does.
+    key.add("seed", &seed);
+    erm::key_starting_point(&mut key, ctx, pretrained)?;
+    key.add("groupdro", cfg);
+    let done = run_stage(&ctx.dir, stage, &key, |dir| {
+        let train = &splits.train;
+        let sampling = match cfg.sampling {
+            GroupSampling::Balanced => Sampling::Weighted {
+                weights: balanced_sampling_weights(&train.groups(), N_GROUPS)?,
+                draws: train.len(),
+            },
+            GroupSampling::Shuffle => Sampling::Shuffle(train.len()),
+        };
+        let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
+        let training = ClassifierTraining {
+            sampling,
+            objective: Objective::GroupDro(cfg.config()),
+            ..ClassifierTraining::erm(
+                &classifier.model,
+                train,
+                Some(&splits.val),
+                recipe,
+                ctx.input(),
+            )
+        };
+        let summary = training.run(&classifier.vs, &mut rng, dir)?;
+        tracing::info!(seed, epoch = summary.selected_epoch, val_worst = ?summary.val_worst_group, "group DRO model selected");
+        write_json(
+            &dir.join("summary.json"),
+            &Summary {
+                dro: cfg.config(),
+                sampling: cfg.sampling,
+                selected_epoch: summary.selected_epoch,
+                val_worst_group: summary.val_worst_group,
+            },
+        )?;
+        let rows = ctx
+            .run
+            .evaluate(&classifier.model, seed, method, recipe.batch_size);
+        report::write_results_csv(&dir.join("results.csv"), &rows)?;
+        Ok(())
+    })?;
+    Ok(MethodResults { done })
+}
