@@ -13,7 +13,7 @@ use super::context::Seed;
 use super::erm;
 use super::outcome::MethodResults;
 use super::pretrain::Pretrained;
-use super::stage::{run_stage, Stage, StageKey};
+use super::stage::{run_stage, Stage};
 use crate::config::GroupSampling;
 use crate::data::N_GROUPS;
 use crate::methods::groupdro::{balanced_sampling_weights, GroupDroConfig};
@@ -37,12 +37,7 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
     let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
     let method = Method::Groupdro;
     let stage = Stage::Finetune(method);
-    let mut key = StageKey::new(stage);
-    // It reads no file of ERM's: it keys on what ERM's starting point and recipe come from (the data, the
-    // classifier section, the pretrained checkpoint's content), as ERM does.
-    key.add("seed", &seed);
-    erm::key_starting_point(&mut key, ctx, pretrained)?;
-    key.add("groupdro", cfg);
+    let key = erm::retrain_key(ctx, stage, pretrained, "groupdro", cfg)?;
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let train = &splits.train;
         let sampling = match cfg.sampling {
