@@ -370,81 +370,94 @@ pub fn fit(
     batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
     end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
 ) -> Result<Vec<Epoch>> {
-    fit_until(
+    TrainingLoop {
         vs,
         cfg,
-        cfg.epochs,
         sampling,
-        rng,
         what,
-        batch_loss,
-        end_of_epoch,
-    )
+        stop_after: cfg.epochs,
+    }
+    .run(rng, batch_loss, end_of_epoch)
 }
 
-/// [`fit`] stopped after `stop_after` epochs (at most `cfg.epochs`) of the `cfg.epochs`-epoch schedule: the first
-/// epochs of the full training, learning rate included (JTT's identification model is ERM stopped early).
-#[allow(clippy::too_many_arguments)]
-pub fn fit_until(
-    vs: &nn::VarStore,
-    cfg: &TrainConfig,
-    stop_after: u32,
-    sampling: &Sampling,
-    rng: &mut ChaCha8Rng,
-    what: &str,
-    mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
-    mut end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
-) -> Result<Vec<Epoch>> {
-    let n = sampling.epoch_len();
-    anyhow::ensure!(n > 0, "{what}: the training set is empty");
-    anyhow::ensure!(
-        stop_after <= cfg.epochs,
-        "{what}: stopping after epoch {stop_after} of a {}-epoch training",
-        cfg.epochs
-    );
-    let steps_per_epoch = n.div_ceil(cfg.batch_size);
-    let schedule = LrSchedule::new(cfg, steps_per_epoch);
-    let mut opt = build_optimizer(vs, cfg)?;
-    let mut order = sampling.first_pool()?;
-    let mut epochs = Vec::with_capacity(stop_after as usize);
-    let mut step = 0;
-    let progress = crate::progress::bar(stop_after as u64 * steps_per_epoch as u64, what);
-    for epoch in 1..=stop_after {
-        sampling.next_epoch(&mut order, rng)?;
-        let mut loss_sum = 0.0;
-        for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
-            opt.set_lr(schedule.lr(step));
-            // The forward pass (and so its backward) in the configured precision; the update stays f32.
-            let loss = crate::precision::autocast(cfg.precision, || batch_loss(chunk))?;
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                bail!(
-                    "{what}: the loss is {value} at epoch {epoch}, step {} (batch {} of the epoch): training diverged; \
-                     lower the learning rate or clip the gradients",
-                    step + 1,
-                    batch + 1
-                );
+/// [`fit`]'s loop with what it trains spelled out, and where it may stop: after `stop_after` epochs (at most
+/// `cfg.epochs`) of the `cfg.epochs`-epoch schedule, the first epochs of the full training, learning rate included
+/// (JTT's identification model is ERM stopped early).
+pub struct TrainingLoop<'a> {
+    pub vs: &'a nn::VarStore,
+    pub cfg: &'a TrainConfig,
+    pub sampling: &'a Sampling,
+    /// Names the training in progress bars and errors.
+    pub what: &'a str,
+    pub stop_after: u32,
+}
+
+impl TrainingLoop<'_> {
+    /// Trains; see [`fit`].
+    pub fn run(
+        self,
+        rng: &mut ChaCha8Rng,
+        mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor>,
+        mut end_of_epoch: impl FnMut(&Epoch) -> Result<()>,
+    ) -> Result<Vec<Epoch>> {
+        let TrainingLoop {
+            vs,
+            cfg,
+            sampling,
+            what,
+            stop_after,
+        } = self;
+        let n = sampling.epoch_len();
+        anyhow::ensure!(n > 0, "{what}: the training set is empty");
+        anyhow::ensure!(
+            stop_after <= cfg.epochs,
+            "{what}: stopping after epoch {stop_after} of a {}-epoch training",
+            cfg.epochs
+        );
+        let steps_per_epoch = n.div_ceil(cfg.batch_size);
+        let schedule = LrSchedule::new(cfg, steps_per_epoch);
+        let mut opt = build_optimizer(vs, cfg)?;
+        let mut order = sampling.first_pool()?;
+        let mut epochs = Vec::with_capacity(stop_after as usize);
+        let mut step = 0;
+        let progress = crate::progress::bar(stop_after as u64 * steps_per_epoch as u64, what);
+        for epoch in 1..=stop_after {
+            sampling.next_epoch(&mut order, rng)?;
+            let mut loss_sum = 0.0;
+            for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
+                opt.set_lr(schedule.lr(step));
+                // The forward pass (and so its backward) in the configured precision; the update stays f32.
+                let loss = crate::precision::autocast(cfg.precision, || batch_loss(chunk))?;
+                let value = loss.double_value(&[]);
+                if !value.is_finite() {
+                    bail!(
+                        "{what}: the loss is {value} at epoch {epoch}, step {} (batch {} of the epoch): training diverged; \
+                         lower the learning rate or clip the gradients",
+                        step + 1,
+                        batch + 1
+                    );
+                }
+                opt.zero_grad();
+                loss.backward();
+                if let Some(max) = cfg.grad_clip {
+                    opt.clip_grad_norm(max);
+                }
+                opt.step();
+                loss_sum += value * chunk.len() as f64;
+                step += 1;
+                progress.inc(1);
             }
-            opt.zero_grad();
-            loss.backward();
-            if let Some(max) = cfg.grad_clip {
-                opt.clip_grad_norm(max);
-            }
-            opt.step();
-            loss_sum += value * chunk.len() as f64;
-            step += 1;
-            progress.inc(1);
+            let done = Epoch {
+                epoch,
+                lr: schedule.lr(step.saturating_sub(1)),
+                train_loss: loss_sum / n as f64,
+            };
+            end_of_epoch(&done)?;
+            epochs.push(done);
         }
-        let done = Epoch {
-            epoch,
-            lr: schedule.lr(step.saturating_sub(1)),
-            train_loss: loss_sum / n as f64,
-        };
-        end_of_epoch(&done)?;
-        epochs.push(done);
+        progress.finish_and_clear();
+        Ok(epochs)
     }
-    progress.finish_and_clear();
-    Ok(epochs)
 }
 
 /// What [`ClassifierTraining::run`] reports back.
@@ -466,7 +479,7 @@ pub struct ClassifierTraining<'a> {
     /// Which training samples each epoch visits.
     pub sampling: Sampling,
     pub objective: Objective,
-    /// Stop after this many epochs of the `cfg.epochs`-epoch schedule (`None`: train them all); see [`fit_until`].
+    /// Stop after this many epochs of the `cfg.epochs`-epoch schedule (`None`: train them all); see [`TrainingLoop`].
     pub stop_after: Option<u32>,
     /// With `select: worst_group_val`, the model as it starts (epoch 0) competes with the trained epochs.
     pub include_start: bool,
@@ -553,13 +566,15 @@ impl<'a> ClassifierTraining<'a> {
         }
         let epoch_len = self.sampling.epoch_len();
         let last_epoch = self.stop_after.unwrap_or(cfg.epochs);
-        fit_until(
+        TrainingLoop {
             vs,
             cfg,
-            last_epoch,
-            &self.sampling,
+            sampling: &self.sampling,
+            what: "train",
+            stop_after: last_epoch,
+        }
+        .run(
             rng,
-            "train",
             |chunk| {
                 let index =
                     Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
@@ -718,16 +733,18 @@ mod tests {
             let w = vs.root().var("weight", &[1], nn::Init::Const(1.0));
             let b = (vs.root() / "lin").var("bias", &[1], nn::Init::Const(1.0));
             let mut rng = ChaCha8Rng::seed_from_u64(0);
-            let epochs = fit_until(
-                &vs,
-                &TrainConfig {
+            let epochs = TrainingLoop {
+                vs: &vs,
+                cfg: &TrainConfig {
                     lr: 0.1,
                     ..cfg(3, 0.0)
                 },
+                sampling: &Sampling::Shuffle(4),
+                what: "test",
                 stop_after,
-                &Sampling::Shuffle(4),
+            }
+            .run(
                 &mut rng,
-                "test",
                 |_| Ok((w.square() + b.square()).sum(Kind::Float)),
                 |_| Ok(()),
             )
@@ -746,13 +763,15 @@ mod tests {
         assert!(stopped[0].lr > 0.05, "not annealed to zero at the stop");
         assert!(w_stopped > w_full, "the full run keeps going");
         let vs = nn::VarStore::new(Device::Cpu);
-        let err = fit_until(
-            &vs,
-            &cfg(2, 0.0),
-            3,
-            &Sampling::Shuffle(1),
+        let err = TrainingLoop {
+            vs: &vs,
+            cfg: &cfg(2, 0.0),
+            sampling: &Sampling::Shuffle(1),
+            what: "test",
+            stop_after: 3,
+        }
+        .run(
             &mut ChaCha8Rng::seed_from_u64(0),
-            "test",
             |_| unreachable!("never trains"),
             |_| Ok(()),
         )
