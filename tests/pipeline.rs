@@ -529,6 +529,60 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
         std::fs::read_to_string(out.join("results.csv")).unwrap(),
         all
     );
+
+    // Killed inside each baseline stage in turn (the stages before them copied from the uninterrupted run),
+    // a run redoes only the stage killed last and ends with the same results.
+    let resumed = tmp.path().join("resumed");
+    let baselines = BASELINE_STAGES.map(|s| format!("seed-3/{s}"));
+    copy_dir(&out, &resumed);
+    for stage in &baselines {
+        std::fs::remove_dir_all(resumed.join(stage)).unwrap();
+    }
+    std::fs::remove_file(resumed.join("results.csv")).unwrap();
+    for (i, stage) in baselines.iter().enumerate() {
+        let mut child = start_inside(&config, &resumed, stage);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            !resumed.join(stage).exists(),
+            "the kill landed inside {stage}: it must not look finished"
+        );
+        for earlier in &baselines[..i] {
+            assert!(
+                resumed.join(earlier).join("stage.json").exists(),
+                "{earlier} finished before the kill inside {stage}"
+            );
+        }
+    }
+    let again = run(&config, &resumed);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
+    assert_eq!(
+        finished_stages(&log, &resumed),
+        BTreeSet::from([baselines.last().unwrap().clone()]),
+        "only the stage killed last is redone: {log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(resumed.join("results.csv")).unwrap(),
+        all,
+        "a resumed run ends with the same results as an uninterrupted one"
+    );
+}
+
+/// The baseline stages in the order a run reaches them.
+const BASELINE_STAGES: [&str; 4] = ["masktune", "jtt", "dfr", "groupdro"];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 #[test]

@@ -77,7 +77,7 @@ impl MasktuneSection {
 #[serde(deny_unknown_fields, default)]
 pub struct JttSection {
     /// T (epochs of the identification model) x λ_up (extra copies of an error per epoch). Default: the CPU grid
-    /// T ∈ {2, 5}, λ_up ∈ {5, 20} for a 15-epoch ERM (the paper: T = 60 of 300, λ_up ∈ {20, 50, 100}).
+    /// T ∈ {2, 5}, λ_up ∈ {5, 20} for a 20-epoch ERM (the paper: T = 60 of 300, λ_up ∈ {20, 50, 100}).
     pub grid: JttGrid,
     pub train: Option<TrainConfig>,
 }

@@ -27,7 +27,7 @@
 //!   With our warmup + cosine schedule a T-epoch run anneals to zero at T, which is not epoch T of a longer run;
 //!   the pipeline decides which it trains (and keeps the last epoch, not a validation-selected one, as JTT does).
 //! * Our grid ([`JttGrid::cpu`]) must fit 2 CPU cores: the paper's T is a fifth of the final training (60 of 300);
-//!   the quickstart ERM trains 15 epochs, so T ∈ {2, 5} (≈ 0.13 and 0.33 of it) and λ_up ∈ {5, 20}, four final
+//!   the quickstart ERM trains 20 epochs, so T ∈ {2, 5} (0.1 and 0.25 of it) and λ_up ∈ {5, 20}, four final
 //!   trainings whose epochs are (N + λ_up·|E|) / N times an ERM epoch.
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -66,7 +66,7 @@ impl JttGrid {
         }
     }
 
-    /// Our CPU grid for a 15-epoch ERM (see the module docs): T ∈ {2, 5}, λ_up ∈ {5, 20}.
+    /// Our CPU grid for a 20-epoch ERM (see the module docs): T ∈ {2, 5}, λ_up ∈ {5, 20}.
     pub fn cpu() -> Self {
         Self {
             id_epochs: vec![2, 5],
