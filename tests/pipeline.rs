@@ -128,6 +128,11 @@ const STAGES: [&str; 11] = [
 /// once `<stage>.partial` exists: the run is then building or paused inside that stage, never past it.
 fn start_inside(config: &Path, out: &Path, stage: &str) -> std::process::Child {
     let name = stage.rsplit('/').next().unwrap();
+    start_paused(config, out, name, &out.join(format!("{stage}.partial")))
+}
+
+/// Starts `texplain run` with `TEXPLAIN_TEST_PAUSE_IN=pause` and returns once `reached` exists.
+fn start_paused(config: &Path, out: &Path, pause: &str, reached: &Path) -> std::process::Child {
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -135,20 +140,23 @@ fn start_inside(config: &Path, out: &Path, stage: &str) -> std::process::Child {
             "--out",
             out.to_str().unwrap(),
         ])
-        .env("TEXPLAIN_TEST_PAUSE_IN", name)
+        .env("TEXPLAIN_TEST_PAUSE_IN", pause)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let partial = out.join(format!("{stage}.partial"));
     let started = Instant::now();
-    while !partial.exists() {
+    while !reached.exists() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before it reached {stage}");
+            panic!(
+                "the run ended ({status}) before it reached {}",
+                reached.display()
+            );
         }
         assert!(
             started.elapsed() < Duration::from_secs(300),
-            "{stage} not reached"
+            "{} not reached",
+            reached.display()
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -566,6 +574,40 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
         std::fs::read_to_string(resumed.join("results.csv")).unwrap(),
         all,
         "a resumed run ends with the same results as an uninterrupted one"
+    );
+
+    // JTT keeps the trainings of its grid that a killed run finished: killed once its first final model is in
+    // place, a run reuses that model and the identification model and trains only the other final model.
+    std::fs::remove_dir_all(resumed.join("seed-3/jtt")).unwrap();
+    let steps = resumed.join("seed-3/jtt.steps");
+    let mut child = start_paused(
+        &config,
+        &resumed,
+        "jtt/final-T1-up2",
+        &steps.join("final-T1-up2"),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!resumed.join("seed-3/jtt").exists());
+    let again = run(&config, &resumed);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
+    for step in ["id-T1", "final-T1-up2"] {
+        assert!(
+            log.contains(&format!("step={}/{step}", steps.display()))
+                && log.contains("step finished earlier with the same inputs; reused"),
+            "{step} is reused: {log}"
+        );
+    }
+    assert!(!steps.exists(), "the steps go once the stage is in place");
+    assert_eq!(
+        std::fs::read_to_string(resumed.join("results.csv")).unwrap(),
+        all,
+        "JTT resumed from its steps gives the uninterrupted run's results"
+    );
+    assert_eq!(
+        std::fs::read_to_string(resumed.join("seed-3/jtt/grid.csv")).unwrap(),
+        grid
     );
 }
 

@@ -5,19 +5,23 @@
 //! with the error set upsampled λ_up times (its epoch chosen as ERM's is); the point with the best validation
 //! worst-group accuracy is JTT's result. Group labels are read on the validation split only (model selection).
 //!
+//! Every identification and final model is a step of the stage (`seed-<s>/jtt.steps/`,
+//! [`super::stage::run_stage_in_steps`]): a run killed inside the grid keeps the trainings it finished.
+//!
 //! Output: `seed-<s>/jtt/` = `grid.csv` (per point: error-set size and its groups, selected epoch, val and test
 //! worst-group and average, the chosen point marked), `metrics.csv` and `results.csv` of the chosen point,
 //! `id-T<T>/` (the identification run's `metrics.csv`, `errors.csv`: img_id and group of each error) and
 //! `final-T<T>-up<λ>/metrics.csv`.
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::path::Path;
 
 use super::context::Seed;
 use super::erm;
 use super::outcome::MethodResults;
 use super::pretrain::Pretrained;
-use super::stage::{run_stage, Stage};
+use super::stage::{run_stage_in_steps, Stage};
 use crate::data::{Split, N_GROUPS};
 use crate::methods::jtt::{self, JttParams};
 use crate::methods::Method;
@@ -52,7 +56,7 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
     let method = Method::Jtt;
     let stage = Stage::Finetune(method);
     let key = erm::retrain_key(ctx, stage, pretrained, "jtt", cfg)?;
-    let done = run_stage(&ctx.dir, stage, &key, |dir| {
+    let done = run_stage_in_steps(&ctx.dir, stage, &key, |dir, steps| {
         let train = &splits.train;
         let n = train.len();
         let groups = train.groups();
@@ -65,28 +69,33 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
         };
         let mut errors: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for &t in &cfg.grid.id_epochs {
-            let sub = dir.join(format!("id-T{t}"));
-            let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
-            let training = ClassifierTraining {
-                stop_after: Some(t),
-                ..ClassifierTraining::erm(
-                    &classifier.model,
-                    train,
-                    Some(&splits.val),
-                    &id_recipe,
-                    ctx.input(),
-                )
-            };
-            training
-                .run(&classifier.vs, &mut rng, &sub)
-                .with_context(|| format!("JTT identification model, T = {t}"))?;
-            let preds = train::predict(&classifier.model, &train.images, ctx.input(), eval_batch);
-            let set = jtt::error_set(&preds, &train.y)?;
-            let mut csv = String::from("img_id,group\n");
-            for &e in &set {
-                let _ = writeln!(csv, "{},{}", train.img_ids[e], groups[e]);
-            }
-            write_atomic(&sub.join("errors.csv"), csv)?;
+            let name = format!("id-T{t}");
+            let step = steps.step(&name, |sub| {
+                let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
+                let training = ClassifierTraining {
+                    stop_after: Some(t),
+                    ..ClassifierTraining::erm(
+                        &classifier.model,
+                        train,
+                        Some(&splits.val),
+                        &id_recipe,
+                        ctx.input(),
+                    )
+                };
+                training
+                    .run(&classifier.vs, &mut rng, sub)
+                    .with_context(|| format!("JTT identification model, T = {t}"))?;
+                let preds =
+                    train::predict(&classifier.model, &train.images, ctx.input(), eval_batch);
+                let set = jtt::error_set(&preds, &train.y)?;
+                let mut csv = String::from("img_id,group\n");
+                for &e in &set {
+                    let _ = writeln!(csv, "{},{}", train.img_ids[e], groups[e]);
+                }
+                write_atomic(&sub.join("errors.csv"), csv)
+            })?;
+            let set = read_error_set(&step.join("errors.csv"), &train.img_ids)?;
+            copy_files(&step, &dir.join(&name), &["metrics.csv", "errors.csv"])?;
             tracing::info!(seed, t, errors = set.len(), "JTT error set");
             errors.insert(t, set);
         }
@@ -95,43 +104,52 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
         let mut points = Vec::new();
         for params in cfg.grid.points() {
             let set = &errors[&params.id_epochs];
-            let sub = dir.join(format!(
-                "final-T{}-up{}",
-                params.id_epochs, params.lambda_up
-            ));
-            let indices = jtt::upsampled_indices(n, set, params.lambda_up)?;
-            let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
-            let training = ClassifierTraining {
-                sampling: Sampling::Indices(indices.into_iter().map(|i| i as usize).collect()),
-                ..ClassifierTraining::erm(
-                    &classifier.model,
-                    train,
-                    Some(&splits.val),
-                    recipe,
-                    ctx.input(),
-                )
-            };
-            let summary = training
-                .run(&classifier.vs, &mut rng, &sub)
-                .with_context(|| {
-                    format!(
-                        "JTT final model, T = {}, lambda_up = {}",
-                        params.id_epochs, params.lambda_up
+            let name = format!("final-T{}-up{}", params.id_epochs, params.lambda_up);
+            let step = steps.step(&name, |sub| {
+                let indices = jtt::upsampled_indices(n, set, params.lambda_up)?;
+                let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
+                let training = ClassifierTraining {
+                    sampling: Sampling::Indices(indices.into_iter().map(|i| i as usize).collect()),
+                    ..ClassifierTraining::erm(
+                        &classifier.model,
+                        train,
+                        Some(&splits.val),
+                        recipe,
+                        ctx.input(),
                     )
-                })?;
-            let rows = ctx
-                .run
-                .evaluate(&classifier.model, seed, method, recipe.batch_size);
+                };
+                let summary = training
+                    .run(&classifier.vs, &mut rng, sub)
+                    .with_context(|| {
+                        format!(
+                            "JTT final model, T = {}, lambda_up = {}",
+                            params.id_epochs, params.lambda_up
+                        )
+                    })?;
+                let rows = ctx
+                    .run
+                    .evaluate(&classifier.model, seed, method, recipe.batch_size);
+                report::write_results_csv(&sub.join("results.csv"), &rows)?;
+                write_atomic(
+                    &sub.join(SELECTED_EPOCH_FILE),
+                    summary.selected_epoch.to_string(),
+                )
+            })?;
+            copy_files(&step, &dir.join(&name), &["metrics.csv"])?;
             let mut errors_by_group = [0; N_GROUPS];
             for &e in set {
                 errors_by_group[groups[e] as usize] += 1;
             }
+            let selected = std::fs::read_to_string(step.join(SELECTED_EPOCH_FILE))
+                .with_context(|| format!("reading {}/{SELECTED_EPOCH_FILE}", step.display()))?;
             let point = Point {
                 params,
                 n_errors: set.len(),
                 errors_by_group,
-                selected_epoch: summary.selected_epoch,
-                rows,
+                selected_epoch: selected.trim().parse().with_context(|| {
+                    format!("{}/{SELECTED_EPOCH_FILE}: not an epoch", step.display())
+                })?,
+                rows: report::read_results_csv(&step.join("results.csv"))?,
             };
             tracing::info!(
                 seed,
@@ -170,6 +188,40 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
         Ok(())
     })?;
     Ok(MethodResults { done })
+}
+
+/// A final model's step keeps its selected epoch here (its results in `results.csv`); neither goes into the stage.
+const SELECTED_EPOCH_FILE: &str = "selected_epoch";
+
+/// The training-set indices of an identification step's `errors.csv` (`img_id,group` per error, in error-set order).
+fn read_error_set(path: &Path, img_ids: &[i64]) -> Result<Vec<usize>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let index: HashMap<i64, usize> = img_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    text.lines()
+        .skip(1)
+        .enumerate()
+        .map(|(line, row)| {
+            let id = row.split(',').next().and_then(|id| id.parse::<i64>().ok());
+            id.and_then(|id| index.get(&id).copied()).with_context(|| {
+                format!(
+                    "{} line {}: {row:?} names no training image",
+                    path.display(),
+                    line + 2
+                )
+            })
+        })
+        .collect()
+}
+
+/// Copies `files` of a finished step into the stage's folder `to`.
+fn copy_files(from: &Path, to: &Path, files: &[&str]) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for file in files {
+        std::fs::copy(from.join(file), to.join(file))
+            .with_context(|| format!("copying {}/{file} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
 }
 
 /// `grid.csv`: one line per grid point, the chosen one marked.

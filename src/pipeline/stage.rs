@@ -23,9 +23,15 @@
 //!   "content": "<sha256>" }   util::content_digest over the files' (path, sha256): what downstream keys add
 //! ```
 //!
+//! A long stage made of independent trainings (JTT's grid) keeps its finished steps across an interrupted run:
+//! [`run_stage_in_steps`] hands the build a [`Steps`], whose steps are built in `<stage>.steps/<step>.partial/` and
+//! renamed into place when finished, under the stage's key; a rerun with the same key reuses them and redoes only
+//! the step it was killed in. The `.steps` folder is removed once the stage is in place.
+//!
 //! Test hook: with `TEXPLAIN_TEST_PAUSE_IN=<stage name>` in the environment, a stage of that name sleeps once its
 //! `.partial` folder is complete and before it is renamed into place, so a test can kill a run inside any stage,
-//! however fast. Nothing else reads the variable.
+//! however fast; `<stage name>/<step>` sleeps once that step of a [`Steps`] is in place. Nothing else reads the
+//! variable.
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -249,8 +255,8 @@ pub struct StageDone {
 }
 
 /// The test hook of the module docs: sleeps for good when `TEXPLAIN_TEST_PAUSE_IN` names `stage`.
-fn pause_for_tests(stage: Stage, partial: &Path) {
-    if std::env::var("TEXPLAIN_TEST_PAUSE_IN").is_ok_and(|v| v == stage.name()) {
+fn pause_for_tests(name: &str, partial: &Path) {
+    if std::env::var("TEXPLAIN_TEST_PAUSE_IN").is_ok_and(|v| v == name) {
         tracing::warn!(partial = %partial.display(), "TEXPLAIN_TEST_PAUSE_IN: pausing inside the stage until killed");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
@@ -313,7 +319,7 @@ pub fn run_stage(
             content: content.clone(),
         };
         write_json(&partial.join("stage.json"), &record)?;
-        pause_for_tests(stage, partial);
+        pause_for_tests(name, partial);
         Ok(())
     })?;
     tracing::info!(seconds, "stage finished");
@@ -322,6 +328,70 @@ pub fn run_stage(
         content,
         skipped: false,
     })
+}
+
+/// The finished steps of a stage run by [`run_stage_in_steps`] (see the module docs).
+pub struct Steps {
+    dir: PathBuf,
+    stage: Stage,
+}
+
+/// The file in a `.steps` folder that names the stage key its steps were computed under.
+const STEPS_KEY_FILE: &str = "key";
+
+impl Steps {
+    /// Opens `<parent>/<stage>.steps/` for the stage key `hash`, clearing it if it holds another key's steps.
+    fn open(parent: &Path, stage: Stage, hash: &str) -> Result<Self> {
+        let dir = Self::dir(parent, stage);
+        let key_file = dir.join(STEPS_KEY_FILE);
+        let same_key = std::fs::read_to_string(&key_file).is_ok_and(|k| k == hash);
+        if !same_key {
+            if dir.exists() {
+                tracing::info!(steps = %dir.display(), "finished steps of other inputs; removing them");
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            crate::util::write_atomic(&key_file, hash)?;
+        }
+        Ok(Steps { dir, stage })
+    }
+
+    fn dir(parent: &Path, stage: Stage) -> PathBuf {
+        parent.join(format!("{}.steps", stage.name()))
+    }
+
+    /// The folder of step `name` (a plain folder name), built by `build` in `<name>.partial/` unless a run of the
+    /// same stage key already finished it.
+    pub fn step(&self, name: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+        let dir = self.dir.join(name);
+        if dir.is_dir() {
+            tracing::info!(step = %dir.display(), "step finished earlier with the same inputs; reused");
+            return Ok(dir);
+        }
+        build_in_partial(&dir, build)?;
+        pause_for_tests(&format!("{}/{name}", self.stage.name()), &dir);
+        Ok(dir)
+    }
+}
+
+/// [`run_stage`] for a stage whose build runs independent steps (each a training): the finished steps survive an
+/// interrupted run of the same key, and the `.steps` folder is removed once the stage is in place.
+pub fn run_stage_in_steps(
+    parent: &Path,
+    stage: Stage,
+    key: &StageKey,
+    build: impl FnOnce(&Path, &Steps) -> Result<()>,
+) -> Result<StageDone> {
+    let done = run_stage(parent, stage, key, |partial| {
+        let steps = Steps::open(parent, stage, &key.hash())?;
+        build(partial, &steps)
+    })?;
+    let steps = Steps::dir(parent, stage);
+    if steps.exists() {
+        std::fs::remove_dir_all(&steps).with_context(|| format!("removing {}", steps.display()))?;
+    }
+    Ok(done)
 }
 
 /// `run.json`: what produced the run directory.
