@@ -12,6 +12,7 @@ use crate::data::captions::CaptionSetConfig;
 use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
 use crate::data::synth::Variant;
 use crate::data::upstream::UpstreamConfig;
+use crate::data::upstream_captions::UpstreamCaptionConfig;
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
@@ -231,6 +232,13 @@ pub enum CaptionSource {
         root: PathBuf,
         #[serde(default)]
         config: CaptionSetConfig,
+    },
+    /// A synthetic balanced caption set of the upstream corpus' scenes (22 categories and bare places on 13 places),
+    /// generated into `root` when missing: the translator of the ImageNet-9 analysis names objects and places.
+    Upstream {
+        root: PathBuf,
+        #[serde(default)]
+        config: UpstreamCaptionConfig,
     },
     /// A synthetic balanced Cats & Dogs & apples caption set, generated into `root` when missing.
     CatsApples {
