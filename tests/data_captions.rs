@@ -104,7 +104,12 @@ fn tree_digest(dir: &Path) -> (String, usize) {
     let files = texplain::util::list_files(dir).unwrap();
     let digests: Vec<(String, String)> = files
         .iter()
-        .map(|f| (f.clone(), texplain::util::sha256_file(&dir.join(f)).unwrap().0))
+        .map(|f| {
+            (
+                f.clone(),
+                texplain::util::sha256_file(&dir.join(f)).unwrap().0,
+            )
+        })
         .collect();
     (
         texplain::util::content_digest(digests.iter().map(|(f, d)| (f.as_str(), d.as_str()))),
@@ -155,7 +160,9 @@ fn upstream_caption_set_is_balanced_and_names_objects_and_places() {
     let mut info: HashMap<String, (String, String, f32)> = HashMap::new();
     for r in scenes.records() {
         let r = r.unwrap();
-        *cells.entry((r[1].to_string(), r[2].to_string())).or_default() += 1;
+        *cells
+            .entry((r[1].to_string(), r[2].to_string()))
+            .or_default() += 1;
         info.insert(
             r[0].to_string(),
             (r[1].to_string(), r[2].to_string(), r[3].parse().unwrap()),
@@ -192,10 +199,17 @@ fn upstream_caption_set_is_balanced_and_names_objects_and_places() {
         );
         let named_object = |w: &str| objects.contains(&w) || w == "bird" || species.contains(&w);
         if object.is_empty() {
-            assert!(!ws.iter().any(|w| named_object(w)), "bare {place}: {:?}", p.caption);
+            assert!(
+                !ws.iter().any(|w| named_object(w)),
+                "bare {place}: {:?}",
+                p.caption
+            );
             continue;
         }
-        let cat = Category::all().into_iter().find(|c| c.word() == object).unwrap();
+        let cat = Category::all()
+            .into_iter()
+            .find(|c| c.word() == object)
+            .unwrap();
         let own = object_words(cat);
         assert!(
             !ws.iter().any(|w| named_object(w) && !own.contains(w)),
@@ -213,8 +227,7 @@ fn upstream_caption_set_is_balanced_and_names_objects_and_places() {
     let corpus = std::fs::read_to_string(d.path().join("corpus.txt")).unwrap();
     let lines: Vec<&str> = corpus.lines().collect();
     assert_eq!(lines.len(), 3000);
-    let vocabulary: std::collections::HashSet<&str> =
-        lines.iter().flat_map(|l| words(l)).collect();
+    let vocabulary: std::collections::HashSet<&str> = lines.iter().flat_map(|l| words(l)).collect();
     for w in objects.iter().chain(&["bird"]) {
         assert!(vocabulary.contains(w), "{w}");
     }

@@ -98,7 +98,12 @@ fn tree_digest(dir: &Path) -> (String, usize) {
     let files = texplain::util::list_files(dir).unwrap();
     let digests: Vec<(String, String)> = files
         .iter()
-        .map(|f| (f.clone(), texplain::util::sha256_file(&dir.join(f)).unwrap().0))
+        .map(|f| {
+            (
+                f.clone(),
+                texplain::util::sha256_file(&dir.join(f)).unwrap().0,
+            )
+        })
         .collect();
     (
         texplain::util::content_digest(digests.iter().map(|(f, d)| (f.as_str(), d.as_str()))),
@@ -172,10 +177,7 @@ fn affinity_puts_a_fixed_share_of_every_category_on_its_habitats() {
                 total += c;
                 let (lo, hi) = if habitats.contains(&b) {
                     on_habitats += c;
-                    (
-                        pool.floor() + own.floor(),
-                        pool.ceil() + own.ceil(),
-                    )
+                    (pool.floor() + own.floor(), pool.ceil() + own.ceil())
                 } else {
                     (pool.floor(), pool.ceil())
                 };
@@ -219,7 +221,10 @@ fn affinity_puts_a_fixed_share_of_every_category_on_its_habitats() {
         ..small(3)
     };
     let e = bad.validate().unwrap_err().to_string();
-    assert!(e.contains("background_affinity") && e.contains("1.5"), "{e}");
+    assert!(
+        e.contains("background_affinity") && e.contains("1.5"),
+        "{e}"
+    );
 }
 
 /// (part, label, background) of every row of upstream_metadata.csv.

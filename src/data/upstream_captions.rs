@@ -389,11 +389,7 @@ pub fn caption_set(
         };
         without_object += usize::from(scene.object.is_none());
         without_bird += usize::from(!scene.object.as_ref().is_some_and(|o| o.category.is_bird()));
-        writeln!(
-            scenes,
-            "{name},{word},{},{vis:.4}",
-            scene.background.name()
-        )?;
+        writeln!(scenes, "{name},{word},{},{vis:.4}", scene.background.name())?;
     }
     write_captions_csv(
         &out.join("captions.csv"),
