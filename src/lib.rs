@@ -8,7 +8,7 @@
 //!   mixed precision), [`progress`];
 //! - data, text, models: [`data`], [`text`], [`models`], with the pure [`metrics`] and [`stats`];
 //! - method code: [`train`], [`pretrain`], [`explain`], [`relevance`], [`flags`], [`methods`], [`faithfulness`],
-//!   [`report`], [`reference`], [`bench`];
+//!   [`in9`] (the ImageNet-9 / Background Challenge analysis), [`report`], [`reference`], [`bench`];
 //! - [`config`]: the YAML schema, loading and validation;
 //! - [`pipeline`]: `texplain run`, one module per stage;
 //! - [`cli`]: the command line.
@@ -27,6 +27,7 @@ pub mod bench;
 pub mod explain;
 pub mod faithfulness;
 pub mod flags;
+pub mod in9;
 pub mod methods;
 pub mod pretrain;
 pub mod reference;

@@ -10,6 +10,9 @@
 //!   order statistics, numpy's default). Seeded (ChaCha8), so one input always gives one interval. With a handful of
 //!   seeds it is narrower than the t interval (it has no small-sample correction), which is why t is the default.
 //! * Fewer than two finite values give no interval (`None`): one seed says nothing about the spread.
+//!
+//! And Spearman's rank correlation ([`spearman`]) across categories, for the Background Challenge analysis: the
+//! Pearson correlation of the average ranks (ties share their mean rank, as `scipy.stats.spearmanr`).
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -130,6 +133,44 @@ pub fn bootstrap_interval(
     ))
 }
 
+/// 1-based ranks of `xs`, ties given the mean of the ranks they span.
+pub fn average_ranks(xs: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    let mut ranks = vec![0.0; xs.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && xs[order[j + 1]] == xs[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            ranks[k] = rank;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation of paired values; `None` for fewer than three pairs, a non-finite value, unequal
+/// lengths, or a side whose values are all equal (no ranking to correlate).
+pub fn spearman(xs: &[f64], ys: &[f64]) -> Option<f64> {
+    if xs.len() != ys.len() || xs.len() < 3 || xs.iter().chain(ys).any(|v| !v.is_finite()) {
+        return None;
+    }
+    let (rx, ry) = (average_ranks(xs), average_ranks(ys));
+    let n = xs.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in rx.iter().zip(&ry) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +245,22 @@ mod tests {
         assert_eq!(quantile_sorted(&s, 0.25), 1.75);
         assert_eq!(quantile_sorted(&s, 0.5), 3.0);
         assert_eq!(quantile_sorted(&s, 1.0), 8.0);
+    }
+
+    #[test]
+    fn spearman_matches_scipy_with_ties() {
+        // numpy.corrcoef of the average ranks = scipy.stats.spearmanr: 0.8207826816681234, 0.316227766016838.
+        assert_eq!(
+            average_ranks(&[5.0, 6.0, 7.0, 8.0, 7.0]),
+            [1.0, 2.0, 3.5, 5.0, 3.5]
+        );
+        let r = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[5.0, 6.0, 7.0, 8.0, 7.0]).unwrap();
+        assert!((r - 0.8207826816681234).abs() < 1e-12, "{r}");
+        let r = spearman(&[0.3, 0.1, 0.1, 0.5], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert!((r - 0.316227766016838).abs() < 1e-12, "{r}");
+        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+        assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None);
+        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+        assert_eq!(spearman(&[1.0, f64::NAN, 2.0], &[1.0, 2.0, 3.0]), None);
     }
 }

@@ -1,5 +1,6 @@
-//! The synthetic caption set (bird-free scenes never say "bird"; visible birds are named), the real caption
-//! readers (CSV, COCO JSON), image loading, Cats & Apples, and `inspect`.
+//! The synthetic caption set (bird-free scenes never say "bird"; visible birds are named; its bytes pinned), the
+//! upstream caption set (every category and bare place on every place; objects and places named; object-free scenes
+//! name no object), the real caption readers (CSV, COCO JSON), image loading, Cats & Apples, and `inspect`.
 use std::collections::HashMap;
 use std::path::Path;
 use texplain::data::captions::{
@@ -8,6 +9,10 @@ use texplain::data::captions::{
 use texplain::data::cats_apples::{self, CatsApplesConfig};
 use texplain::data::inspect::inspect;
 use texplain::data::scene::Species;
+use texplain::data::upstream_captions::{
+    caption_set, object_words, place_nouns, UpstreamCaptionConfig, SCENES_FILE,
+};
+use texplain::data::upstream_scene::{Category, UpstreamBackground};
 use texplain::data::waterbirds::{load_with_attr, read_metadata};
 use texplain::data::{LoadOptions, Split};
 
@@ -92,6 +97,156 @@ fn caption_set_is_balanced_and_birdless_scenes_never_say_bird() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("1 image(s)") && e.contains("nope.png"), "{e}");
+}
+
+/// The content digest (`util::content_digest` over every file's relative path and SHA-256) of a folder.
+fn tree_digest(dir: &Path) -> (String, usize) {
+    let files = texplain::util::list_files(dir).unwrap();
+    let digests: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.clone(),
+                texplain::util::sha256_file(&dir.join(f)).unwrap().0,
+            )
+        })
+        .collect();
+    (
+        texplain::util::content_digest(digests.iter().map(|(f, d)| (f.as_str(), d.as_str()))),
+        files.len(),
+    )
+}
+
+#[test]
+fn the_waterbirds_caption_set_keeps_its_bytes() {
+    // Written by the grammar before it grew to the upstream scenes (commit 2cd294b): the Waterbirds caption set and
+    // corpus, which the quickstart's reference results depend on, are unchanged byte for byte.
+    let d = tempfile::tempdir().unwrap();
+    let cfg = CaptionSetConfig {
+        n_images: 60,
+        size: 32,
+        seed: 4,
+        corpus_sentences: 300,
+        ..CaptionSetConfig::default()
+    };
+    synth_caption_set(&cfg, d.path()).unwrap();
+    assert_eq!(
+        tree_digest(d.path()),
+        (
+            "5d27aff77b64e675ad640077f73c8ed162b6605d2734fe516d7d50c08a31b28d".to_string(),
+            63
+        )
+    );
+}
+
+#[test]
+fn upstream_caption_set_is_balanced_and_names_objects_and_places() {
+    let d = tempfile::tempdir().unwrap();
+    // 22 categories + 7 object-free slots (0.25 of the cycle), x 13 places: one full cycle.
+    let cfg = UpstreamCaptionConfig {
+        n_images: 29 * 13,
+        size: 24,
+        corpus_sentences: 3000,
+        supersample: 1,
+        ..UpstreamCaptionConfig::default()
+    };
+    let s = caption_set(&cfg, d.path()).unwrap();
+    assert_eq!(s.n_images, 29 * 13);
+    assert_eq!(s.n_captions, 29 * 13 * 5);
+    assert_eq!(s.n_without_object, 7 * 13);
+    assert_eq!(s.n_without_bird, 19 * 13, "bare places and the 12 objects");
+    let mut scenes = csv::Reader::from_path(d.path().join(SCENES_FILE)).unwrap();
+    let mut cells: HashMap<(String, String), usize> = HashMap::new();
+    let mut info: HashMap<String, (String, String, f32)> = HashMap::new();
+    for r in scenes.records() {
+        let r = r.unwrap();
+        *cells
+            .entry((r[1].to_string(), r[2].to_string()))
+            .or_default() += 1;
+        info.insert(
+            r[0].to_string(),
+            (r[1].to_string(), r[2].to_string(), r[3].parse().unwrap()),
+        );
+    }
+    // Every category, and no object, on every place: no caption ties an object to a place.
+    for c in Category::all() {
+        for b in UpstreamBackground::ALL {
+            assert_eq!(cells[&(c.word().to_string(), b.name().to_string())], 1);
+        }
+    }
+    for b in UpstreamBackground::ALL {
+        assert_eq!(cells[&(String::new(), b.name().to_string())], 7);
+    }
+    let objects: Vec<&str> = Category::all()
+        .into_iter()
+        .filter(|c| !c.is_bird())
+        .map(|c| c.word())
+        .collect();
+    let species: Vec<&str> = Species::ALL.iter().map(|s| s.word()).collect();
+    let (mut visible, mut named) = (0, 0);
+    for p in load_csv(&d.path().join("captions.csv")).unwrap() {
+        let rel = p.image.strip_prefix(d.path()).unwrap().to_str().unwrap();
+        let (object, place, vis) = &info[rel];
+        let ws = words(&p.caption);
+        let bg = UpstreamBackground::ALL
+            .into_iter()
+            .find(|b| b.name() == place)
+            .unwrap();
+        assert!(
+            place_nouns(bg).iter().any(|n| ws.contains(n)),
+            "{place}: {:?}",
+            p.caption
+        );
+        let named_object = |w: &str| objects.contains(&w) || w == "bird" || species.contains(&w);
+        if object.is_empty() {
+            assert!(
+                !ws.iter().any(|w| named_object(w)),
+                "bare {place}: {:?}",
+                p.caption
+            );
+            continue;
+        }
+        let cat = Category::all()
+            .into_iter()
+            .find(|c| c.word() == object)
+            .unwrap();
+        let own = object_words(cat);
+        assert!(
+            !ws.iter().any(|w| named_object(w) && !own.contains(w)),
+            "{object}: {:?}",
+            p.caption
+        );
+        if *vis >= 0.25 {
+            visible += 1;
+            named += usize::from(own.iter().any(|w| ws.contains(w)));
+        }
+    }
+    assert!(visible > 100, "{visible}");
+    assert_eq!(visible, named, "a clearly visible object is always named");
+    // The LM's corpus speaks of every object and every place.
+    let corpus = std::fs::read_to_string(d.path().join("corpus.txt")).unwrap();
+    let lines: Vec<&str> = corpus.lines().collect();
+    assert_eq!(lines.len(), 3000);
+    let vocabulary: std::collections::HashSet<&str> = lines.iter().flat_map(|l| words(l)).collect();
+    for w in objects.iter().chain(&["bird"]) {
+        assert!(vocabulary.contains(w), "{w}");
+    }
+    for b in UpstreamBackground::ALL {
+        assert!(
+            place_nouns(b).iter().any(|n| vocabulary.contains(n)),
+            "{b:?}"
+        );
+    }
+    // Same config, same bytes; another seed, other images.
+    let again = tempfile::tempdir().unwrap();
+    caption_set(&cfg, again.path()).unwrap();
+    assert_eq!(tree_digest(d.path()), tree_digest(again.path()));
+    let other = tempfile::tempdir().unwrap();
+    caption_set(&UpstreamCaptionConfig { seed: 2, ..cfg }, other.path()).unwrap();
+    assert_ne!(
+        std::fs::read(d.path().join("images/000001.png")).unwrap(),
+        std::fs::read(other.path().join("images/000001.png")).unwrap()
+    );
 }
 
 #[test]

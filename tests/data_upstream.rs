@@ -1,4 +1,5 @@
-//! The upstream corpus (our ImageNet stand-in): byte-identical reruns, label-independent backgrounds, every
+//! The upstream corpus (our ImageNet stand-in): byte-identical reruns, label-independent backgrounds (the default
+//! corpus pinned to its bytes from before the habitat knob), the habitat share with `background_affinity`, every
 //! category and background present, nothing shared with Waterbirds, and the Background Challenge variants the
 //! loader reads back consistent with the masks.
 use rand::RngCore;
@@ -8,7 +9,9 @@ use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 use texplain::data::bg_challenge::{load_bg_challenge, load_in9l, Variant};
 use texplain::data::synth::{self, SynthConfig};
-use texplain::data::upstream::{corpus_rng, generate, UpstreamConfig, BG_CHALLENGE_DIR, IN9L_DIR};
+use texplain::data::upstream::{
+    corpus_rng, generate, habitat_share, UpstreamConfig, BG_CHALLENGE_DIR, IN9L_DIR,
+};
 use texplain::data::upstream_scene::{Category, UpstreamBackground};
 use texplain::data::{LoadOptions, Split};
 
@@ -88,6 +91,140 @@ fn same_config_gives_byte_identical_files() {
         })
         .count();
     assert_eq!(changed, pngs.len());
+}
+
+/// The content digest (`util::content_digest` over every file's relative path and SHA-256) of a folder.
+fn tree_digest(dir: &Path) -> (String, usize) {
+    let files = texplain::util::list_files(dir).unwrap();
+    let digests: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.clone(),
+                texplain::util::sha256_file(&dir.join(f)).unwrap().0,
+            )
+        })
+        .collect();
+    (
+        texplain::util::content_digest(digests.iter().map(|(f, d)| (f.as_str(), d.as_str()))),
+        files.len(),
+    )
+}
+
+#[test]
+fn the_default_corpus_keeps_its_bytes_from_before_the_habitat_knob() {
+    // Digest of `small(5)` written by the generator before `background_affinity` existed (commit 2cd294b): the
+    // default (affinity 0) corpus, and so the quickstart's pretraining, is unchanged byte for byte, upstream.json
+    // included (the knob is left out of it at 0).
+    let dir = tempfile::tempdir().unwrap();
+    generate(&small(5), dir.path()).unwrap();
+    assert_eq!(
+        tree_digest(dir.path()),
+        (
+            "7f80e6546a22d5a0283ffa228a85d8d649341e873c372237ad23b3a71061636e".to_string(),
+            728
+        )
+    );
+    let json = std::fs::read_to_string(dir.path().join("upstream.json")).unwrap();
+    assert!(!json.contains("background_affinity"), "{json}");
+}
+
+#[test]
+fn affinity_puts_a_fixed_share_of_every_category_on_its_habitats() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = 0.6;
+    let cfg = UpstreamConfig {
+        train_per_class: 40,
+        val_per_class: 15,
+        challenge_per_class: 9,
+        background_affinity: a,
+        ..small(3)
+    };
+    generate(&cfg, dir.path()).unwrap();
+    let rows = metadata(dir.path());
+    let mut cells: BTreeMap<(String, usize, String), usize> = BTreeMap::new();
+    for r in &rows {
+        *cells.entry(r.clone()).or_default() += 1;
+    }
+    let cats = Category::all();
+    let (mut with, mut without) = (0, 0);
+    for (part, n) in [("train", 40usize), ("val", 15), ("bg_challenge", 9)] {
+        for (label, cat) in cats.iter().enumerate() {
+            let habitats = cat.habitats();
+            let n_h = habitat_share(n, a, habitats.len());
+            assert_eq!(
+                n_h,
+                if habitats.is_empty() {
+                    0
+                } else {
+                    (a * n as f64).round() as usize
+                }
+            );
+            // The pool share of every background, and the habitat share of every habitat: floor or ceil.
+            let pool = (n - n_h) as f64 / 13.0;
+            let own = if habitats.is_empty() {
+                0.0
+            } else {
+                n_h as f64 / habitats.len() as f64
+            };
+            let mut total = 0;
+            let mut on_habitats = 0;
+            for b in UpstreamBackground::ALL {
+                let c = cells
+                    .get(&(part.to_string(), label, b.name().to_string()))
+                    .copied()
+                    .unwrap_or(0);
+                total += c;
+                let (lo, hi) = if habitats.contains(&b) {
+                    on_habitats += c;
+                    (pool.floor() + own.floor(), pool.ceil() + own.ceil())
+                } else {
+                    (pool.floor(), pool.ceil())
+                };
+                assert!(
+                    (lo..=hi).contains(&(c as f64)),
+                    "{part} {} on {}: {c} outside [{lo}, {hi}]",
+                    cat.word(),
+                    b.name()
+                );
+            }
+            assert_eq!(total, n, "{part} {}", cat.word());
+            // Exactly n_h images beyond the habitats' pool share.
+            let pool_on_habitats = on_habitats - n_h;
+            assert!(
+                (pool_on_habitats as f64) >= habitats.len() as f64 * pool.floor()
+                    && (pool_on_habitats as f64) <= habitats.len() as f64 * pool.ceil(),
+                "{part} {}: {on_habitats} on habitats",
+                cat.word()
+            );
+            if habitats.is_empty() {
+                without += 1;
+            } else {
+                with += 1;
+            }
+        }
+    }
+    assert!(with > 0 && without > 0, "both kinds of category are tested");
+    // Cars: 24 of 40 training images on the street beyond the pool's 1 or 2.
+    let street = cells[&("train".to_string(), 10, "street".to_string())];
+    assert_eq!(cats[10].word(), "car");
+    assert!((25..=26).contains(&street), "{street}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("upstream.json")).unwrap()).unwrap();
+    assert_eq!(json["config"]["background_affinity"], a);
+    // Same config, same bytes; the affinity's bad values are named.
+    let again = tempfile::tempdir().unwrap();
+    generate(&cfg, again.path()).unwrap();
+    assert_eq!(tree_digest(dir.path()), tree_digest(again.path()));
+    let bad = UpstreamConfig {
+        background_affinity: 1.5,
+        ..small(3)
+    };
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("background_affinity") && e.contains("1.5"),
+        "{e}"
+    );
 }
 
 /// (part, label, background) of every row of upstream_metadata.csv.

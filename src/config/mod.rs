@@ -71,6 +71,11 @@ impl Experiment {
         self.config.explain.run || self.methods().iter().any(|m| m.needs_explanations())
     }
 
+    /// The Background Challenge folder an `analysis` reads: `analysis.challenge`, or `<pretrain.root>/bg_challenge`.
+    pub fn challenge_root(&self) -> PathBuf {
+        validate::challenge_root(&self.config)
+    }
+
     /// The resolved config as YAML (what `texplain config` prints and `config.resolved.yaml` holds).
     pub fn resolved_yaml(&self) -> Result<String> {
         let mut config = self.config.clone();

@@ -8,10 +8,12 @@ use std::path::PathBuf;
 pub use super::baselines::{
     BaselinesSection, DfrSection, GroupDroSection, GroupSampling, JttSection, MasktuneSection,
 };
+use crate::data::bg_challenge::Variant as ChallengeVariant;
 use crate::data::captions::CaptionSetConfig;
 use crate::data::cats_apples::{CatsApplesCaptionConfig, CatsApplesConfig};
 use crate::data::synth::Variant;
 use crate::data::upstream::UpstreamConfig;
+use crate::data::upstream_captions::UpstreamCaptionConfig;
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
@@ -58,6 +60,10 @@ pub struct Config {
     pub mitigation: MitigationSection,
     #[serde(default)]
     pub report: ReportSection,
+    /// An analysis other than the mitigation pipeline (`kind: in9`: the ImageNet-9 / Background Challenge analysis
+    /// of paper section 4.3); `texplain run` then runs that flow instead ([`crate::pipeline::in9`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSection>,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -84,7 +90,9 @@ pub struct PretrainSection {
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// A Waterbirds-format folder (`metadata.csv` + images).
+    /// A Waterbirds-format folder (`metadata.csv` + images). Required unless an `analysis` reads other data (the
+    /// ImageNet-9 analysis reads only `image_size`, `normalize`, `augment` and `skip_corrupt` of this section).
+    #[serde(default)]
     pub root: PathBuf,
     /// When set and `root` is missing, a synthetic Waterbirds is generated there first.
     #[serde(default)]
@@ -132,7 +140,13 @@ pub struct ClassifierSection {
     pub num_hidden_layers: i64,
     #[serde(default = "default_vit_heads")]
     pub num_attention_heads: i64,
+    /// ERM's recipe (unused by an analysis that trains no ERM model, which may leave it out).
+    #[serde(default = "default_classifier_train")]
     pub train: TrainConfig,
+}
+
+fn default_classifier_train() -> TrainConfig {
+    ClassifierSection::default().train
 }
 
 /// The architecture of a classifier trained from scratch.
@@ -231,6 +245,13 @@ pub enum CaptionSource {
         root: PathBuf,
         #[serde(default)]
         config: CaptionSetConfig,
+    },
+    /// A synthetic balanced caption set of the upstream corpus' scenes (22 categories and bare places on 13 places),
+    /// generated into `root` when missing: the translator of the ImageNet-9 analysis names objects and places.
+    Upstream {
+        root: PathBuf,
+        #[serde(default)]
+        config: UpstreamCaptionConfig,
     },
     /// A synthetic balanced Cats & Dogs & apples caption set, generated into `root` when missing.
     CatsApples {
@@ -467,4 +488,49 @@ pub struct ReportSection {
     /// The paper's numbers, printed beside ours in `table.md`.
     #[serde(default)]
     pub paper: Option<PaperTable>,
+}
+
+/// Which analysis a config runs instead of the mitigation pipeline.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisKind {
+    /// The ImageNet-9 / Background Challenge analysis (paper section 4.3, Figures 5 and 6; Xiao et al. 2020): the
+    /// pretrained multi-class classifier explained per category (word clouds), and its predictions when the object
+    /// is hidden (Only-BG-T) or its background swapped (Mixed-Same, Mixed-Rand: the BG-gap).
+    In9,
+}
+
+/// The analysis section (`analysis:`). The classifier is the pretrain stage's (or `classifier.pretrained`, an HF
+/// folder whose `id2label` names the challenge's classes in folder order), frozen; its translator learns from
+/// `translator.captions`, its language model is `language_model`'s, its sentences follow `explain`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSection {
+    pub kind: AnalysisKind,
+    /// The Background Challenge folder (`original/val/<class>/...`, `only_bg_t/val/...`, ...); unset: the
+    /// `bg_challenge/` folder of `pretrain.root`.
+    #[serde(default)]
+    pub challenge: Option<PathBuf>,
+    /// The variants whose images are explained (clouds per category of each).
+    #[serde(default = "default_explained_variants")]
+    pub explain_variants: Vec<ChallengeVariant>,
+    /// Explained images per category and variant (the first in file order); unset: all.
+    #[serde(default)]
+    pub images_per_class: Option<usize>,
+    /// Predictions listed per image (top-k), and the k of top-k accuracy.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Label name -> words drawn in red in its clouds beside the label's own words (after synonyms).
+    #[serde(default)]
+    pub class_words: BTreeMap<String, Vec<String>>,
+    /// Place -> the words that name it; unset: the upstream caption grammar's place nouns.
+    #[serde(default)]
+    pub place_words: BTreeMap<String, Vec<String>>,
+}
+
+fn default_explained_variants() -> Vec<ChallengeVariant> {
+    vec![ChallengeVariant::Original, ChallengeVariant::OnlyBgT]
+}
+fn default_top_k() -> usize {
+    3
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use super::estimate::{explain_needs, machine_memory, LmShape};
 use super::schema::{
-    CaptionSource, Config, DataKind, Method, RelevanceMethod, Threshold, TrainConfig,
+    AnalysisKind, AnalysisSection, CaptionSource, Config, DataKind, Method, RelevanceMethod,
+    Threshold, TrainConfig,
 };
 
 /// Range checks of every value (no filesystem access).
@@ -27,6 +28,9 @@ pub fn validate(cfg: &Config) -> Result<()> {
     }
     if let Some(t) = cfg.threads.filter(|&t| t < 1) {
         bail!("threads: {t} is not a positive thread count");
+    }
+    if cfg.analysis.is_none() && cfg.data.root.as_os_str().is_empty() {
+        bail!("data.root: missing; give the Waterbirds-format folder (or where data.synth generates it)");
     }
     if cfg.data.image_size < 8 {
         bail!(
@@ -103,6 +107,9 @@ pub fn validate(cfg: &Config) -> Result<()> {
             );
         }
     }
+    if let Some(a) = &cfg.analysis {
+        return validate_analysis(cfg, a);
+    }
     let explains = cfg.explain.run
         || cfg
             .mitigation
@@ -115,8 +122,62 @@ pub fn validate(cfg: &Config) -> Result<()> {
     super::baselines::validate(cfg)
 }
 
+/// Checks an `analysis` section and the sections its flow reads (the classifier's source, the explanation's).
+fn validate_analysis(cfg: &Config, a: &AnalysisSection) -> Result<()> {
+    match a.kind {
+        AnalysisKind::In9 => {
+            if cfg.pretrain.is_none() && cfg.classifier.pretrained.is_none() {
+                bail!(
+                    "analysis: kind in9 explains a pretrained multi-class classifier; give a pretrain section (trained here) or classifier.pretrained (an HF ViT folder)"
+                );
+            }
+            match (&a.challenge, &cfg.pretrain) {
+                (None, None) => bail!(
+                    "analysis.challenge: unset and there is no pretrain.root whose bg_challenge/ it would default to; give the Background Challenge folder"
+                ),
+                (None, Some(p)) if p.synth.as_ref().is_some_and(|s| !s.challenge) => bail!(
+                    "pretrain.synth.challenge: false writes no bg_challenge/, which analysis.challenge (unset) reads; set it true or give analysis.challenge"
+                ),
+                _ => {}
+            }
+            if a.explain_variants.is_empty() {
+                bail!("analysis.explain_variants: empty; name at least one variant (e.g. [original, only_bg_t])");
+            }
+            let distinct: BTreeSet<&str> = a.explain_variants.iter().map(|v| v.name()).collect();
+            if distinct.len() != a.explain_variants.len() {
+                bail!(
+                    "analysis.explain_variants: {:?} lists a variant twice",
+                    a.explain_variants
+                );
+            }
+            if a.top_k == 0 {
+                bail!("analysis.top_k: must be at least 1");
+            }
+            if a.images_per_class == Some(0) {
+                bail!(
+                    "analysis.images_per_class: 0 explains nothing; leave it unset for all images"
+                );
+            }
+            for (place, words) in &a.place_words {
+                if words.iter().all(|w| w.trim().is_empty()) {
+                    bail!("analysis.place_words.{place}: no word names this place");
+                }
+            }
+        }
+    }
+    validate_explainer(cfg)?;
+    validate_explain_section(cfg)
+}
+
 /// Checks the sections that the explanation and mitigation stages read.
 fn validate_explanation(cfg: &Config) -> Result<()> {
+    validate_explainer(cfg)?;
+    validate_mitigation(cfg)?;
+    validate_explain_section(cfg)
+}
+
+/// The language model and the translator (with its caption set).
+fn validate_explainer(cfg: &Config) -> Result<()> {
     let lm = &cfg.language_model;
     if lm.pretrained.is_none() {
         if lm.n_embd < 1 || lm.n_head < 1 || lm.n_embd % lm.n_head != 0 {
@@ -152,10 +213,18 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
             t.val_fraction
         );
     }
-    if t.captions.is_none() {
-        bail!("translator.captions: methods other than erm explain the classifier and need a caption set (kind: synth, csv or coco)");
+    match &t.captions {
+        None => bail!("translator.captions: explaining the classifier (methods other than erm, or an analysis) needs a caption set (kind: synth, upstream, cats_apples, csv or coco)"),
+        Some(CaptionSource::Upstream { config, .. }) => {
+            config.validate().context("translator.captions.config")?
+        }
+        Some(_) => {}
     }
-    validate_train("translator.train", &t.train)?;
+    validate_train("translator.train", &t.train)
+}
+
+/// The mitigation section: class words, the masks' relevance method and threshold, the fine-tuning recipe.
+fn validate_mitigation(cfg: &Config) -> Result<()> {
     let m = &cfg.mitigation;
     for class in [0, 1] {
         if m.class_words.get(&class).is_none_or(|w| w.is_empty()) {
@@ -178,7 +247,12 @@ fn validate_explanation(cfg: &Config) -> Result<()> {
     if m.gradcam.batch_size == 0 || m.gradcam.sentences_per_image == 0 {
         bail!("mitigation.gradcam.batch_size / sentences_per_image: both must be at least 1");
     }
-    validate_train("mitigation.finetune", &m.finetune)?;
+    validate_train("mitigation.finetune", &m.finetune)
+}
+
+/// The explain section's sizes and what the config alone says of the explain stage's needs.
+fn validate_explain_section(cfg: &Config) -> Result<()> {
+    let (lm, t) = (&cfg.language_model, &cfg.translator);
     let e = &cfg.explain;
     if e.top_k == 0 || e.batch_rows == 0 {
         bail!("explain.top_k / batch_rows: both must be at least 1");
@@ -280,7 +354,7 @@ pub(super) fn validate_train(path: &str, t: &TrainConfig) -> Result<()> {
 pub fn preflight(cfg: &Config, on_accelerator: bool) -> Result<()> {
     let data = &cfg.data;
     let generated = data.synth.is_some() || data.cats_apples.is_some();
-    if !data.root.exists() && !generated {
+    if cfg.analysis.is_none() && !data.root.exists() && !generated {
         bail!(
             "data.root: the folder {} does not exist (give a Waterbirds folder with metadata.csv, or a data.synth block to generate one there)",
             data.root.display()
@@ -302,7 +376,11 @@ pub fn preflight(cfg: &Config, on_accelerator: bool) -> Result<()> {
             );
         }
     }
-    let explains = cfg.explain.run
+    if let Some(a) = &cfg.analysis {
+        preflight_analysis(cfg, a)?;
+    }
+    let explains = cfg.analysis.is_some()
+        || cfg.explain.run
         || cfg
             .mitigation
             .methods
@@ -373,9 +451,52 @@ pub fn preflight(cfg: &Config, on_accelerator: bool) -> Result<()> {
     .check(machine_memory(), !on_accelerator)
 }
 
+/// The folders an analysis reads: the Background Challenge folder (or the corpus that will write it).
+fn preflight_analysis(cfg: &Config, a: &AnalysisSection) -> Result<()> {
+    match a.kind {
+        AnalysisKind::In9 => match (&a.challenge, &cfg.pretrain) {
+            (Some(dir), _) if !dir.join("original").is_dir() => bail!(
+                "analysis.challenge: {} holds no original/ folder (give a Background Challenge folder: original/val/<class>/..., only_bg_t/val/..., ...)",
+                dir.display()
+            ),
+            (None, Some(p)) if p.synth.is_none() && !challenge_root(cfg).join("original").is_dir() => {
+                bail!(
+                    "analysis.challenge: unset, and {} does not exist (give analysis.challenge, or a pretrain.synth block that writes it)",
+                    challenge_root(cfg).display()
+                )
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+/// The Background Challenge folder an analysis reads: `analysis.challenge`, or `<pretrain.root>/bg_challenge`.
+pub fn challenge_root(cfg: &Config) -> std::path::PathBuf {
+    let given = cfg.analysis.as_ref().and_then(|a| a.challenge.clone());
+    given.unwrap_or_else(|| {
+        cfg.pretrain
+            .as_ref()
+            .map(|p| p.root.join(crate::data::upstream::BG_CHALLENGE_DIR))
+            .unwrap_or_default()
+    })
+}
+
 /// Images of the explained splits (train, test): counted in `metadata.csv`, or those the synthetic generator will
-/// write; `None` when neither is known yet (a Cats & Apples set still to be generated).
+/// write; `None` when neither is known yet (a Cats & Apples set still to be generated). For an analysis, the
+/// images of one explained variant, twice (its variants are explained one after the other).
 fn explained_images(cfg: &Config) -> Result<Option<[u64; 2]>> {
+    if let Some(a) = &cfg.analysis {
+        let synth = cfg.pretrain.as_ref().and_then(|p| p.synth.as_ref());
+        let per_class = match (a.challenge.is_none(), synth) {
+            (true, Some(s)) => Some(s.challenge_per_class),
+            _ => None,
+        };
+        let n = per_class.map(|c| {
+            let c = a.images_per_class.map_or(c, |k| k.min(c));
+            (c * crate::data::upstream_scene::Category::all().len()) as u64
+        });
+        return Ok(n.map(|n| [n, n]));
+    }
     let data = &cfg.data;
     let root = match data.variant {
         Some(v) => data.root.join("variants").join(v.name()),

@@ -80,7 +80,7 @@ pub const LAND_WORDS: [&str; 8] = [
     "forest", "woods", "trees", "bamboo", "grove", "field", "meadow", "grass",
 ];
 
-fn pick<'a>(rng: &mut ChaCha8Rng, xs: &[&'a str]) -> &'a str {
+pub(crate) fn pick<'a>(rng: &mut ChaCha8Rng, xs: &[&'a str]) -> &'a str {
     xs[rng.gen_range(0..xs.len())]
 }
 
@@ -92,7 +92,7 @@ fn article(word: &str) -> &'static str {
 }
 
 /// The bird as a noun phrase without article: "[size] [colour] bird|species".
-fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
+pub(crate) fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
     let mut words: Vec<&str> = Vec::new();
     match tier {
         Prominence::Main if b.visibility >= 0.32 && rng.gen_bool(0.4) => {
@@ -115,11 +115,11 @@ fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
     words.join(" ")
 }
 
-fn with_article(np: &str) -> String {
+pub(crate) fn with_article(np: &str) -> String {
     format!("{} {np}", article(np))
 }
 
-fn verb(place_is_water: bool, rng: &mut ChaCha8Rng) -> &'static str {
+pub(crate) fn verb(place_is_water: bool, rng: &mut ChaCha8Rng) -> &'static str {
     if place_is_water {
         pick(
             rng,
@@ -276,7 +276,7 @@ pub struct CaptionPair {
 }
 
 /// Visibility of the sprite in a canvas: sqrt(mask fraction).
-fn visibility(c: &Canvas) -> f32 {
+pub(crate) fn visibility(c: &Canvas) -> f32 {
     let on = c.mask.iter().filter(|&&m| m > 0.0).count();
     (on as f32 / c.mask.len() as f32).sqrt()
 }

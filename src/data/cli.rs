@@ -49,8 +49,9 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 50_000)]
         corpus_sentences: usize,
     },
-    /// Write the synthetic upstream corpus (our ImageNet stand-in: 22 categories on 13 label-independent
-    /// backgrounds) as IN-9L class folders plus the Background Challenge variants and .npy masks.
+    /// Write the synthetic upstream corpus (our ImageNet stand-in: 22 categories on 13 backgrounds, independent of
+    /// the label unless --background-affinity) as IN-9L class folders plus the Background Challenge variants and
+    /// .npy masks.
     SynthUpstream {
         #[arg(long)]
         out: PathBuf,
@@ -74,6 +75,9 @@ pub enum DataCommand {
         /// png or jpeg.
         #[arg(long)]
         format: Option<String>,
+        /// Share of each category's images on its habitats (0 = backgrounds independent of the label).
+        #[arg(long)]
+        background_affinity: Option<f64>,
         /// Skip bg_challenge/ (IN-9L folders only).
         #[arg(long)]
         no_challenge: bool,
@@ -170,6 +174,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             challenge_per_class,
             object_size,
             format,
+            background_affinity,
             no_challenge,
         } => {
             let mut cfg = match &config {
@@ -187,6 +192,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             cfg.val_per_class = val_per_class.unwrap_or(cfg.val_per_class);
             cfg.challenge_per_class = challenge_per_class.unwrap_or(cfg.challenge_per_class);
             cfg.object_size = object_size.unwrap_or(cfg.object_size);
+            cfg.background_affinity = background_affinity.unwrap_or(cfg.background_affinity);
             if let Some(f) = format {
                 cfg.image_format = serde_yaml::from_str::<ImageFormat>(&f)
                     .map_err(|_| anyhow::anyhow!("--format must be png or jpeg, got {f:?}"))?;

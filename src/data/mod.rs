@@ -14,6 +14,7 @@ pub mod npy;
 pub mod scene;
 pub mod synth;
 pub mod upstream;
+pub mod upstream_captions;
 pub mod upstream_scene;
 pub mod waterbirds;
 

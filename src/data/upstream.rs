@@ -2,7 +2,10 @@
 //! the spuriously correlated Waterbirds training set (the paper fine-tunes an ImageNet-pretrained ViT;
 //! docs/ARCHITECTURE.md, "The pretrained regime"). 22 categories told apart by shape (the 10 bird species of the
 //! Waterbirds generator and 12 non-bird objects, [`super::upstream_scene`]) on 13 backgrounds drawn independently
-//! of the label, in exactly balanced (category, background) cells, so no background predicts the category.
+//! of the label, in exactly balanced (category, background) cells, so no background predicts the category. With
+//! `background_affinity` > 0 a fixed share of each category lies on its habitats instead (fish on water, cars on the
+//! street: ImageNet's correlations in miniature, for the Background Challenge analysis of paper section 4.3); the
+//! default 0 writes the label-independent corpus byte for byte.
 //!
 //! Laid out like ImageNet-9 and the Background Challenge (Xiao et al. 2020, "Noise or Signal: The Role of Image
 //! Backgrounds in Object Recognition"), so [`super::bg_challenge`] reads it like the real release:
@@ -99,6 +102,18 @@ pub struct UpstreamConfig {
     pub jpeg_quality: u8,
     /// Anti-aliasing: draw at `supersample` x the size, then box-filter down.
     pub supersample: u32,
+    /// Habitat correlation a in [0, 1]: of the n images of each category in each part, round(a n) lie on the
+    /// category's habitats ([`Category::habitats`], those in `backgrounds`), spread evenly over them, and the rest
+    /// evenly over the whole pool, in train, val and the challenge alike (the challenge follows the IN-9L
+    /// distribution, as the real val set does, so Mixed-Rand breaks the correlation). A category without a habitat
+    /// in the pool keeps every image on the pool. 0 (the default) is the label-independent corpus, byte for byte;
+    /// left out of `upstream.json` then.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub background_affinity: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for UpstreamConfig {
@@ -118,6 +133,7 @@ impl Default for UpstreamConfig {
             image_format: ImageFormat::Png,
             jpeg_quality: 92,
             supersample: 2,
+            background_affinity: 0.0,
         }
     }
 }
@@ -157,6 +173,11 @@ impl UpstreamConfig {
             (0.0..1.0).contains(&self.object_size_jitter),
             "object_size_jitter must be in [0, 1), got {}",
             self.object_size_jitter
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.background_affinity),
+            "background_affinity must be in [0, 1], got {}",
+            self.background_affinity
         );
         anyhow::ensure!(
             (1..=100).contains(&self.jpeg_quality),
@@ -250,6 +271,44 @@ pub fn balanced_backgrounds(n: usize, n_backgrounds: usize, rng: &mut ChaCha8Rng
     out
 }
 
+/// How many of `n` images of a category lie on its habitats under `affinity` (see
+/// [`UpstreamConfig::background_affinity`]): round(affinity n) when the category has a habitat in the pool, else 0.
+pub fn habitat_share(n: usize, affinity: f64, n_habitats: usize) -> usize {
+    if n_habitats == 0 {
+        0
+    } else {
+        ((affinity * n as f64).round() as usize).min(n)
+    }
+}
+
+/// Background indices (into `backgrounds`) for `n` images of `category` in one part: [`habitat_share`] of them
+/// spread over its habitats in the pool by [`balanced_backgrounds`], the rest over the whole pool, in a shuffled
+/// order. With no habitat share this draws exactly what [`balanced_backgrounds`] alone draws.
+pub fn category_backgrounds(
+    n: usize,
+    category: Category,
+    backgrounds: &[UpstreamBackground],
+    affinity: f64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
+    let habitats: Vec<usize> = category
+        .habitats()
+        .iter()
+        .filter_map(|h| backgrounds.iter().position(|b| b == h))
+        .collect();
+    let n_habitat = habitat_share(n, affinity, habitats.len());
+    let mut out = balanced_backgrounds(n - n_habitat, backgrounds.len(), rng);
+    if n_habitat > 0 {
+        out.extend(
+            balanced_backgrounds(n_habitat, habitats.len(), rng)
+                .into_iter()
+                .map(|k| habitats[k]),
+        );
+        out.shuffle(rng);
+    }
+    out
+}
+
 fn specs(cfg: &UpstreamConfig, categories: &[Category]) -> Vec<Spec> {
     let mut out = Vec::new();
     let mut id = 0u64;
@@ -259,9 +318,15 @@ fn specs(cfg: &UpstreamConfig, categories: &[Category]) -> Vec<Spec> {
         let offset: usize = Part::ALL[..pi].iter().map(|p| p.per_class(cfg)).sum();
         for (label, &category) in categories.iter().enumerate() {
             let mut rng = corpus_rng(cfg.seed, ASSIGN_STREAM + ((pi as u64) << 20) + label as u64);
-            for (k, b) in balanced_backgrounds(n, cfg.backgrounds.len(), &mut rng)
-                .into_iter()
-                .enumerate()
+            for (k, b) in category_backgrounds(
+                n,
+                category,
+                &cfg.backgrounds,
+                cfg.background_affinity,
+                &mut rng,
+            )
+            .into_iter()
+            .enumerate()
             {
                 out.push(Spec {
                     id,

@@ -1,14 +1,17 @@
 //! What the upstream corpus draws (our stand-in for ImageNet, see [`super::upstream`]): 22 categories told apart by
 //! shape (the 10 bird species of [`super::scene`] and 12 non-bird objects) and 13 backgrounds (the six Waterbirds
 //! places of [`super::scene`] plus desert, snow, beach, mountain, street, sky and an indoor wall), painted
-//! independently of the category.
+//! independently of the category. Each category also names its habitats ([`Category::habitats`]: fish and boats on
+//! water, cars on the street, kites in the sky, ...), the places ImageNet shows it on most (Xiao et al. 2020, the
+//! correlations the Background Challenge measures); the corpus puts a share of every category's images there when
+//! asked (`UpstreamConfig::background_affinity`), and on the whole pool otherwise.
 //!
 //! Objects are sprites in a local frame like the birds (size ~1, y down), so [`super::scene::place_sprite`] sizes,
 //! rotates, mirrors and places them, and writes their exact foreground mask. Their main colour comes from the
 //! birds' [`PALETTE`], so colour says little about the category; shape does.
 use super::draw::{fbm, mix, rgb, scale, value_noise, Canvas, Rgb, Shape};
 use super::scene::{
-    bird_sprite, paint_background, pet_sprite, Background, BirdColours, Pet, Species, PALETTE,
+    bird_sprite, paint_background, pet_sprite, Background, BirdColours, Pet, Pose, Species, PALETTE,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -92,6 +95,30 @@ impl Category {
 
     pub fn is_bird(self) -> bool {
         matches!(self, Category::Bird(_))
+    }
+
+    /// The backgrounds this category is mostly seen on (ImageNet's habitat correlations, in miniature): waterbirds
+    /// on water and beaches, landbirds in forests, bamboo and fields, fish and boats on water, cars on the street,
+    /// kites in the sky, flowers in fields, mushrooms in forests, chairs, bottles and cats indoors; a house on any of
+    /// four open places (a weak habitat), dogs and umbrellas anywhere (none), so the corpus has categories whose
+    /// background says little beside those whose background says much.
+    pub fn habitats(self) -> &'static [UpstreamBackground] {
+        use UpstreamBackground as B;
+        match self {
+            Category::Bird(s) if s.y() == 1 => &[B::Ocean, B::Lake, B::Pond, B::Beach],
+            Category::Bird(_) => &[B::Forest, B::Bamboo, B::Field],
+            Category::Object(o) => match o {
+                ObjectKind::Fish => &[B::Ocean, B::Lake, B::Pond],
+                ObjectKind::Boat => &[B::Ocean, B::Lake],
+                ObjectKind::Car => &[B::Street],
+                ObjectKind::Kite => &[B::Sky],
+                ObjectKind::Flower => &[B::Field],
+                ObjectKind::Mushroom => &[B::Forest],
+                ObjectKind::Chair | ObjectKind::Bottle | ObjectKind::Cat => &[B::Wall],
+                ObjectKind::House => &[B::Field, B::Snow, B::Mountain, B::Street],
+                ObjectKind::Dog | ObjectKind::Umbrella => &[],
+            },
+        }
     }
 }
 
@@ -203,9 +230,10 @@ fn dome(c: (f32, f32), rx: f32, ry: f32, steps: usize) -> Vec<(f32, f32)> {
         .collect()
 }
 
-fn palette_colour(rng: &mut ChaCha8Rng) -> Rgb {
-    let c = PALETTE[rng.gen_range(0..PALETTE.len())].1;
-    rgb(c[0], c[1], c[2])
+/// A colour of the birds' palette and its name.
+fn palette_colour(rng: &mut ChaCha8Rng) -> (&'static str, Rgb) {
+    let (name, c) = PALETTE[rng.gen_range(0..PALETTE.len())];
+    (name, rgb(c[0], c[1], c[2]))
 }
 
 /// A sprite of any category: parts in the local frame, rotation and mirror.
@@ -218,31 +246,57 @@ pub struct Sprite {
 
 /// Draws a random instance of `c` (proportions, colours, pose from `rng`).
 pub fn sprite(c: Category, rng: &mut ChaCha8Rng) -> Sprite {
+    sprite_described(c, rng).0
+}
+
+/// What a caption may say of a drawn sprite: the palette name of its main colour and, for birds, the pose.
+#[derive(Debug, Clone, Copy)]
+pub struct SpriteLook {
+    pub colour: &'static str,
+    pub pose: Option<Pose>,
+}
+
+/// [`sprite`] and what it looks like; draws exactly what [`sprite`] draws from `rng`.
+pub fn sprite_described(c: Category, rng: &mut ChaCha8Rng) -> (Sprite, SpriteLook) {
     match c {
         Category::Bird(s) => {
             let colours = BirdColours::sample(rng);
             let b = bird_sprite(s, &colours, rng);
-            Sprite {
+            let look = SpriteLook {
+                colour: colours.name,
+                pose: Some(b.pose),
+            };
+            let sprite = Sprite {
                 parts: b.parts,
                 angle: b.angle,
                 mirror: b.mirror,
-            }
+            };
+            (sprite, look)
         }
         Category::Object(o) => {
-            let parts = object_parts(o, rng);
-            Sprite {
+            let (parts, colour) = object_parts_described(o, rng);
+            let sprite = Sprite {
                 parts,
                 angle: rng.gen_range(-0.2..=0.2),
                 mirror: rng.gen_bool(0.5),
-            }
+            };
+            (sprite, SpriteLook { colour, pose: None })
         }
     }
 }
 
 /// Parts of a non-bird object.
 pub fn object_parts(kind: ObjectKind, rng: &mut ChaCha8Rng) -> Vec<(Shape, Rgb)> {
-    let main = palette_colour(rng);
-    let second = palette_colour(rng);
+    object_parts_described(kind, rng).0
+}
+
+/// [`object_parts`] and the palette name of the object's main colour (a pet's fur).
+fn object_parts_described(
+    kind: ObjectKind,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<(Shape, Rgb)>, &'static str) {
+    let (main_name, main) = palette_colour(rng);
+    let (_, second) = palette_colour(rng);
     let dark = scale(main, 0.6);
     let black = rgb(25, 25, 28);
     let glass = rgb(170, 200, 222);
@@ -520,10 +574,11 @@ pub fn object_parts(kind: ObjectKind, rng: &mut ChaCha8Rng) -> Vec<(Shape, Rgb)>
             } else {
                 Pet::Dog
             };
-            p = pet_sprite(pet, rng).0;
+            let (parts, fur) = pet_sprite(pet, rng);
+            return (parts, fur);
         }
     }
-    p
+    (p, main_name)
 }
 
 /// Paints a background on a `w` x `h` canvas.

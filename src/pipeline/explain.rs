@@ -54,7 +54,10 @@ pub struct ClassWord {
 }
 
 /// The ranked rows of one counter.
-fn ranked(counts: &WordCounter, k: usize) -> impl Iterator<Item = (usize, String, u64, f64)> {
+pub(super) fn ranked(
+    counts: &WordCounter,
+    k: usize,
+) -> impl Iterator<Item = (usize, String, u64, f64)> {
     dominant_words(counts, k)
         .into_iter()
         .enumerate()

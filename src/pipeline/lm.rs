@@ -32,7 +32,7 @@ impl CaptionData {
     /// Loads (generating a synthetic set first when configured and missing) the caption pairs and corpus.
     pub fn load(exp: &Experiment) -> Result<Self> {
         let source = exp.config.translator.captions.as_ref().context(
-            "translator.captions: the explanation stages need a caption set (synth, csv or coco)",
+            "translator.captions: the explanation stages need a caption set (synth, upstream, cats_apples, csv or coco)",
         )?;
         let generated = |root: &Path,
                          what: &str,
@@ -51,6 +51,11 @@ impl CaptionData {
             CaptionSource::Synth { root, config } => {
                 generated(root, "synthetic", &|dir: &Path| {
                     captions::synth_caption_set(config, dir).map(|_| ())
+                })?
+            }
+            CaptionSource::Upstream { root, config } => {
+                generated(root, "upstream", &|dir: &Path| {
+                    crate::data::upstream_captions::caption_set(config, dir).map(|_| ())
                 })?
             }
             CaptionSource::CatsApples { root, config } => {

@@ -21,6 +21,8 @@
 //! at the end        report::run             results.csv, table.md
 //! ```
 //! Which stages run follows from `mitigation.methods` through [`crate::methods::Method::procedure`].
+//! A config with an `analysis` section runs that analysis' flow instead ([`in9`]: the ImageNet-9 / Background
+//! Challenge analysis), on the same run directory conventions and stage cache.
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
 //! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
 //! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]), and
@@ -34,6 +36,7 @@ pub mod faithfulness;
 pub mod finetune;
 pub mod flags;
 pub mod groupdro;
+pub mod in9;
 pub mod jtt;
 pub mod lm;
 pub mod lock;
@@ -69,7 +72,10 @@ pub fn run(exp: &Experiment) -> Result<()> {
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;
 
-    let result = run_stages(exp);
+    let result = match &cfg.analysis {
+        Some(_) => in9::run_stages(exp),
+        None => run_stages(exp),
+    };
     info.finished_unix = Some(stage::unix_now());
     match &result {
         Ok(_) => info.status = "finished".into(),

@@ -58,6 +58,10 @@ pub enum Stage {
     Masks,
     /// Linear probes on frozen features: is the bird in the features?
     Regime,
+    /// The ImageNet-9 analysis: the classifier's predictions on every Background Challenge variant (shared by seeds).
+    Predictions,
+    /// The ImageNet-9 analysis: clouds against predictions, per category (per seed).
+    Summary,
     /// A mitigation method other than ERM: fine-tuning of the ERM model, or a baseline's own training (its folder is
     /// the method's name).
     Finetune(Method),
@@ -75,6 +79,8 @@ impl Stage {
             Stage::Flags => "flags",
             Stage::Masks => "masks",
             Stage::Regime => "regime",
+            Stage::Predictions => "predictions",
+            Stage::Summary => "summary",
             Stage::Finetune(method) => method.name(),
         }
     }

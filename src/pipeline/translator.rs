@@ -1,15 +1,18 @@
 //! The translator stage (paper section 3): per seed, since each seed has its own classifier, train the 3-layer
 //! linear translator from the classifier's tokens to the language model's prefix on the caption set, classifier and
-//! LM frozen. Output: `seed-<s>/translator/` = `config.json`, `model.safetensors`, `losses.csv`.
+//! LM frozen. Output: `seed-<s>/translator/` = `config.json`, `model.safetensors`, `losses.csv`. [`train`] serves
+//! both flows: the mitigation pipeline's ERM classifier ([`run`]) and the ImageNet-9 analysis' pretrained one.
 use anyhow::Result;
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
+use std::path::Path;
 use tch::{nn, Tensor};
 
 use super::context::Seed;
 use super::erm::Erm;
 use super::lm::{write_losses, CaptionData, Lm};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
+use crate::config::Experiment;
 use crate::data::InputPipeline;
 use crate::explain::lm::{CaptionExample, TranslatorTraining};
 use crate::models::translator::{self, Translator};
@@ -44,7 +47,7 @@ pub fn classifier_tokens(
     Ok(Tensor::cat(&out, 0))
 }
 
-/// Trains the seed's translator (or finds it trained) and loads it.
+/// Trains the seed's translator on the ERM classifier (or finds it trained) and loads it.
 pub fn run(
     ctx: &Seed,
     erm: &Erm,
@@ -52,11 +55,47 @@ pub fn run(
     lm: &Lm,
     captions: &CaptionData,
 ) -> Result<TrainedTranslator> {
-    let (exp, seed) = (ctx.exp(), ctx.seed);
+    let classifier = ClassifierRead {
+        name: "erm",
+        content: &erm.done.content,
+    };
+    train(
+        ctx.exp(),
+        ctx.seed,
+        &ctx.dir,
+        classifier,
+        vit,
+        lm,
+        captions,
+        ctx.input(),
+    )
+}
+
+/// The frozen classifier a translator reads, as its key names it: the stage (or pretrained folder) and its content.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassifierRead<'a> {
+    /// `erm` in the mitigation pipeline; `pretrain` (or `pretrained`) in the ImageNet-9 analysis.
+    pub name: &'a str,
+    pub content: &'a str,
+}
+
+/// Trains a translator from `vit`'s tokens to `lm`'s prefix on the caption set into `<seed_dir>/translator/` (or
+/// finds it trained there), keyed on the seed, the classifier's and LM's content, the caption set and the section.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    exp: &Experiment,
+    seed: u64,
+    seed_dir: &Path,
+    classifier: ClassifierRead,
+    vit: &Vit,
+    lm: &Lm,
+    captions: &CaptionData,
+    input: &InputPipeline,
+) -> Result<TrainedTranslator> {
     let cfg = &exp.config.translator;
     let mut key = StageKey::new(Stage::Translator);
     key.add("seed", &seed)
-        .reads("erm", &erm.done.content)
+        .reads(classifier.name, classifier.content)
         .reads("lm", &lm.content)
         .add("captions", &captions.fingerprint);
     key.add(
@@ -74,9 +113,9 @@ pub fn run(
         out_dim: lm.model.n_embd(),
         token_subset: None,
     };
-    let done = run_stage(&ctx.dir, Stage::Translator, &key, |dir| {
+    let done = run_stage(seed_dir, Stage::Translator, &key, |dir| {
         let mut rng = set_seed(stage_seed(seed, "translator"));
-        let features = classifier_tokens(vit, &captions.images, cfg.layer, ctx.input(), 256)?; // [m, p+1, d]
+        let features = classifier_tokens(vit, &captions.images, cfg.layer, input, 256)?; // [m, p+1, d]
         let n_images = captions.images.size()[0] as usize;
         let mut images: Vec<usize> = (0..n_images).collect();
         images.shuffle(&mut rng);

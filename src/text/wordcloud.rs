@@ -335,6 +335,30 @@ pub fn render_with_layout(
     (img, placed)
 }
 
+/// Ink width and height of `text` at `size` px in the bundled font ((0, 0) for text without ink).
+pub fn text_size(text: &str, size: f32) -> (i32, i32) {
+    layout(&font(), size.max(1.0), text).map_or((0, 0), |(_, b)| ink_size(&b))
+}
+
+/// Draws `text` at `size` px with its ink box's top-left corner at (x, y), clipped to the image (figure labels);
+/// returns the ink size.
+pub fn draw_text(
+    img: &mut RgbImage,
+    text: &str,
+    x: i32,
+    y: i32,
+    size: f32,
+    color: [u8; 3],
+) -> (i32, i32) {
+    match layout(&font(), size.max(1.0), text) {
+        Some((glyphs, b)) => {
+            draw_glyphs(img, &glyphs, &b, x, y, Rgb(color));
+            ink_size(&b)
+        }
+        None => (0, 0),
+    }
+}
+
 /// Save `img` as PNG at `path` (atomically).
 pub fn save_png(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
     use anyhow::Context as _;

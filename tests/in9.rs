@@ -1,0 +1,440 @@
+//! The ImageNet-9 / Background Challenge analysis (`analysis: {kind: in9}`) on a tiny config: `texplain run` pretrains
+//! the classifier on a habitat-correlated corpus, scores it on every variant, trains the translator on the upstream
+//! caption set, explains the challenge images and writes clouds, word CSVs, the prediction figures and the summary;
+//! a rerun skips every stage, a run killed inside a stage resumes to the same outputs, the stage keys are pinned,
+//! and bad configs or a classifier whose labels are not the challenge's classes fail with named errors.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_texplain");
+
+fn config_text(data: &Path) -> String {
+    format!(
+        r#"name: tiny-in9
+seeds: [3]
+device: cpu
+threads: 1
+data:
+  image_size: 32
+pretrain:
+  root: {data}/upstream
+  synth: {{size: 32, seed: 9, train_per_class: 26, val_per_class: 4, challenge_per_class: 4, supersample: 1, background_affinity: 0.7}}
+  train: {{lr: 2.0e-3, epochs: 1, batch_size: 64}}
+classifier:
+  hidden_size: 32
+  num_hidden_layers: 2
+  num_attention_heads: 2
+  patch_size: 8
+language_model:
+  n_embd: 32
+  n_layer: 1
+  n_head: 2
+  val_sentences: 50
+  train: {{lr: 3.0e-3, epochs: 1, batch_size: 64}}
+translator:
+  hidden_dim: 32
+  captions:
+    kind: upstream
+    root: {data}/captions
+    config: {{n_images: 120, size: 32, corpus_sentences: 1500, supersample: 1}}
+  train: {{lr: 1.0e-3, epochs: 1, batch_size: 32}}
+explain:
+  samples_per_image: 3
+  max_words: 8
+  min_words: 2
+  top_k: 5
+  words:
+    synonyms:
+      bird: [bird, duck, swan, heron, pelican, gull, sparrow, finch, robin, owl, jay]
+      water: [water, lake, ocean, sea, pond, waves]
+analysis:
+  kind: in9
+  images_per_class: 2
+"#,
+        data = data.display()
+    )
+}
+
+fn write_config(dir: &Path, data: &Path) -> PathBuf {
+    let path = dir.join("in9.yaml");
+    std::fs::write(&path, config_text(data)).unwrap();
+    path
+}
+
+fn run(config: &Path, out: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .expect("the texplain binary runs")
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn finished_stages(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("stage finished")).count()
+}
+
+/// Every stage's settings hash and the stages it reads, for the tiny config (see tests/pipeline.rs): pinned so that
+/// moving code cannot silently invalidate run directories.
+const PINNED: &[(&str, &str, &[&str])] = &[
+    (
+        "lm",
+        "eb917a64014f3a4c23b28a4051ac2a21691a879470c0dfe3a6c5935a30cf27e1",
+        &[],
+    ),
+    (
+        "predictions",
+        "905242405cd4d59801ed806f5b76a5802e65e90e9ef54ecac335701d63794c82",
+        &["pretrain"],
+    ),
+    (
+        "pretrain",
+        "d2cfe0c9ec6a5a9db29153f76b9836d0eadb92d4ff4a162fa64385a31763b0cc",
+        &[],
+    ),
+    (
+        "seed-3/clouds",
+        "3ba6e261a3df406cda9d963fe4eb4d11a6958732125d59492d67391988c68db3",
+        &["explain"],
+    ),
+    (
+        "seed-3/explain",
+        "6ddd474fec1a6121de15b5366afc32b34e2cdf373cc16aae1258f277b5886fa5",
+        &["lm", "pretrain", "translator"],
+    ),
+    (
+        "seed-3/summary",
+        "cc04e4d535e22cca91741a90da967a778fac971484f3d92894835ec44f60b7cd",
+        &["explain", "predictions"],
+    ),
+    (
+        "seed-3/translator",
+        "5f59236c083e4886e2f96cf20c76f151ff2d2292df4eb697abb7f66a1f315533",
+        &["lm", "pretrain"],
+    ),
+];
+
+fn stage_records(run: &Path) -> BTreeMap<String, serde_json::Value> {
+    let mut records = BTreeMap::new();
+    let mut pending = vec![run.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|n| n == "stage.json") {
+                let record: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let stage = path.parent().unwrap().strip_prefix(run).unwrap();
+                records.insert(stage.to_string_lossy().into_owned(), record);
+            }
+        }
+    }
+    records
+}
+
+fn assert_keys_pinned(run: &Path) {
+    let records = stage_records(run);
+    let found: Vec<(String, String, Vec<String>)> = records
+        .iter()
+        .map(|(stage, r)| {
+            (
+                stage.clone(),
+                r["settings"].as_str().unwrap().to_string(),
+                r["reads"].as_object().unwrap().keys().cloned().collect(),
+            )
+        })
+        .collect();
+    let mut pinned: Vec<(String, String, Vec<String>)> = PINNED
+        .iter()
+        .map(|(s, h, r)| {
+            (
+                s.to_string(),
+                h.to_string(),
+                r.iter().map(|x| x.to_string()).collect(),
+            )
+        })
+        .collect();
+    pinned.sort();
+    assert_eq!(found, pinned, "stage keys moved; found:\n{found:#?}");
+    // Each content digest a stage reads is what its upstream stage recorded.
+    for (stage, r) in &records {
+        for (name, content) in r["reads"].as_object().unwrap() {
+            let upstream = match name.as_str() {
+                "pretrain" | "lm" | "predictions" => name.to_string(),
+                other => format!("seed-3/{other}"),
+            };
+            assert_eq!(
+                content, &records[&upstream]["content"],
+                "{stage} reads {upstream}"
+            );
+        }
+    }
+}
+
+/// The files whose bytes a resumed run must reproduce.
+const OUTPUTS: [&str; 6] = [
+    "predictions/summary.json",
+    "seed-3/explain/words-by-class.csv",
+    "seed-3/clouds/words-original-car.csv",
+    "seed-3/summary/summary.json",
+    "summary.json",
+    "table.md",
+];
+
+#[test]
+fn the_analysis_writes_its_artifacts_resumes_and_keys_its_stages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), &tmp.path().join("data"));
+    let straight = tmp.path().join("straight");
+    let done = run(&config, &straight);
+    assert!(done.status.success(), "{}", stderr(&done));
+    for file in [
+        "run.json",
+        "pretrain/summary.json",
+        "predictions/accuracy.csv",
+        "predictions/predictions.csv",
+        "predictions/table.md",
+        "predictions/predictions.png",
+        "predictions/accuracy.png",
+        "lm/tokenizer.json",
+        "seed-3/translator/model.safetensors",
+        "seed-3/explain/images-original.csv",
+        "seed-3/explain/sentences-only_bg_t.jsonl",
+        "seed-3/explain/words-original.csv",
+        "seed-3/clouds/cloud-original-car.png",
+        "seed-3/clouds/cloud-only_bg_t-umbrella.png",
+        "seed-3/clouds/words-original-duck.csv",
+        "seed-3/clouds/clouds-original.png",
+        "seed-3/summary/table.md",
+        "seed-3/summary/relation.png",
+    ] {
+        assert!(straight.join(file).is_file(), "missing {file}");
+    }
+    let run_json = std::fs::read_to_string(straight.join("run.json")).unwrap();
+    assert!(run_json.contains("\"finished\""), "{run_json}");
+    // 2 explained images per category and variant.
+    let images =
+        std::fs::read_to_string(straight.join("seed-3/explain/images-original.csv")).unwrap();
+    assert_eq!(images.lines().count(), 1 + 22 * 2);
+    // The summary relates every category's cloud to its predictions; the synthetic corpus gives habitats.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(straight.join("summary.json")).unwrap())
+            .unwrap();
+    let seed = &summary["seeds"][0];
+    assert_eq!(seed["rows"].as_array().unwrap().len(), 22);
+    assert_eq!(seed["variant"], "original");
+    let car = seed["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["class"] == "car")
+        .unwrap();
+    // 3 of its 4 challenge images are on the street; 2 are explained.
+    assert!(
+        car["habitats"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("street")),
+        "{car}"
+    );
+    let duck = seed["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["class"] == "duck")
+        .unwrap();
+    assert_eq!(
+        duck["class_words"],
+        serde_json::json!(["bird"]),
+        "synonyms merge species into bird"
+    );
+    assert!(!seed["correlations"].as_array().unwrap().is_empty());
+    let predictions = &summary["predictions"];
+    assert!(predictions["bg_gap"].is_number(), "{predictions}");
+    assert_eq!(
+        predictions["accuracy"].as_object().unwrap().len(),
+        8,
+        "every variant is scored"
+    );
+    let table = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        table.contains("BG-gap") && table.contains("| car |"),
+        "{table}"
+    );
+    assert_keys_pinned(&straight);
+
+    // A rerun finds every stage finished.
+    let again = run(&config, &straight);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(finished_stages(&stderr(&again)), 0, "{}", stderr(&again));
+
+    // A run killed inside the explain stage resumes: the finished stages are skipped, the interrupted one redone,
+    // and the outputs are those of the uninterrupted run.
+    let resumed = tmp.path().join("resumed");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            resumed.to_str().unwrap(),
+        ])
+        .env("TEXPLAIN_TEST_PAUSE_IN", "explain")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = resumed.join("seed-3/explain.partial");
+    let started = Instant::now();
+    while !partial.join("stage.json").exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it paused inside explain");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "explain not reached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!resumed.join("seed-3/explain").exists());
+    let finish = run(&config, &resumed);
+    assert!(finish.status.success(), "{}", stderr(&finish));
+    let log = stderr(&finish);
+    assert!(
+        log.contains("finished earlier with the same inputs"),
+        "{log}"
+    );
+    // explain, clouds and summary are computed again, nothing before them.
+    assert_eq!(finished_stages(&log), 3, "{log}");
+    assert!(!partial.exists());
+    for f in OUTPUTS {
+        assert_eq!(
+            std::fs::read(straight.join(f)).unwrap(),
+            std::fs::read(resumed.join(f)).unwrap(),
+            "{f} differs after resuming"
+        );
+    }
+
+    // A classifier whose head is not the challenge's classes is refused, naming both: the pretrained 22-way
+    // classifier against the 3-class real-layout fixture.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bg_challenge_mini/bg_challenge");
+    let mismatched = tmp.path().join("mismatch.yaml");
+    std::fs::write(
+        &mismatched,
+        format!(
+            r#"name: mismatch
+seeds: [3]
+device: cpu
+threads: 1
+data:
+  image_size: 32
+classifier:
+  pretrained: {pretrained}
+translator:
+  captions: {{kind: upstream, root: {data}/captions, config: {{n_images: 120, size: 32, corpus_sentences: 1500, supersample: 1}}}}
+analysis:
+  kind: in9
+  challenge: {fixture}
+"#,
+            pretrained = straight.join("pretrain").display(),
+            data = tmp.path().join("data").display(),
+            fixture = fixture.display()
+        ),
+    )
+    .unwrap();
+    let refused = run(&mismatched, &tmp.path().join("mismatch"));
+    assert!(!refused.status.success());
+    let e = stderr(&refused);
+    assert!(
+        e.contains("22 outputs") && e.contains("3 classes") && e.contains("wheeled vehicle"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_analysis_configs_fail_with_named_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = config_text(&tmp.path().join("data"));
+    let check = |name: &str, text: String, expected: &[&str]| {
+        let path = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(BIN)
+            .args(["config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} was accepted");
+        let e = stderr(&out);
+        for x in expected {
+            assert!(e.contains(x), "{name}: {e}");
+        }
+    };
+    let no_classifier = base.replace("pretrain:\n", "unused_pretrain:\n");
+    assert!(no_classifier.contains("unused_pretrain"));
+    // An unknown key is named by serde; without the pretrain section the analysis has no classifier.
+    check("unknown", no_classifier, &["unused_pretrain"]);
+    let mut without = String::new();
+    let mut skip = false;
+    for line in base.lines() {
+        if line == "pretrain:" {
+            skip = true;
+            continue;
+        }
+        if skip && line.starts_with("  ") {
+            continue;
+        }
+        skip = false;
+        without.push_str(line);
+        without.push('\n');
+    }
+    check(
+        "no-classifier",
+        without,
+        &["analysis", "pretrain", "classifier.pretrained"],
+    );
+    check(
+        "variants",
+        base.replace(
+            "  kind: in9\n",
+            "  kind: in9\n  explain_variants: [original, original]\n",
+        ),
+        &["analysis.explain_variants", "twice"],
+    );
+    check(
+        "top-k",
+        base.replace("  kind: in9\n", "  kind: in9\n  top_k: 0\n"),
+        &["analysis.top_k"],
+    );
+    check(
+        "kind",
+        base.replace("  kind: in9\n", "  kind: in10\n"),
+        &["in10"],
+    );
+    check(
+        "affinity",
+        base.replace("background_affinity: 0.7", "background_affinity: 1.7"),
+        &["pretrain.synth", "background_affinity", "1.7"],
+    );
+    check(
+        "captions",
+        base.replace(
+            "n_images: 120, size: 32,",
+            "n_images: 120, size: 32, object_size: [0.5, 0.2],",
+        ),
+        &["translator.captions.config", "object_size"],
+    );
+    // The mitigation pipeline still needs its data folder.
+    let waterbirds = "name: wb\ndata:\n  image_size: 32\nclassifier:\n  train: {lr: 1.0e-3, epochs: 1, batch_size: 8}\n";
+    check("no-root", waterbirds.to_string(), &["data.root"]);
+}
