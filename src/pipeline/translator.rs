@@ -58,41 +58,42 @@ pub fn run(
     let classifier = ClassifierRead {
         name: "erm",
         content: &erm.done.content,
+        model: vit,
     };
     train(
         ctx.exp(),
         ctx.seed,
         &ctx.dir,
         classifier,
-        vit,
         lm,
         captions,
         ctx.input(),
     )
 }
 
-/// The frozen classifier a translator reads, as its key names it: the stage (or pretrained folder) and its content.
-#[derive(Debug, Clone, Copy)]
+/// The frozen classifier a translator reads: the model, and as its key names it, the stage (or pretrained folder)
+/// and its content.
+#[derive(Clone, Copy)]
 pub struct ClassifierRead<'a> {
     /// `erm` in the mitigation pipeline; `pretrain` (or `pretrained`) in the ImageNet-9 analysis.
     pub name: &'a str,
     pub content: &'a str,
+    pub model: &'a Vit,
 }
 
-/// Trains a translator from `vit`'s tokens to `lm`'s prefix on the caption set into `<seed_dir>/translator/` (or
+/// Trains a translator from the classifier's tokens to `lm`'s prefix on the caption set into `<seed_dir>/translator/` (or
 /// finds it trained there), keyed on the seed, the classifier's and LM's content, the caption set and the section.
-#[allow(clippy::too_many_arguments)]
 pub fn train(
     exp: &Experiment,
     seed: u64,
     seed_dir: &Path,
     classifier: ClassifierRead,
-    vit: &Vit,
     lm: &Lm,
     captions: &CaptionData,
     input: &InputPipeline,
 ) -> Result<TrainedTranslator> {
     let cfg = &exp.config.translator;
+    let vit = classifier.model;
     let mut key = StageKey::new(Stage::Translator);
     key.add("seed", &seed)
         .reads(classifier.name, classifier.content)

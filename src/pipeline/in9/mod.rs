@@ -147,11 +147,12 @@ impl<'a> Analysis<'a> {
         }
     }
 
-    /// The classifier as a translator's key names it.
-    pub fn classifier_read(&self) -> ClassifierRead<'_> {
+    /// The frozen classifier `model` as a translator reads it and its key names it.
+    pub fn classifier_read<'b>(&'b self, model: &'b Vit) -> ClassifierRead<'b> {
         ClassifierRead {
             name: self.classifier.name,
             content: &self.classifier.content,
+            model,
         }
     }
 }
@@ -196,8 +197,7 @@ pub fn run_stages(exp: &Experiment) -> Result<String> {
             exp,
             seed,
             &ctx.dir,
-            analysis.classifier_read(),
-            vit,
+            analysis.classifier_read(vit),
             &lm,
             &captions,
             &analysis.input,
