@@ -91,11 +91,17 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// The bird as a noun phrase without article: "[size] [colour] bird|species".
-pub(crate) fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
+/// The size and colour words before a noun of visibility `visibility` (see [`BirdDesc::visibility`]) and tier
+/// `tier`: "[large|small|tiny ...] [colour]", each drawn with its probability.
+pub(crate) fn size_colour_words(
+    visibility: f32,
+    colour: &'static str,
+    tier: Prominence,
+    rng: &mut ChaCha8Rng,
+) -> Vec<&'static str> {
     let mut words: Vec<&str> = Vec::new();
     match tier {
-        Prominence::Main if b.visibility >= 0.32 && rng.gen_bool(0.4) => {
+        Prominence::Main if visibility >= 0.32 && rng.gen_bool(0.4) => {
             words.push(pick(rng, &["large", "big"]))
         }
         Prominence::Secondary if rng.gen_bool(0.7) => words.push("small"),
@@ -103,8 +109,14 @@ pub(crate) fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> S
         _ => {}
     }
     if tier != Prominence::Faint && rng.gen_bool(0.6) {
-        words.push(b.colour);
+        words.push(colour);
     }
+    words
+}
+
+/// The bird as a noun phrase without article: "[size] [colour] bird|species".
+pub(crate) fn bird_np(b: &BirdDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
+    let mut words = size_colour_words(b.visibility, b.colour, tier, rng);
     // Most captions use the generic word, as in real caption sets.
     let noun = if tier == Prominence::Main && rng.gen_bool(0.2) {
         b.species.word()

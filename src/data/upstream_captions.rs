@@ -14,8 +14,8 @@
 //! by SHA-256 of this module's own domain tag and the seed, so no image, background or sprite is shared with the
 //! analysed corpus or any Waterbirds set. Same config, same bytes.
 use super::captions::{
-    bird_np, pick, prominence, verb, visibility, with_article, write_captions_csv, BirdDesc,
-    Prominence,
+    bird_np, pick, prominence, size_colour_words, verb, visibility, with_article,
+    write_captions_csv, BirdDesc, Prominence,
 };
 use super::draw::png_rgb;
 use super::scene::{place_sprite, Background, Pose, PALETTE};
@@ -143,18 +143,7 @@ fn object_np(o: &ObjectDesc, tier: Prominence, rng: &mut ChaCha8Rng) -> String {
         };
         return bird_np(&bird, tier, rng);
     }
-    let mut words: Vec<&str> = Vec::new();
-    match tier {
-        Prominence::Main if o.visibility >= 0.32 && rng.gen_bool(0.4) => {
-            words.push(pick(rng, &["large", "big"]))
-        }
-        Prominence::Secondary if rng.gen_bool(0.7) => words.push("small"),
-        Prominence::Faint => words.push(pick(rng, &["tiny", "distant", "small"])),
-        _ => {}
-    }
-    if tier != Prominence::Faint && rng.gen_bool(0.6) {
-        words.push(o.colour);
-    }
+    let mut words = size_colour_words(o.visibility, o.colour, tier, rng);
     words.push(o.category.word());
     words.join(" ")
 }
