@@ -15,22 +15,9 @@ use texplain::data::upstream::{
 use texplain::data::upstream_scene::{Category, UpstreamBackground};
 use texplain::data::{LoadOptions, Split};
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
+mod common;
+
+use common::{files, tree_digest};
 
 /// A small corpus: 13 training images per category (one per background), 2 val, 2 challenge.
 fn small(seed: u64) -> UpstreamConfig {
@@ -91,24 +78,6 @@ fn same_config_gives_byte_identical_files() {
         })
         .count();
     assert_eq!(changed, pngs.len());
-}
-
-/// The content digest (`util::content_digest` over every file's relative path and SHA-256) of a folder.
-fn tree_digest(dir: &Path) -> (String, usize) {
-    let files = texplain::util::list_files(dir).unwrap();
-    let digests: Vec<(String, String)> = files
-        .iter()
-        .map(|f| {
-            (
-                f.clone(),
-                texplain::util::sha256_file(&dir.join(f)).unwrap().0,
-            )
-        })
-        .collect();
-    (
-        texplain::util::content_digest(digests.iter().map(|(f, d)| (f.as_str(), d.as_str()))),
-        files.len(),
-    )
 }
 
 #[test]
