@@ -324,17 +324,50 @@ fn an_explain_stage_that_cannot_fit_is_refused_with_its_estimate() {
 }
 
 #[test]
+fn the_masks_section_under_its_old_name_gradcam_loads_to_the_same_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let section = |name: &str| {
+        format!(
+            "{}mitigation:\n  {name}:\n    method: rollout\n    threshold: {{rule: top_k, percent: 50}}\n    overlays: 3\n",
+            minimal(tmp.path())
+        )
+    };
+    let new = write(tmp.path(), "masks.yaml", &section("masks"));
+    let old = write(tmp.path(), "gradcam.yaml", &section("gradcam"));
+    let resolved = |path: &Path, sets: &[String]| {
+        Experiment::load(path, sets)
+            .unwrap()
+            .resolved_yaml()
+            .unwrap()
+    };
+    let yaml = resolved(&new, &[]);
+    assert_eq!(resolved(&old, &[]), yaml);
+    assert!(
+        yaml.contains("  masks:\n")
+            && yaml.contains("method: rollout")
+            && !yaml.contains("gradcam:"),
+        "{yaml}"
+    );
+    // An override in the old name's file uses the old name.
+    let set = ["mitigation.gradcam.overlays=5".to_string()];
+    assert_eq!(
+        resolved(&old, &set),
+        yaml.replace("overlays: 3", "overlays: 5")
+    );
+}
+
+#[test]
 fn relevance_method_and_threshold_spelling_and_errors() {
     let quickstart = Path::new("configs/quickstart.yaml");
     let exp = Experiment::load(
         quickstart,
         &[
-            "mitigation.gradcam={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}}"
+            "mitigation.masks={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}}"
                 .into(),
         ],
     )
     .unwrap();
-    let g = &exp.config.mitigation.gradcam;
+    let g = &exp.config.mitigation.masks;
     assert_eq!(g.relevance().name(-1), "contrastive(rollout)");
     assert_eq!(
         g.threshold,
@@ -348,22 +381,22 @@ fn relevance_method_and_threshold_spelling_and_errors() {
     let exp = Experiment::load(
         quickstart,
         &[
-            "mitigation.gradcam.layer=1".into(),
-            "mitigation.gradcam.threshold={rule: otsu}".into(),
+            "mitigation.masks.layer=1".into(),
+            "mitigation.masks.threshold={rule: otsu}".into(),
         ],
     )
     .unwrap();
     assert_eq!(
-        exp.config.mitigation.gradcam.relevance().name(-1),
+        exp.config.mitigation.masks.relevance().name(-1),
         "gradcam@1"
     );
     let exp = Experiment::load(
         quickstart,
-        &["mitigation.gradcam={method: occlusion, occlusion: {window: 2, stride: 1}}".into()],
+        &["mitigation.masks={method: occlusion, occlusion: {window: 2, stride: 1}}".into()],
     )
     .unwrap();
     assert_eq!(
-        exp.config.mitigation.gradcam.relevance().name(-1),
+        exp.config.mitigation.masks.relevance().name(-1),
         "occlusion(2/1)"
     );
     // The fields added with the relevance methods stay out of a default section (its stage key is unchanged).
@@ -376,59 +409,59 @@ fn relevance_method_and_threshold_spelling_and_errors() {
 
     for (sets, expect) in [
         (
-            &["mitigation.gradcam.method=lrp"][..],
+            &["mitigation.masks.method=lrp"][..],
             "unknown variant `lrp`, expected one of `gradcam`, `rollout`, `occlusion`",
         ),
         (
-            &["mitigation.gradcam={method: rollout, layer: 2}"][..],
-            "mitigation.gradcam.layer: 2 is GradCAM's layer, but mitigation.gradcam.method is rollout",
+            &["mitigation.masks={method: rollout, layer: 2}"][..],
+            "mitigation.masks.layer: 2 is GradCAM's layer, but mitigation.masks.method is rollout",
         ),
         (
-            &["mitigation.gradcam.layer=7"][..],
-            "mitigation.gradcam.layer: 7 is outside -1 and 0..=3",
+            &["mitigation.masks.layer=7"][..],
+            "mitigation.masks.layer: 7 is outside -1 and 0..=3",
         ),
         (
-            &["mitigation.gradcam.readout=tokens"][..],
-            "mitigation.gradcam.readout: tokens is rollout's, but mitigation.gradcam.method is gradcam",
+            &["mitigation.masks.readout=tokens"][..],
+            "mitigation.masks.readout: tokens is rollout's, but mitigation.masks.method is gradcam",
         ),
         (
-            &["mitigation.gradcam.layer=-3"][..],
-            "mitigation.gradcam.layer: -3 is no hidden_states index",
+            &["mitigation.masks.layer=-3"][..],
+            "mitigation.masks.layer: -3 is no hidden_states index",
         ),
         (
-            &["translator.layer=1", "mitigation.gradcam.layer=2"][..],
-            "mitigation.gradcam.layer: 2 lies after translator.layer 1",
+            &["translator.layer=1", "mitigation.masks.layer=2"][..],
+            "mitigation.masks.layer: 2 lies after translator.layer 1",
         ),
         (
-            &["translator.layer=1", "mitigation.gradcam.layer=-1"][..],
-            "mitigation.gradcam.layer: -1 lies after translator.layer 1",
+            &["translator.layer=1", "mitigation.masks.layer=-1"][..],
+            "mitigation.masks.layer: -1 lies after translator.layer 1",
         ),
         (
-            &["translator.layer=0", "mitigation.gradcam.method=rollout"][..],
-            "mitigation.gradcam.method: rollout needs attention blocks before translator.layer",
+            &["translator.layer=0", "mitigation.masks.method=rollout"][..],
+            "mitigation.masks.method: rollout needs attention blocks before translator.layer",
         ),
         (
-            &["mitigation.gradcam.occlusion={window: 2, stride: 1}"][..],
-            "mitigation.gradcam.occlusion: {window: 2, stride: 1} is set, but mitigation.gradcam.method is gradcam",
+            &["mitigation.masks.occlusion={window: 2, stride: 1}"][..],
+            "mitigation.masks.occlusion: {window: 2, stride: 1} is set, but mitigation.masks.method is gradcam",
         ),
         (
-            &["mitigation.gradcam={method: occlusion, occlusion: {window: 9, stride: 1}}"][..],
-            "mitigation.gradcam.occlusion.window: 9 exceeds the classifier's patch grid of 8 x 8",
+            &["mitigation.masks={method: occlusion, occlusion: {window: 9, stride: 1}}"][..],
+            "mitigation.masks.occlusion.window: 9 exceeds the classifier's patch grid of 8 x 8",
         ),
         (
-            &["mitigation.gradcam={method: occlusion, occlusion: {window: 2, stride: 3}}"][..],
-            "mitigation.gradcam.occlusion: window 2 and stride 3 must satisfy",
+            &["mitigation.masks={method: occlusion, occlusion: {window: 2, stride: 3}}"][..],
+            "mitigation.masks.occlusion: window 2 and stride 3 must satisfy",
         ),
         (
-            &["mitigation.gradcam.threshold={rule: top_k, percent: 120}"][..],
-            "mitigation.gradcam.threshold.percent: 120 is outside [0, 100]",
+            &["mitigation.masks.threshold={rule: top_k, percent: 120}"][..],
+            "mitigation.masks.threshold.percent: 120 is outside [0, 100]",
         ),
         (
-            &["mitigation.gradcam.threshold={rule: otsu, k: 1}"][..],
-            "mitigation.gradcam.threshold",
+            &["mitigation.masks.threshold={rule: otsu, k: 1}"][..],
+            "mitigation.masks.threshold",
         ),
         (
-            &["mitigation.gradcam.threshold={rule: median}"][..],
+            &["mitigation.masks.threshold={rule: median}"][..],
             "unknown variant `median`",
         ),
     ] {

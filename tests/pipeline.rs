@@ -39,7 +39,7 @@ classifier:
 mitigation:
   methods: [erm, random, texplain, oracle]
   class_words: {{0: [bird], 1: [bird]}}
-  gradcam: {{overlays: 2, sentences_per_image: 2}}
+  masks: {{overlays: 2, sentences_per_image: 2}}
   finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
 "#,
         data = data.display(),
@@ -244,7 +244,7 @@ fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
             "--set",
             "mitigation.methods=[erm,texplain]",
             "--set",
-            "mitigation.gradcam={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2}",
+            "mitigation.masks={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2}",
         ],
     );
     assert!(done.status.success(), "{}", stderr(&done));

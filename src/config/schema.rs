@@ -348,7 +348,8 @@ pub struct MitigationSection {
     pub methods: Vec<Method>,
     /// Class index -> words that name the class (flagging rule: the top word is not a class word).
     pub class_words: BTreeMap<i64, Vec<String>>,
-    pub gradcam: GradcamSection,
+    #[serde(alias = "gradcam")]
+    pub masks: MaskSection,
     /// Fine-tuning of the ERM model on the masked selected samples (paper 4.3).
     pub finetune: TrainConfig,
     /// What the fine-tuning sees and changes, beyond its optimiser settings.
@@ -398,7 +399,7 @@ impl Default for MitigationSection {
         Self {
             methods: vec![Method::Erm],
             class_words: BTreeMap::new(),
-            gradcam: GradcamSection::default(),
+            masks: MaskSection::default(),
             recipe: RecipeSection::default(),
             finetune: TrainConfig {
                 epochs: 3,
@@ -412,12 +413,13 @@ impl Default for MitigationSection {
     }
 }
 
-/// The masks stage: which relevance method maps each sample's target word, and the rule that turns the map into a
-/// mask (the section keeps its first method's name). The fields added after the first masks stage are left out of
-/// the serialised section at their defaults, so a config that does not use them keeps its stage keys.
+/// The masks stage (`mitigation.masks`; `mitigation.gradcam`, its first name, is still read): which relevance
+/// method maps each sample's target word, and the rule that turns the map into a mask. The fields added after the
+/// first masks stage are left out of the serialised section at their defaults, so a config that does not use them
+/// keeps its stage keys.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
-pub struct GradcamSection {
+pub struct MaskSection {
     /// `gradcam` (at `layer`), `rollout` (gradient-weighted attention rollout) or `occlusion` (slow reference).
     #[serde(skip_serializing_if = "is_default")]
     pub method: RelevanceMethod,
@@ -452,7 +454,7 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
-impl GradcamSection {
+impl MaskSection {
     /// The relevance method as the method code takes it.
     pub fn relevance(&self) -> RelevanceSpec {
         RelevanceSpec {
@@ -465,7 +467,7 @@ impl GradcamSection {
     }
 }
 
-impl Default for GradcamSection {
+impl Default for MaskSection {
     fn default() -> Self {
         Self {
             method: RelevanceMethod::Gradcam,

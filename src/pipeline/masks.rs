@@ -1,6 +1,6 @@
 //! The masks stage (paper section 4.3, step 4): word-targeted relevance masks for every sample a method fine-tunes
 //! on with relevance masks (TExplain's flagged samples and Random's draw), each targeting its own first non-class
-//! word, with the relevance method and threshold of `mitigation.gradcam`. Output: `seed-<s>/masks/` =
+//! word, with the relevance method and threshold of `mitigation.masks`. Output: `seed-<s>/masks/` =
 //! `masks.safetensors` (u8 masks `[n, 1, H, W]` and their training-split `rows`), `summary.json` (per method:
 //! coverage, agreement with the true background, and the threshold-free quality of the maps beside a random map
 //! and the oracle, overall, per target word and on place words), `sanity.json` (the maps of a classifier with
@@ -175,7 +175,7 @@ pub fn run(
     lm: &Lm,
 ) -> Result<Masks> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
-    let g = &exp.config.mitigation.gradcam;
+    let g = &exp.config.mitigation.masks;
     let mut key = StageKey::new(Stage::Masks);
     key.add("seed", &seed)
         .reads("explain", &explained.done.content)
@@ -424,7 +424,7 @@ fn sanity_checks(
         ..*mapper
     };
     let (mut trained, mut random) = (Vec::new(), Vec::new());
-    for chunk in rows.chunks(exp.config.mitigation.gradcam.batch_size.max(1)) {
+    for chunk in rows.chunks(exp.config.mitigation.masks.batch_size.max(1)) {
         let (words, classes) = targets.of(chunk, mapper.spec.contrastive)?;
         let index = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());
         let images = train.images.index_select(0, &index);

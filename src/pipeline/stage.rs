@@ -62,9 +62,9 @@ pub enum Stage {
     Predictions,
     /// The ImageNet-9 analysis: clouds against predictions, per category (per seed).
     Summary,
-    /// A mitigation method other than ERM: fine-tuning of the ERM model, or a baseline's own training (its folder is
-    /// the method's name).
-    Finetune(Method),
+    /// A mitigation method other than ERM: fine-tuning of the ERM model, or a baseline's own training or retraining
+    /// (its folder is the method's name).
+    Method(Method),
 }
 
 impl Stage {
@@ -81,7 +81,7 @@ impl Stage {
             Stage::Regime => "regime",
             Stage::Predictions => "predictions",
             Stage::Summary => "summary",
-            Stage::Finetune(method) => method.name(),
+            Stage::Method(method) => method.name(),
         }
     }
 }
