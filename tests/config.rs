@@ -399,11 +399,11 @@ fn relevance_method_and_threshold_spelling_and_errors() {
         exp.config.mitigation.masks.relevance().name(-1),
         "occlusion(2/1)"
     );
-    // The fields added with the relevance methods stay out of a default section (its stage key is unchanged).
+    // A default section serialises every field, defaults included (what its stage key hashes).
     let exp = Experiment::load(quickstart, &[]).unwrap();
     let yaml = exp.resolved_yaml().unwrap();
     assert!(
-        !yaml.contains("contrastive") && !yaml.contains("method: gradcam"),
+        yaml.contains("contrastive: false") && yaml.contains("method: gradcam"),
         "{yaml}"
     );
 
@@ -471,15 +471,15 @@ fn relevance_method_and_threshold_spelling_and_errors() {
 }
 
 #[test]
-fn precision_is_per_training_and_explanation_f32_by_default_and_left_out_of_f32_configs() {
+fn precision_is_per_training_and_explanation_and_f32_by_default() {
     use texplain::precision::Precision;
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
     let f32_exp = Experiment::load(&path, &[]).unwrap();
     assert_eq!(f32_exp.config.classifier.train.precision, Precision::F32);
     assert!(
-        !f32_exp.resolved_yaml().unwrap().contains("precision"),
-        "an f32 config serialises as before precision existed (stage keys unchanged)"
+        !f32_exp.resolved_yaml().unwrap().contains("precision: bf16"),
+        "f32 by default"
     );
     // Each training's own `train:` block; `--set` reaches it like any other key.
     let text = format!(
@@ -509,10 +509,10 @@ fn precision_is_per_training_and_explanation_f32_by_default_and_left_out_of_f32_
     );
     let yaml = exp.resolved_yaml().unwrap();
     assert_eq!(yaml.matches("precision: bf16").count(), 4, "{yaml}");
-    // Stage keys hash the sections' JSON: bf16 enters the keys of the stages it changes, f32 leaves them as they were.
+    // Stage keys hash the sections' JSON: the precision is in the keys of the stages it changes.
     let json = |v: &texplain::config::schema::ClassifierSection| serde_json::to_string(v).unwrap();
     assert!(json(&c.classifier).contains(r#""precision":"bf16""#));
-    assert!(!json(&f32_exp.config.classifier).contains("precision"));
+    assert!(json(&f32_exp.config.classifier).contains(r#""precision":"f32""#));
     let msg = error_of(&path, &["classifier.train.precision=fp16"]);
     assert!(
         msg.contains("classifier.train.precision") && msg.contains("fp16") && msg.contains("bf16"),

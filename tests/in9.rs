@@ -55,37 +55,37 @@ fn write_config(dir: &Path, data: &Path) -> PathBuf {
 const PINNED: &[PinnedStage] = &[
     (
         "lm",
-        "eb917a64014f3a4c23b28a4051ac2a21691a879470c0dfe3a6c5935a30cf27e1",
+        "dbee0296818b2c67353394b0d7b4f1cc22a712004adcb668b5626d14d6a2c9d9",
         &[],
     ),
     (
         "predictions",
-        "905242405cd4d59801ed806f5b76a5802e65e90e9ef54ecac335701d63794c82",
+        "33b769654202a88d6cdcab3c88ac0a3a171afafc8e99d0aace225335dcd49cdb",
         &["pretrain"],
     ),
     (
         "pretrain",
-        "d2cfe0c9ec6a5a9db29153f76b9836d0eadb92d4ff4a162fa64385a31763b0cc",
+        "73d4ac19170bc63db6ceb08e3330578c8667b3df527dc0ae03580c5ff4e987f7",
         &[],
     ),
     (
         "seed-3/clouds",
-        "3ba6e261a3df406cda9d963fe4eb4d11a6958732125d59492d67391988c68db3",
+        "6994992e40f99a5d5bc8d46913d734eac1056d0143ff843d988df80a928923c0",
         &["explain"],
     ),
     (
         "seed-3/explain",
-        "6ddd474fec1a6121de15b5366afc32b34e2cdf373cc16aae1258f277b5886fa5",
+        "3c8c282b80d439e66487f4f254a2aa145c5e3a35d0a34603b9e8f6e477012b74",
         &["lm", "pretrain", "translator"],
     ),
     (
         "seed-3/summary",
-        "cc04e4d535e22cca91741a90da967a778fac971484f3d92894835ec44f60b7cd",
+        "3f887df8da0d591059c2419e462c6dff7fcc257aa13220847e95476508a1eb39",
         &["explain", "predictions"],
     ),
     (
         "seed-3/translator",
-        "5f59236c083e4886e2f96cf20c76f151ff2d2292df4eb697abb7f66a1f315533",
+        "c390484fbd82c50685ab01033e358231d463044cd3db0e903fad466b61956370",
         &["lm", "pretrain"],
     ),
 ];

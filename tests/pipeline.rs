@@ -872,57 +872,57 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
 const PINNED_STAGE_SETTINGS: &[PinnedStage] = &[
     (
         "lm",
-        "43bf57d4a229ff1914b4cca603ceb3d3c9684fade512c9afc7069ce97b559d34",
+        "0a53ed5b9d89c3d56eb9a3661e548aaf5883510ec0242ad2c3f926c3c3c04f6f",
         &[],
     ),
     (
         "seed-3/clouds",
-        "7252c00c23853b8618e7fbe5c4899d0c88ae76ab1a8094fc4aecd68ba0b70e1a",
+        "835f53b6c9c5ed2d485082816136e6e9cecc9640c13dc3ce076faad958805101",
         &["explain"],
     ),
     (
         "seed-3/erm",
-        "b5902049f9bb607d5479810d88757151c618a3cdb6686a0df0703a41638ec4bd",
+        "d5345f54b14acbef3f6f3664dfab95c563917ce96d8e08ef2dd2f70869998bae",
         &[],
     ),
     (
         "seed-3/explain",
-        "801f929503734bad24ec1aee9f96073f6a7ca5df35c787e282d10a17537d72fb",
+        "91db6f678b7bd14c7e45519e0e0f14bff3441d65f03b3da53df7bf4c3770be36",
         &["erm", "lm", "translator"],
     ),
     (
         "seed-3/flags",
-        "4ff089142b4ac79e788e6797a803d904dee0283da37afa549df42b1fee2aa7e2",
+        "6cba31fa0c3bd45befa437bdf4a8bffa27386799a794af7059a1f7230d60676d",
         &["erm", "explain"],
     ),
     (
         "seed-3/masks",
-        "096b4a5394b09a5cc9e03dbc088e704dbbda67463b69a53791859b0f1bc65df2",
+        "691eb90508d14fef9bfbe8b7a1f2fa4b612f128ed0f1ebc462c93762b5b69bef",
         &["erm", "explain", "flags", "lm", "translator"],
     ),
     (
         "seed-3/oracle",
-        "2de0348e3e83a9e23e87afa62011c11f0e14dc3bc4454423230d3a7489580b56",
+        "8bb12fffeff3258290119c97ce1a249dc734f2fa0814d1b287f0202ee239794e",
         &["erm", "flags", "masks"],
     ),
     (
         "seed-3/random",
-        "8ba09be0337910daf0b70b8940bc7d42eb7a7f035c63db6eb92ba5ded9f7e4bf",
+        "0d4080024bdb4085f9fc458b5d8bf5fba8ac41aa7f073b5b6c8f30630505bb9c",
         &["erm", "flags", "masks"],
     ),
     (
         "seed-3/regime",
-        "3e8fe13045d945bdf5c353d703c72979521699a1675258419bd5683f6ae00468",
+        "f6e79d2f27422e994a9fdf20fae74e9c492a05a257e0c995eaa3df33fafaea93",
         &["erm"],
     ),
     (
         "seed-3/texplain",
-        "6d30d55313d46d7ae958014134ad085da811fbcd27de52c540f6fe76c3f88769",
+        "69cfc84e86a64a03a76b0ab907c14209840b1204264e41474e002e5b96545a7b",
         &["erm", "flags", "masks"],
     ),
     (
         "seed-3/translator",
-        "1dd6cb01c730903137d6b6614e0077eaf9c8a2c8512269cdcde5cab6b4a206f8",
+        "ff77da0afe01eaddc22b83ed94c2bd1e09f20c98ff42345a84ab1f5a239ba2a9",
         &["erm", "lm"],
     ),
 ];
@@ -933,22 +933,22 @@ const PINNED_STAGE_SETTINGS: &[PinnedStage] = &[
 const PINNED_BASELINE_STAGE_SETTINGS: &[PinnedStage] = &[
     (
         "seed-3/dfr",
-        "18b5ce5b275eebd999a8678a1948908fb2a526da4a1d5cf804aabd890ac0fa20",
+        "c399dcbf778848a42ea14c224918e28d799c96913f83c5c9291d009d8caec1f4",
         &["erm"],
     ),
     (
         "seed-3/groupdro",
-        "0d67e16d3c9130153baa82986952a276c8490812f86f030be2f9089d013adde5",
+        "4b8a1fbeea5e4ee7e03bafc49f88c696e2425939cd9c0ca0dbe0ebe6a2d28b49",
         &[],
     ),
     (
         "seed-3/jtt",
-        "91b049bd3c9cf401eeca7cb90cd92364051688a4bec80b3d99936cd2bb04838a",
+        "eb1db097b437ba1eeca94944ab793dc5d435562ce049701443e6e1d843c62da3",
         &[],
     ),
     (
         "seed-3/masktune",
-        "dd2605ebcc48537bbe28d19491ed0d5f3f519ad57639fe5d190b4afbb7c82ac9",
+        "c37b2143a994472c2346574b3b1cbbd3d26ff6089f5affb57fdabc958b7507bb",
         &["erm"],
     ),
 ];

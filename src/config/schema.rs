@@ -319,8 +319,7 @@ pub struct ExplainSection {
     /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).
     pub run: bool,
     /// Compute precision of the explanation's forward passes (classifier, translator, LM decoding): `f32` (the
-    /// default) or `bf16` ([`crate::precision`]); left out of the serialised config when f32.
-    #[serde(skip_serializing_if = "Precision::is_f32")]
+    /// default) or `bf16` ([`crate::precision`]).
     pub precision: Precision,
 }
 
@@ -414,14 +413,11 @@ impl Default for MitigationSection {
 }
 
 /// The masks stage (`mitigation.masks`; `mitigation.gradcam`, its first name, is still read): which relevance
-/// method maps each sample's target word, and the rule that turns the map into a mask. The fields added after the
-/// first masks stage are left out of the serialised section at their defaults, so a config that does not use them
-/// keeps its stage keys.
+/// method maps each sample's target word, and the rule that turns the map into a mask.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaskSection {
     /// `gradcam` (at `layer`), `rollout` (gradient-weighted attention rollout) or `occlusion` (slow reference).
-    #[serde(skip_serializing_if = "is_default")]
     pub method: RelevanceMethod,
     /// GradCAM's classifier layer (HF hidden_states index, -1 = last_hidden_state); must not lie after the
     /// translator's layer, from which the word's score still flows. Unset: the translator's layer. Only for
@@ -429,14 +425,11 @@ pub struct MaskSection {
     pub layer: Option<i64>,
     /// The target word's map minus the class word's (the first of `class_words` of the sample's class), clipped
     /// at 0.
-    #[serde(skip_serializing_if = "is_default")]
     pub contrastive: bool,
     /// Occlusion's windows, `{window: 1, stride: 1}` (patches) when unset. Only for `method: occlusion`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub occlusion: Option<Occlusion>,
     /// Which rows of rollout's relevance matrix make the map: `cls` (when unset) or `tokens` (every token the
     /// translator reads, weighted by its own relevance). Only for `method: rollout`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub readout: Option<Readout>,
     /// `{rule: mean_std, k: 2.0}` (MaskTune's), `{rule: quantile, q: 0.7}`, `{rule: top_k, percent: 50}` or
     /// `{rule: otsu}`.
@@ -448,10 +441,6 @@ pub struct MaskSection {
     /// Overlay PNGs (image + heat map) written per seed.
     pub overlays: usize,
     pub batch_size: usize,
-}
-
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
 }
 
 impl MaskSection {

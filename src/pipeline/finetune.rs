@@ -8,7 +8,7 @@ use super::erm::Erm;
 use super::flags::Flags;
 use super::masks::{self, Masks};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
-use crate::config::{RecipeSampling, RecipeSection, TrainSet};
+use crate::config::{RecipeSampling, TrainSet};
 use crate::data::Dataset;
 use crate::methods::{MaskSource, Method};
 use crate::relevance::mask::apply_masks;
@@ -47,12 +47,9 @@ pub fn run(
         .reads("erm", &erm.done.content)
         .reads("flags", &flags.done.content)
         .reads("masks", &masks.done.content)
-        .add("finetune", &cfg.finetune);
-    key.add("mask_value", &cfg.masks.mask_value);
-    // The default recipe (the paper's) leaves the key as it was before recipes existed.
-    if cfg.recipe != RecipeSection::default() {
-        key.add("recipe", &cfg.recipe);
-    }
+        .add("finetune", &cfg.finetune)
+        .add("mask_value", &cfg.masks.mask_value)
+        .add("recipe", &cfg.recipe);
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let (Some(chosen), Some(source)) =
             (masks::selection(method, flags, seed), method.mask_source())
