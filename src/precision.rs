@@ -38,12 +38,6 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// Whether this is the default (f32); configs leave the default out of their serialised form, so stage keys
-    /// of f32 runs stay what they were before `precision` existed.
-    pub fn is_f32(&self) -> bool {
-        *self == Precision::F32
-    }
-
     /// The name as YAML and the command line spell it.
     pub fn name(self) -> &'static str {
         match self {

@@ -45,8 +45,8 @@ pub struct TrainConfig {
     pub select: ModelSelection,
     /// Compute precision of the training steps: `f32` (the default) or `bf16` (bf16 matrix products with f32
     /// master weights; layer norm, softmax, the loss and the optimiser state stay f32: [`crate::precision`]).
-    /// Evaluation stays f32. Left out of the serialised config when f32, so f32 stage keys are unchanged.
-    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    /// Evaluation stays f32.
+    #[serde(default)]
     pub precision: Precision,
 }
 

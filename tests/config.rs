@@ -324,17 +324,50 @@ fn an_explain_stage_that_cannot_fit_is_refused_with_its_estimate() {
 }
 
 #[test]
+fn the_masks_section_under_its_old_name_gradcam_loads_to_the_same_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let section = |name: &str| {
+        format!(
+            "{}mitigation:\n  {name}:\n    method: rollout\n    threshold: {{rule: top_k, percent: 50}}\n    overlays: 3\n",
+            minimal(tmp.path())
+        )
+    };
+    let new = write(tmp.path(), "masks.yaml", &section("masks"));
+    let old = write(tmp.path(), "gradcam.yaml", &section("gradcam"));
+    let resolved = |path: &Path, sets: &[String]| {
+        Experiment::load(path, sets)
+            .unwrap()
+            .resolved_yaml()
+            .unwrap()
+    };
+    let yaml = resolved(&new, &[]);
+    assert_eq!(resolved(&old, &[]), yaml);
+    assert!(
+        yaml.contains("  masks:\n")
+            && yaml.contains("method: rollout")
+            && !yaml.contains("gradcam:"),
+        "{yaml}"
+    );
+    // An override in the old name's file uses the old name.
+    let set = ["mitigation.gradcam.overlays=5".to_string()];
+    assert_eq!(
+        resolved(&old, &set),
+        yaml.replace("overlays: 3", "overlays: 5")
+    );
+}
+
+#[test]
 fn relevance_method_and_threshold_spelling_and_errors() {
     let quickstart = Path::new("configs/quickstart.yaml");
     let exp = Experiment::load(
         quickstart,
         &[
-            "mitigation.gradcam={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}}"
+            "mitigation.masks={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}}"
                 .into(),
         ],
     )
     .unwrap();
-    let g = &exp.config.mitigation.gradcam;
+    let g = &exp.config.mitigation.masks;
     assert_eq!(g.relevance().name(-1), "contrastive(rollout)");
     assert_eq!(
         g.threshold,
@@ -348,87 +381,87 @@ fn relevance_method_and_threshold_spelling_and_errors() {
     let exp = Experiment::load(
         quickstart,
         &[
-            "mitigation.gradcam.layer=1".into(),
-            "mitigation.gradcam.threshold={rule: otsu}".into(),
+            "mitigation.masks.layer=1".into(),
+            "mitigation.masks.threshold={rule: otsu}".into(),
         ],
     )
     .unwrap();
     assert_eq!(
-        exp.config.mitigation.gradcam.relevance().name(-1),
+        exp.config.mitigation.masks.relevance().name(-1),
         "gradcam@1"
     );
     let exp = Experiment::load(
         quickstart,
-        &["mitigation.gradcam={method: occlusion, occlusion: {window: 2, stride: 1}}".into()],
+        &["mitigation.masks={method: occlusion, occlusion: {window: 2, stride: 1}}".into()],
     )
     .unwrap();
     assert_eq!(
-        exp.config.mitigation.gradcam.relevance().name(-1),
+        exp.config.mitigation.masks.relevance().name(-1),
         "occlusion(2/1)"
     );
-    // The fields added with the relevance methods stay out of a default section (its stage key is unchanged).
+    // A default section serialises every field, defaults included (what its stage key hashes).
     let exp = Experiment::load(quickstart, &[]).unwrap();
     let yaml = exp.resolved_yaml().unwrap();
     assert!(
-        !yaml.contains("contrastive") && !yaml.contains("method: gradcam"),
+        yaml.contains("contrastive: false") && yaml.contains("method: gradcam"),
         "{yaml}"
     );
 
     for (sets, expect) in [
         (
-            &["mitigation.gradcam.method=lrp"][..],
+            &["mitigation.masks.method=lrp"][..],
             "unknown variant `lrp`, expected one of `gradcam`, `rollout`, `occlusion`",
         ),
         (
-            &["mitigation.gradcam={method: rollout, layer: 2}"][..],
-            "mitigation.gradcam.layer: 2 is GradCAM's layer, but mitigation.gradcam.method is rollout",
+            &["mitigation.masks={method: rollout, layer: 2}"][..],
+            "mitigation.masks.layer: 2 is GradCAM's layer, but mitigation.masks.method is rollout",
         ),
         (
-            &["mitigation.gradcam.layer=7"][..],
-            "mitigation.gradcam.layer: 7 is outside -1 and 0..=3",
+            &["mitigation.masks.layer=7"][..],
+            "mitigation.masks.layer: 7 is outside -1 and 0..=3",
         ),
         (
-            &["mitigation.gradcam.readout=tokens"][..],
-            "mitigation.gradcam.readout: tokens is rollout's, but mitigation.gradcam.method is gradcam",
+            &["mitigation.masks.readout=tokens"][..],
+            "mitigation.masks.readout: tokens is rollout's, but mitigation.masks.method is gradcam",
         ),
         (
-            &["mitigation.gradcam.layer=-3"][..],
-            "mitigation.gradcam.layer: -3 is no hidden_states index",
+            &["mitigation.masks.layer=-3"][..],
+            "mitigation.masks.layer: -3 is no hidden_states index",
         ),
         (
-            &["translator.layer=1", "mitigation.gradcam.layer=2"][..],
-            "mitigation.gradcam.layer: 2 lies after translator.layer 1",
+            &["translator.layer=1", "mitigation.masks.layer=2"][..],
+            "mitigation.masks.layer: 2 lies after translator.layer 1",
         ),
         (
-            &["translator.layer=1", "mitigation.gradcam.layer=-1"][..],
-            "mitigation.gradcam.layer: -1 lies after translator.layer 1",
+            &["translator.layer=1", "mitigation.masks.layer=-1"][..],
+            "mitigation.masks.layer: -1 lies after translator.layer 1",
         ),
         (
-            &["translator.layer=0", "mitigation.gradcam.method=rollout"][..],
-            "mitigation.gradcam.method: rollout needs attention blocks before translator.layer",
+            &["translator.layer=0", "mitigation.masks.method=rollout"][..],
+            "mitigation.masks.method: rollout needs attention blocks before translator.layer",
         ),
         (
-            &["mitigation.gradcam.occlusion={window: 2, stride: 1}"][..],
-            "mitigation.gradcam.occlusion: {window: 2, stride: 1} is set, but mitigation.gradcam.method is gradcam",
+            &["mitigation.masks.occlusion={window: 2, stride: 1}"][..],
+            "mitigation.masks.occlusion: {window: 2, stride: 1} is set, but mitigation.masks.method is gradcam",
         ),
         (
-            &["mitigation.gradcam={method: occlusion, occlusion: {window: 9, stride: 1}}"][..],
-            "mitigation.gradcam.occlusion.window: 9 exceeds the classifier's patch grid of 8 x 8",
+            &["mitigation.masks={method: occlusion, occlusion: {window: 9, stride: 1}}"][..],
+            "mitigation.masks.occlusion.window: 9 exceeds the classifier's patch grid of 8 x 8",
         ),
         (
-            &["mitigation.gradcam={method: occlusion, occlusion: {window: 2, stride: 3}}"][..],
-            "mitigation.gradcam.occlusion: window 2 and stride 3 must satisfy",
+            &["mitigation.masks={method: occlusion, occlusion: {window: 2, stride: 3}}"][..],
+            "mitigation.masks.occlusion: window 2 and stride 3 must satisfy",
         ),
         (
-            &["mitigation.gradcam.threshold={rule: top_k, percent: 120}"][..],
-            "mitigation.gradcam.threshold.percent: 120 is outside [0, 100]",
+            &["mitigation.masks.threshold={rule: top_k, percent: 120}"][..],
+            "mitigation.masks.threshold.percent: 120 is outside [0, 100]",
         ),
         (
-            &["mitigation.gradcam.threshold={rule: otsu, k: 1}"][..],
-            "mitigation.gradcam.threshold",
+            &["mitigation.masks.threshold={rule: otsu, k: 1}"][..],
+            "mitigation.masks.threshold",
         ),
         (
-            &["mitigation.gradcam.threshold={rule: median}"][..],
+            &["mitigation.masks.threshold={rule: median}"][..],
             "unknown variant `median`",
         ),
     ] {
@@ -438,15 +471,15 @@ fn relevance_method_and_threshold_spelling_and_errors() {
 }
 
 #[test]
-fn precision_is_per_training_and_explanation_f32_by_default_and_left_out_of_f32_configs() {
+fn precision_is_per_training_and_explanation_and_f32_by_default() {
     use texplain::precision::Precision;
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
     let f32_exp = Experiment::load(&path, &[]).unwrap();
     assert_eq!(f32_exp.config.classifier.train.precision, Precision::F32);
     assert!(
-        !f32_exp.resolved_yaml().unwrap().contains("precision"),
-        "an f32 config serialises as before precision existed (stage keys unchanged)"
+        !f32_exp.resolved_yaml().unwrap().contains("precision: bf16"),
+        "f32 by default"
     );
     // Each training's own `train:` block; `--set` reaches it like any other key.
     let text = format!(
@@ -476,10 +509,10 @@ fn precision_is_per_training_and_explanation_f32_by_default_and_left_out_of_f32_
     );
     let yaml = exp.resolved_yaml().unwrap();
     assert_eq!(yaml.matches("precision: bf16").count(), 4, "{yaml}");
-    // Stage keys hash the sections' JSON: bf16 enters the keys of the stages it changes, f32 leaves them as they were.
+    // Stage keys hash the sections' JSON: the precision is in the keys of the stages it changes.
     let json = |v: &texplain::config::schema::ClassifierSection| serde_json::to_string(v).unwrap();
     assert!(json(&c.classifier).contains(r#""precision":"bf16""#));
-    assert!(!json(&f32_exp.config.classifier).contains("precision"));
+    assert!(json(&f32_exp.config.classifier).contains(r#""precision":"f32""#));
     let msg = error_of(&path, &["classifier.train.precision=fp16"]);
     assert!(
         msg.contains("classifier.train.precision") && msg.contains("fp16") && msg.contains("bf16"),

@@ -8,33 +8,12 @@ use texplain::data::bg_challenge::{
 use texplain::data::npy;
 use texplain::data::{DataError, LoadOptions, Split};
 
+mod common;
+
+use common::{copy_dir, files};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for f in files(from) {
-        let dst = to.join(&f);
-        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(from.join(&f), dst).unwrap();
-    }
 }
 
 fn opts(size: i64) -> LoadOptions {

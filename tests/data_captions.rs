@@ -16,6 +16,10 @@ use texplain::data::upstream_scene::{Category, UpstreamBackground};
 use texplain::data::waterbirds::{load_with_attr, read_metadata};
 use texplain::data::{LoadOptions, Split};
 
+mod common;
+
+use common::tree_digest;
+
 fn words(s: &str) -> Vec<&str> {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -97,24 +101,6 @@ fn caption_set_is_balanced_and_birdless_scenes_never_say_bird() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("1 image(s)") && e.contains("nope.png"), "{e}");
-}
-
-/// The content digest (`util::content_digest` over every file's relative path and SHA-256) of a folder.
-fn tree_digest(dir: &Path) -> (String, usize) {
-    let files = texplain::util::list_files(dir).unwrap();
-    let digests: Vec<(String, String)> = files
-        .iter()
-        .map(|f| {
-            (
-                f.clone(),
-                texplain::util::sha256_file(&dir.join(f)).unwrap().0,
-            )
-        })
-        .collect();
-    (
-        texplain::util::content_digest(digests.iter().map(|(f, d)| (f.as_str(), d.as_str()))),
-        files.len(),
-    )
 }
 
 #[test]

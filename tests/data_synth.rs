@@ -1,28 +1,15 @@
 //! The synthetic Waterbirds generator: byte-identical output for equal configs, group counts per split at two
 //! scales, the real loader reading what it writes (with masks), test variants, and captions that name the place.
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use texplain::data::captions::{LAND_WORDS, WATER_WORDS};
 use texplain::data::synth::{generate, group_counts, SynthConfig, VARIANTS};
 use texplain::data::waterbirds::{load, read_metadata};
 use texplain::data::{LoadOptions, Split};
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
+mod common;
+
+use common::files;
 
 fn cfg(scale: f64, seed: u64) -> SynthConfig {
     SynthConfig {

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use texplain::data::waterbirds::load;
 use texplain::data::{DataError, LoadOptions, Split};
 
+mod common;
+
+use common::{copy_dir, files};
+
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/waterbirds_mini")
 }
@@ -136,31 +140,10 @@ fn write_fixture(dir: &Path) {
     std::fs::write(dir.join("metadata.csv"), meta).unwrap();
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A writable copy of the fixture.
 fn copy() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    for f in files(&fixture()) {
-        let dst = tmp.path().join(&f);
-        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(fixture().join(&f), dst).unwrap();
-    }
+    copy_dir(&fixture(), tmp.path());
     tmp
 }
 

@@ -3,6 +3,8 @@
 //! is skipped with a message otherwise (the script says what it would run).
 use std::process::Command;
 
+mod common;
+
 #[test]
 fn gpu_check_dry_run_prints_the_table() {
     if Command::new("bash").arg("--version").output().is_err() {
@@ -12,7 +14,7 @@ fn gpu_check_dry_run_prints_the_table() {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new("bash")
         .args(["scripts/gpu-check.sh", "--dry-run"])
-        .env("BIN", env!("CARGO_BIN_EXE_texplain"))
+        .env("BIN", common::BIN)
         .env("OUT", out.path())
         .output()
         .unwrap();

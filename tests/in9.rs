@@ -3,12 +3,14 @@
 //! caption set, explains the challenge images and writes clouds, word CSVs, the prediction figures and the summary;
 //! a rerun skips every stage, a run killed inside a stage resumes to the same outputs, the stage keys are pinned,
 //! and bad configs or a classifier whose labels are not the challenge's classes fail with named errors.
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_texplain");
+mod common;
+
+use common::{
+    assert_stage_keys_are_pinned, finished_stages, run, stage_set, start_paused, stderr, texplain,
+    PinnedStage,
+};
 
 fn config_text(data: &Path) -> String {
     format!(
@@ -23,24 +25,7 @@ pretrain:
   synth: {{size: 32, seed: 9, train_per_class: 26, val_per_class: 4, challenge_per_class: 4, supersample: 1, background_affinity: 0.7}}
   train: {{lr: 2.0e-3, epochs: 1, batch_size: 64}}
 classifier:
-  hidden_size: 32
-  num_hidden_layers: 2
-  num_attention_heads: 2
-  patch_size: 8
-language_model:
-  n_embd: 32
-  n_layer: 1
-  n_head: 2
-  val_sentences: 50
-  train: {{lr: 3.0e-3, epochs: 1, batch_size: 64}}
-translator:
-  hidden_dim: 32
-  captions:
-    kind: upstream
-    root: {data}/captions
-    config: {{n_images: 120, size: 32, corpus_sentences: 1500, supersample: 1}}
-  train: {{lr: 1.0e-3, epochs: 1, batch_size: 32}}
-explain:
+{vit}{text_models}explain:
   samples_per_image: 3
   max_words: 8
   min_words: 2
@@ -53,7 +38,9 @@ analysis:
   kind: in9
   images_per_class: 2
 "#,
-        data = data.display()
+        data = data.display(),
+        vit = common::TINY_VIT,
+        text_models = common::tiny_text_models(data, "upstream"),
     )
 }
 
@@ -63,123 +50,48 @@ fn write_config(dir: &Path, data: &Path) -> PathBuf {
     path
 }
 
-fn run(config: &Path, out: &Path) -> std::process::Output {
-    Command::new(BIN)
-        .args([
-            "run",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .expect("the texplain binary runs")
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn finished_stages(log: &str) -> usize {
-    log.lines().filter(|l| l.contains("stage finished")).count()
-}
-
 /// Every stage's settings hash and the stages it reads, for the tiny config (see tests/pipeline.rs): pinned so that
 /// moving code cannot silently invalidate run directories.
-const PINNED: &[(&str, &str, &[&str])] = &[
+const PINNED: &[PinnedStage] = &[
     (
         "lm",
-        "eb917a64014f3a4c23b28a4051ac2a21691a879470c0dfe3a6c5935a30cf27e1",
+        "dbee0296818b2c67353394b0d7b4f1cc22a712004adcb668b5626d14d6a2c9d9",
         &[],
     ),
     (
         "predictions",
-        "905242405cd4d59801ed806f5b76a5802e65e90e9ef54ecac335701d63794c82",
+        "33b769654202a88d6cdcab3c88ac0a3a171afafc8e99d0aace225335dcd49cdb",
         &["pretrain"],
     ),
     (
         "pretrain",
-        "d2cfe0c9ec6a5a9db29153f76b9836d0eadb92d4ff4a162fa64385a31763b0cc",
+        "73d4ac19170bc63db6ceb08e3330578c8667b3df527dc0ae03580c5ff4e987f7",
         &[],
     ),
     (
         "seed-3/clouds",
-        "3ba6e261a3df406cda9d963fe4eb4d11a6958732125d59492d67391988c68db3",
+        "6994992e40f99a5d5bc8d46913d734eac1056d0143ff843d988df80a928923c0",
         &["explain"],
     ),
     (
         "seed-3/explain",
-        "6ddd474fec1a6121de15b5366afc32b34e2cdf373cc16aae1258f277b5886fa5",
+        "3c8c282b80d439e66487f4f254a2aa145c5e3a35d0a34603b9e8f6e477012b74",
         &["lm", "pretrain", "translator"],
     ),
     (
         "seed-3/summary",
-        "cc04e4d535e22cca91741a90da967a778fac971484f3d92894835ec44f60b7cd",
+        "3f887df8da0d591059c2419e462c6dff7fcc257aa13220847e95476508a1eb39",
         &["explain", "predictions"],
     ),
     (
         "seed-3/translator",
-        "5f59236c083e4886e2f96cf20c76f151ff2d2292df4eb697abb7f66a1f315533",
+        "c390484fbd82c50685ab01033e358231d463044cd3db0e903fad466b61956370",
         &["lm", "pretrain"],
     ),
 ];
 
-fn stage_records(run: &Path) -> BTreeMap<String, serde_json::Value> {
-    let mut records = BTreeMap::new();
-    let mut pending = vec![run.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.file_name().is_some_and(|n| n == "stage.json") {
-                let record: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-                let stage = path.parent().unwrap().strip_prefix(run).unwrap();
-                records.insert(stage.to_string_lossy().into_owned(), record);
-            }
-        }
-    }
-    records
-}
-
-fn assert_keys_pinned(run: &Path) {
-    let records = stage_records(run);
-    let found: Vec<(String, String, Vec<String>)> = records
-        .iter()
-        .map(|(stage, r)| {
-            (
-                stage.clone(),
-                r["settings"].as_str().unwrap().to_string(),
-                r["reads"].as_object().unwrap().keys().cloned().collect(),
-            )
-        })
-        .collect();
-    let mut pinned: Vec<(String, String, Vec<String>)> = PINNED
-        .iter()
-        .map(|(s, h, r)| {
-            (
-                s.to_string(),
-                h.to_string(),
-                r.iter().map(|x| x.to_string()).collect(),
-            )
-        })
-        .collect();
-    pinned.sort();
-    assert_eq!(found, pinned, "stage keys moved; found:\n{found:#?}");
-    // Each content digest a stage reads is what its upstream stage recorded.
-    for (stage, r) in &records {
-        for (name, content) in r["reads"].as_object().unwrap() {
-            let upstream = match name.as_str() {
-                "pretrain" | "lm" | "predictions" => name.to_string(),
-                other => format!("seed-3/{other}"),
-            };
-            assert_eq!(
-                content, &records[&upstream]["content"],
-                "{stage} reads {upstream}"
-            );
-        }
-    }
-}
+/// The stages shared by the seeds, at the top of the run directory.
+const SHARED_STAGES: &[&str] = &["pretrain", "lm", "predictions"];
 
 /// The files whose bytes a resumed run must reproduce.
 const OUTPUTS: [&str; 6] = [
@@ -196,7 +108,7 @@ fn the_analysis_writes_its_artifacts_resumes_and_keys_its_stages() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), &tmp.path().join("data"));
     let straight = tmp.path().join("straight");
-    let done = run(&config, &straight);
+    let done = run(&config, &straight, &[]);
     assert!(done.status.success(), "{}", stderr(&done));
     for file in [
         "run.json",
@@ -271,52 +183,35 @@ fn the_analysis_writes_its_artifacts_resumes_and_keys_its_stages() {
         table.contains("BG-gap") && table.contains("| car |"),
         "{table}"
     );
-    assert_keys_pinned(&straight);
+    assert_stage_keys_are_pinned(&straight, PINNED, SHARED_STAGES);
 
     // A rerun finds every stage finished.
-    let again = run(&config, &straight);
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(finished_stages(&stderr(&again)), 0, "{}", stderr(&again));
+    let again = run(&config, &straight, &[]);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
+    assert!(finished_stages(&log, &straight).is_empty(), "{log}");
 
     // A run killed inside the explain stage resumes: the finished stages are skipped, the interrupted one redone,
     // and the outputs are those of the uninterrupted run.
     let resumed = tmp.path().join("resumed");
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            config.to_str().unwrap(),
-            "--out",
-            resumed.to_str().unwrap(),
-        ])
-        .env("TEXPLAIN_TEST_PAUSE_IN", "explain")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let partial = resumed.join("seed-3/explain.partial");
-    let started = Instant::now();
-    while !partial.join("stage.json").exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before it paused inside explain");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "explain not reached"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = start_paused(&config, &resumed, "explain", &partial.join("stage.json"));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!resumed.join("seed-3/explain").exists());
-    let finish = run(&config, &resumed);
-    assert!(finish.status.success(), "{}", stderr(&finish));
+    let finish = run(&config, &resumed, &[]);
     let log = stderr(&finish);
+    assert!(finish.status.success(), "{log}");
     assert!(
         log.contains("finished earlier with the same inputs"),
         "{log}"
     );
     // explain, clouds and summary are computed again, nothing before them.
-    assert_eq!(finished_stages(&log), 3, "{log}");
+    assert_eq!(
+        finished_stages(&log, &resumed),
+        stage_set(&["seed-3/explain", "seed-3/clouds", "seed-3/summary"]),
+        "{log}"
+    );
     assert!(!partial.exists());
     for f in OUTPUTS {
         assert_eq!(
@@ -354,7 +249,7 @@ analysis:
         ),
     )
     .unwrap();
-    let refused = run(&mismatched, &tmp.path().join("mismatch"));
+    let refused = run(&mismatched, &tmp.path().join("mismatch"), &[]);
     assert!(!refused.status.success());
     let e = stderr(&refused);
     assert!(
@@ -370,10 +265,7 @@ fn bad_analysis_configs_fail_with_named_errors() {
     let check = |name: &str, text: String, expected: &[&str]| {
         let path = tmp.path().join(format!("{name}.yaml"));
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(BIN)
-            .args(["config", path.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = texplain(&["config", path.to_str().unwrap()]);
         assert!(!out.status.success(), "{name} was accepted");
         let e = stderr(&out);
         for x in expected {

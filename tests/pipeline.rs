@@ -6,12 +6,15 @@
 //! reference; `texplain explain` reads the run directory; every method (the field's baselines too) runs, writes
 //! its artifacts and is keyed without moving the other stages' keys; a bf16 run finishes and redoes only the stages
 //! whose precision changed (and what reads them).
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_texplain");
+mod common;
+
+use common::{
+    assert_stage_keys_are_pinned, copy_dir, finished_stages, run, stage_record, stage_set,
+    start_inside, start_paused, stderr, texplain, PinnedStage, BIN,
+};
 
 /// A config small enough to run in seconds; data folders are shared between the runs of this file.
 fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
@@ -31,32 +34,17 @@ data:
   synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
   image_size: 32
 classifier:
-  hidden_size: 32
-  num_hidden_layers: 2
-  num_attention_heads: 2
-  patch_size: 8
-  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
-language_model:
-  n_embd: 32
-  n_layer: 1
-  n_head: 2
-  val_sentences: 50
-  train: {{lr: 3.0e-3, epochs: 1, batch_size: 64}}
-translator:
-  hidden_dim: 32
-  captions:
-    kind: synth
-    root: {data}/captions
-    config: {{n_images: 120, size: 32, corpus_sentences: 1500, supersample: 1}}
-  train: {{lr: 1.0e-3, epochs: 1, batch_size: 32}}
-explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
+{vit}  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
+{text_models}explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
 mitigation:
   methods: [erm, random, texplain, oracle]
   class_words: {{0: [bird], 1: [bird]}}
-  gradcam: {{overlays: 2, sentences_per_image: 2}}
+  masks: {{overlays: 2, sentences_per_image: 2}}
   finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
 "#,
-        data = data.display()
+        data = data.display(),
+        vit = common::TINY_VIT,
+        text_models = common::tiny_text_models(data, "synth"),
     )
 }
 
@@ -75,40 +63,6 @@ fn tiny_config_all_methods(dir: &Path, data: &Path) -> PathBuf {
     path
 }
 
-fn run(config: &Path, out: &Path) -> std::process::Output {
-    run_with(config, out, &[])
-}
-
-/// `texplain run CONFIG --out OUT ARGS...`.
-fn run_with(config: &Path, out: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args([
-            "run",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args(args)
-        .output()
-        .expect("the texplain binary runs")
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The stages (relative to the run directory) that a run's log says it computed (`stage finished`).
-fn finished_stages(log: &str, out: &Path) -> BTreeSet<String> {
-    let prefix = format!("stage{{name={}/", out.display());
-    log.lines()
-        .filter(|line| line.contains("stage finished"))
-        .filter_map(|line| {
-            let rest = &line[line.find(&prefix)? + prefix.len()..];
-            Some(rest[..rest.find('}')?].to_string())
-        })
-        .collect()
-}
-
 /// Every stage of the tiny config in the order a run reaches them, as folders relative to the run directory.
 const STAGES: [&str; 11] = [
     "lm",
@@ -124,44 +78,8 @@ const STAGES: [&str; 11] = [
     "seed-3/oracle",
 ];
 
-/// Starts `texplain run` paused inside `stage` (the `TEXPLAIN_TEST_PAUSE_IN` hook of `pipeline::stage`) and returns
-/// once `<stage>.partial` exists: the run is then building or paused inside that stage, never past it.
-fn start_inside(config: &Path, out: &Path, stage: &str) -> std::process::Child {
-    let name = stage.rsplit('/').next().unwrap();
-    start_paused(config, out, name, &out.join(format!("{stage}.partial")))
-}
-
-/// Starts `texplain run` with `TEXPLAIN_TEST_PAUSE_IN=pause` and returns once `reached` exists.
-fn start_paused(config: &Path, out: &Path, pause: &str, reached: &Path) -> std::process::Child {
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("TEXPLAIN_TEST_PAUSE_IN", pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !reached.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "the run ended ({status}) before it reached {}",
-                reached.display()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "{} not reached",
-            reached.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child
-}
+/// The stages shared by the seeds, at the top of the run directory.
+const SHARED_STAGES: &[&str] = &["lm", "pretrain"];
 
 #[test]
 fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run() {
@@ -169,7 +87,7 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
 
     let straight = tmp.path().join("straight");
-    let done = run(&config, &straight);
+    let done = run(&config, &straight, &[]);
     assert!(done.status.success(), "{}", stderr(&done));
     for file in [
         "config.resolved.yaml",
@@ -195,9 +113,9 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
     );
     assert_eq!(
         finished_stages(&stderr(&done), &straight),
-        STAGES.iter().map(|s| s.to_string()).collect()
+        stage_set(&STAGES)
     );
-    assert_stage_keys_are_pinned(&straight, PINNED_STAGE_SETTINGS);
+    assert_stage_keys_are_pinned(&straight, PINNED_STAGE_SETTINGS, SHARED_STAGES);
     let table = std::fs::read_to_string(straight.join("table.md")).unwrap();
     for method in ["erm", "random", "texplain", "oracle"] {
         assert!(table.contains(&format!("| {method} |")), "{table}");
@@ -226,7 +144,7 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
         );
     }
 
-    let again = run(&config, &resumed);
+    let again = run(&config, &resumed, &[]);
     let log = stderr(&again);
     assert!(again.status.success(), "{log}");
     assert!(
@@ -235,7 +153,7 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
     );
     assert_eq!(
         finished_stages(&log, &resumed),
-        BTreeSet::from(["seed-3/oracle".to_string()]),
+        stage_set(&["seed-3/oracle"]),
         "only the stage killed last is redone: {log}"
     );
     for stage in STAGES {
@@ -249,7 +167,7 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
     );
 
     // A third run finds every stage finished and changes nothing.
-    let third = run(&config, &resumed);
+    let third = run(&config, &resumed, &[]);
     assert!(third.status.success());
     let log = stderr(&third);
     assert!(
@@ -258,10 +176,7 @@ fn run_resumes_after_a_kill_inside_every_stage_and_matches_an_uninterrupted_run(
     );
 
     // `texplain explain` reads the run directory.
-    let explained = Command::new(BIN)
-        .args(["explain", straight.to_str().unwrap(), "--split", "test"])
-        .output()
-        .unwrap();
+    let explained = texplain(&["explain", straight.to_str().unwrap(), "--split", "test"]);
     assert!(explained.status.success(), "{}", stderr(&explained));
     let text = String::from_utf8_lossy(&explained.stdout);
     assert!(
@@ -322,34 +237,31 @@ fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
     let out = tmp.path().join("run");
-    let done = run_with(
+    let done = run(
         &config,
         &out,
         &[
             "--set",
             "mitigation.methods=[erm,texplain]",
             "--set",
-            "mitigation.gradcam={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2}",
+            "mitigation.masks={method: rollout, contrastive: true, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2}",
         ],
     );
     assert!(done.status.success(), "{}", stderr(&done));
     assert_masks_are_scored(&out, "contrastive(rollout)");
 
-    let eval = Command::new(BIN)
-        .args([
-            "masks-eval",
-            out.to_str().unwrap(),
-            "--max-images",
-            "40",
-            "--relevance",
-            "{method: gradcam, layer: 1}",
-            "--relevance",
-            "{method: occlusion, occlusion: {window: 2, stride: 2}, contrastive: true}",
-            "--threshold",
-            "{rule: otsu}",
-        ])
-        .output()
-        .unwrap();
+    let eval = texplain(&[
+        "masks-eval",
+        out.to_str().unwrap(),
+        "--max-images",
+        "40",
+        "--relevance",
+        "{method: gradcam, layer: 1}",
+        "--relevance",
+        "{method: occlusion, occlusion: {window: 2, stride: 2}, contrastive: true}",
+        "--threshold",
+        "{rule: otsu}",
+    ]);
     assert!(eval.status.success(), "{}", stderr(&eval));
     let text = String::from_utf8_lossy(&eval.stdout);
     for row in [
@@ -369,15 +281,12 @@ fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
     assert_eq!(json["candidates"].as_array().unwrap().len(), 2, "{json}");
     assert!(out.join("seed-3/masks-eval-val.md").exists());
 
-    let bad = Command::new(BIN)
-        .args([
-            "masks-eval",
-            out.to_str().unwrap(),
-            "--relevance",
-            "{method: lrp}",
-        ])
-        .output()
-        .unwrap();
+    let bad = texplain(&[
+        "masks-eval",
+        out.to_str().unwrap(),
+        "--relevance",
+        "{method: lrp}",
+    ]);
     assert!(!bad.status.success());
     assert!(
         stderr(&bad).contains("--relevance \"{method: lrp}\""),
@@ -391,12 +300,8 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config_all_methods(tmp.path(), &tmp.path().join("data"));
     let out = tmp.path().join("all");
-    let done = run(&config, &out);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    let done = run(&config, &out, &[]);
+    assert!(done.status.success(), "{}", stderr(&done));
     for file in [
         "seed-3/masktune/metrics.csv",
         "seed-3/masktune/summary.json",
@@ -523,12 +428,12 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
         .chain(PINNED_BASELINE_STAGE_SETTINGS)
         .copied()
         .collect();
-    assert_stage_keys_are_pinned(&out, &pinned);
+    assert_stage_keys_are_pinned(&out, &pinned, SHARED_STAGES);
 
     // A rerun finds every stage finished.
-    let again = run(&config, &out);
+    let again = run(&config, &out, &[]);
     assert!(again.status.success());
-    let log = String::from_utf8_lossy(&again.stderr);
+    let log = stderr(&again);
     assert!(
         !log.contains("stage finished"),
         "nothing is recomputed: {log}"
@@ -562,12 +467,12 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
             );
         }
     }
-    let again = run(&config, &resumed);
+    let again = run(&config, &resumed, &[]);
     let log = stderr(&again);
     assert!(again.status.success(), "{log}");
     assert_eq!(
         finished_stages(&log, &resumed),
-        BTreeSet::from([baselines.last().unwrap().clone()]),
+        stage_set(&[baselines[baselines.len() - 1].as_str()]),
         "only the stage killed last is redone: {log}"
     );
     assert_eq!(
@@ -589,7 +494,7 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!resumed.join("seed-3/jtt").exists());
-    let again = run(&config, &resumed);
+    let again = run(&config, &resumed, &[]);
     let log = stderr(&again);
     assert!(again.status.success(), "{log}");
     for step in ["id-T1", "final-T1-up2"] {
@@ -614,31 +519,18 @@ fn every_method_runs_writes_its_artifacts_and_is_skipped_on_rerun() {
 /// The baseline stages in the order a run reaches them.
 const BASELINE_STAGES: [&str; 4] = ["masktune", "jtt", "dfr", "groupdro"];
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
     let out = tmp.path().join("run");
-    let first = run(&config, &out);
+    let first = run(&config, &out, &[]);
     assert!(first.status.success(), "{}", stderr(&first));
 
     // ERM's checkpoint is lost (as on a fresh clone: checkpoints are not committed) and ERM redone: here it writes
     // the same bytes, so nothing that read it is redone.
     std::fs::remove_file(out.join("seed-3/erm/model.safetensors")).unwrap();
-    let same = run(&config, &out);
+    let same = run(&config, &out, &[]);
     let log = stderr(&same);
     assert!(same.status.success(), "{log}");
     assert!(
@@ -647,14 +539,14 @@ fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
     );
     assert_eq!(
         finished_stages(&log, &out),
-        BTreeSet::from(["seed-3/erm".to_string()]),
+        stage_set(&["seed-3/erm"]),
         "identical bytes keep every downstream stage: {log}"
     );
 
     // On another machine the redone ERM writes other bytes. Simulated: the ERM folder of a run with another
     // learning rate, recorded under this run's ERM key (what a redo with the same inputs would record).
     let other = tmp.path().join("other");
-    let erm_only = run_with(
+    let erm_only = run(
         &config,
         &other,
         &[
@@ -666,30 +558,23 @@ fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
     );
     assert!(erm_only.status.success(), "{}", stderr(&erm_only));
     let erm = out.join("seed-3/erm");
-    let record = |dir: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(dir.join("stage.json")).unwrap()).unwrap()
-    };
-    let key = record(&erm)["key"].clone();
+    let key = stage_record(&erm)["key"].clone();
     std::fs::remove_dir_all(&erm).unwrap();
-    std::fs::create_dir(&erm).unwrap();
-    for entry in std::fs::read_dir(other.join("seed-3/erm")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, erm.join(path.file_name().unwrap())).unwrap();
-    }
-    let mut swapped = record(&erm);
+    copy_dir(&other.join("seed-3/erm"), &erm);
+    let mut swapped = stage_record(&erm);
     assert_ne!(
         swapped["content"],
-        record(&out.join("seed-3/translator"))["reads"]["erm"]
+        stage_record(&out.join("seed-3/translator"))["reads"]["erm"]
     );
     swapped["key"] = key;
     std::fs::write(erm.join("stage.json"), swapped.to_string()).unwrap();
 
-    let redone = run(&config, &out);
+    let redone = run(&config, &out, &[]);
     let log = stderr(&redone);
     assert!(redone.status.success(), "{log}");
     assert_eq!(
         finished_stages(&log, &out),
-        STAGES[2..].iter().map(|s| s.to_string()).collect(),
+        stage_set(&STAGES[2..]),
         "every stage that read ERM, directly or not, is redone; ERM and the LM are not: {log}"
     );
     let rows = |dir: &Path, method: &str| -> Vec<String> {
@@ -706,8 +591,8 @@ fn an_upstream_stage_redone_with_other_bytes_redoes_what_read_it() {
         "the table reports the ERM that the fine-tuning started from"
     );
     assert_eq!(
-        record(&out.join("seed-3/translator"))["reads"]["erm"],
-        record(&erm)["content"]
+        stage_record(&out.join("seed-3/translator"))["reads"]["erm"],
+        stage_record(&erm)["content"]
     );
 }
 
@@ -717,7 +602,7 @@ fn a_bf16_run_finishes_and_redoes_only_the_stages_whose_precision_changed() {
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
     let out = tmp.path().join("run");
     let methods = ["--set", "mitigation.methods=[erm, texplain]"];
-    let first = run_with(&config, &out, &methods);
+    let first = run(&config, &out, &methods);
     assert!(first.status.success(), "{}", stderr(&first));
 
     // ERM, the translator and the explanation in bf16; the LM stays f32.
@@ -730,7 +615,7 @@ fn a_bf16_run_finishes_and_redoes_only_the_stages_whose_precision_changed() {
         "explain.precision=bf16",
     ];
     let args: Vec<&str> = methods.iter().chain(&bf16).copied().collect();
-    let again = run_with(&config, &out, &args);
+    let again = run(&config, &out, &args);
     let log = stderr(&again);
     assert!(again.status.success(), "{log}");
     let redone = finished_stages(&log, &out);
@@ -766,7 +651,7 @@ fn a_second_run_into_the_same_directory_fails_at_once_naming_the_first() {
     );
     let run_json = std::fs::read_to_string(out.join("run.json")).unwrap();
 
-    let second = run(&config, &out);
+    let second = run(&config, &out, &[]);
     let err = stderr(&second);
     first.kill().unwrap();
     first.wait().unwrap();
@@ -794,7 +679,7 @@ fn a_diverging_training_fails_naming_stage_epoch_and_step_and_run_json_says_so()
     let out = tmp.path().join("run");
     // 1e6 for 1e-6: Adam's steps are about lr whatever the gradient's norm, so clipping does not save it (lr 1000
     // gives a finite loss of ~5e6 here, no divergence the loop could see).
-    let failed = run_with(&config, &out, &["--set", "classifier.train.lr=1e6"]);
+    let failed = run(&config, &out, &["--set", "classifier.train.lr=1e6"]);
     let err = stderr(&failed);
     assert!(!failed.status.success());
     let stage = out.join("seed-3/erm");
@@ -936,16 +821,9 @@ fn the_reference_check_names_what_moved_and_fails_only_when_strict() {
     )
     .unwrap();
     let check = |strict: bool| {
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "check-reference",
-            run.to_str().unwrap(),
-            reference.to_str().unwrap(),
-        ]);
-        if strict {
-            cmd.arg("--strict");
-        }
-        cmd.output().unwrap()
+        let (run, reference) = (run.to_str().unwrap(), reference.to_str().unwrap());
+        let strict: &[&str] = if strict { &["--strict"] } else { &[] };
+        texplain(&[&["check-reference", run, reference][..], strict].concat())
     };
     let lenient = check(false);
     assert!(lenient.status.success(), "{}", stderr(&lenient));
@@ -976,9 +854,9 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let result = run(&config, &out);
+    let result = run(&config, &out, &[]);
     assert!(!result.status.success());
-    let err = String::from_utf8_lossy(&result.stderr);
+    let err = stderr(&result);
     assert!(
         err.contains("bad.yaml") && err.contains("data.root") && err.contains("/nonexistent/wb"),
         "{err}"
@@ -991,60 +869,60 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
 /// existing run directories. A deliberate change of what a stage is keyed on updates this list and says so in its
 /// commit. The full key adds the content digests of the stages read, which depend on the machine's arithmetic; the
 /// check below ties each to the upstream stage's recorded content instead.
-const PINNED_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
+const PINNED_STAGE_SETTINGS: &[PinnedStage] = &[
     (
         "lm",
-        "43bf57d4a229ff1914b4cca603ceb3d3c9684fade512c9afc7069ce97b559d34",
+        "0a53ed5b9d89c3d56eb9a3661e548aaf5883510ec0242ad2c3f926c3c3c04f6f",
         &[],
     ),
     (
         "seed-3/clouds",
-        "7252c00c23853b8618e7fbe5c4899d0c88ae76ab1a8094fc4aecd68ba0b70e1a",
+        "835f53b6c9c5ed2d485082816136e6e9cecc9640c13dc3ce076faad958805101",
         &["explain"],
     ),
     (
         "seed-3/erm",
-        "b5902049f9bb607d5479810d88757151c618a3cdb6686a0df0703a41638ec4bd",
+        "d5345f54b14acbef3f6f3664dfab95c563917ce96d8e08ef2dd2f70869998bae",
         &[],
     ),
     (
         "seed-3/explain",
-        "801f929503734bad24ec1aee9f96073f6a7ca5df35c787e282d10a17537d72fb",
+        "91db6f678b7bd14c7e45519e0e0f14bff3441d65f03b3da53df7bf4c3770be36",
         &["erm", "lm", "translator"],
     ),
     (
         "seed-3/flags",
-        "4ff089142b4ac79e788e6797a803d904dee0283da37afa549df42b1fee2aa7e2",
+        "6cba31fa0c3bd45befa437bdf4a8bffa27386799a794af7059a1f7230d60676d",
         &["erm", "explain"],
     ),
     (
         "seed-3/masks",
-        "096b4a5394b09a5cc9e03dbc088e704dbbda67463b69a53791859b0f1bc65df2",
+        "691eb90508d14fef9bfbe8b7a1f2fa4b612f128ed0f1ebc462c93762b5b69bef",
         &["erm", "explain", "flags", "lm", "translator"],
     ),
     (
         "seed-3/oracle",
-        "2de0348e3e83a9e23e87afa62011c11f0e14dc3bc4454423230d3a7489580b56",
+        "8bb12fffeff3258290119c97ce1a249dc734f2fa0814d1b287f0202ee239794e",
         &["erm", "flags", "masks"],
     ),
     (
         "seed-3/random",
-        "8ba09be0337910daf0b70b8940bc7d42eb7a7f035c63db6eb92ba5ded9f7e4bf",
+        "0d4080024bdb4085f9fc458b5d8bf5fba8ac41aa7f073b5b6c8f30630505bb9c",
         &["erm", "flags", "masks"],
     ),
     (
         "seed-3/regime",
-        "3e8fe13045d945bdf5c353d703c72979521699a1675258419bd5683f6ae00468",
+        "f6e79d2f27422e994a9fdf20fae74e9c492a05a257e0c995eaa3df33fafaea93",
         &["erm"],
     ),
     (
         "seed-3/texplain",
-        "6d30d55313d46d7ae958014134ad085da811fbcd27de52c540f6fe76c3f88769",
+        "69cfc84e86a64a03a76b0ab907c14209840b1204264e41474e002e5b96545a7b",
         &["erm", "flags", "masks"],
     ),
     (
         "seed-3/translator",
-        "1dd6cb01c730903137d6b6614e0077eaf9c8a2c8512269cdcde5cab6b4a206f8",
+        "ff77da0afe01eaddc22b83ed94c2bd1e09f20c98ff42345a84ab1f5a239ba2a9",
         &["erm", "lm"],
     ),
 ];
@@ -1052,81 +930,25 @@ const PINNED_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
 /// The baselines' stages in the all-methods config ([`tiny_config_all_methods`]), pinned as above. MaskTune and DFR
 /// read ERM's checkpoint; JTT and group DRO read no stage of this config (they train anew from ERM's starting point
 /// and key on what it comes from, and would read `pretrain` in a config with one).
-const PINNED_BASELINE_STAGE_SETTINGS: &[(&str, &str, &[&str])] = &[
+const PINNED_BASELINE_STAGE_SETTINGS: &[PinnedStage] = &[
     (
         "seed-3/dfr",
-        "18b5ce5b275eebd999a8678a1948908fb2a526da4a1d5cf804aabd890ac0fa20",
+        "c399dcbf778848a42ea14c224918e28d799c96913f83c5c9291d009d8caec1f4",
         &["erm"],
     ),
     (
         "seed-3/groupdro",
-        "0d67e16d3c9130153baa82986952a276c8490812f86f030be2f9089d013adde5",
+        "4b8a1fbeea5e4ee7e03bafc49f88c696e2425939cd9c0ca0dbe0ebe6a2d28b49",
         &[],
     ),
     (
         "seed-3/jtt",
-        "91b049bd3c9cf401eeca7cb90cd92364051688a4bec80b3d99936cd2bb04838a",
+        "eb1db097b437ba1eeca94944ab793dc5d435562ce049701443e6e1d843c62da3",
         &[],
     ),
     (
         "seed-3/masktune",
-        "dd2605ebcc48537bbe28d19491ed0d5f3f519ad57639fe5d190b4afbb7c82ac9",
+        "c37b2143a994472c2346574b3b1cbbd3d26ff6089f5affb57fdabc958b7507bb",
         &["erm"],
     ),
 ];
-
-/// Checks the `stage.json` of every stage under `run` against `pinned` (the stages, their settings and reads).
-fn assert_stage_keys_are_pinned(run: &Path, pinned: &[(&str, &str, &[&str])]) {
-    let mut records = BTreeMap::new();
-    let mut pending = vec![run.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.file_name().is_some_and(|n| n == "stage.json") {
-                let record: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-                let stage = path.parent().unwrap().strip_prefix(run).unwrap();
-                records.insert(stage.to_string_lossy().into_owned(), record);
-            }
-        }
-    }
-    let found: Vec<(String, String, Vec<String>)> = records
-        .iter()
-        .map(|(stage, record)| {
-            let reads = record["reads"].as_object().unwrap();
-            (
-                stage.clone(),
-                record["settings"].as_str().unwrap().to_string(),
-                reads.keys().cloned().collect(),
-            )
-        })
-        .collect();
-    let mut pinned: Vec<(String, String, Vec<String>)> = pinned
-        .iter()
-        .map(|(stage, settings, reads)| {
-            (
-                stage.to_string(),
-                settings.to_string(),
-                reads.iter().map(|r| r.to_string()).collect(),
-            )
-        })
-        .collect();
-    pinned.sort();
-    assert_eq!(found, pinned, "stage keys moved; found:\n{found:#?}");
-    // Each content digest in a key is the content its upstream stage recorded.
-    for (stage, record) in &records {
-        for (name, content) in record["reads"].as_object().unwrap() {
-            let upstream = if name == "lm" || name == "pretrain" {
-                name.to_string()
-            } else {
-                format!("seed-3/{name}")
-            };
-            assert_eq!(
-                content, &records[&upstream]["content"],
-                "{stage} reads {upstream}"
-            );
-        }
-    }
-}

@@ -3,7 +3,6 @@
 //! probes on scratch, pretrained and ERM features) into the run directory and `table.md`; JTT and group DRO, which
 //! train anew from ERM's starting point, key on the pretrained checkpoint as ERM does.
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tch::{nn, Device};
 use texplain::data::bg_challenge::load_in9l;
@@ -12,7 +11,7 @@ use texplain::models::vit::Vit;
 use texplain::pipeline::regime::{Features, RegimeSummary};
 use texplain::pretrain::{ClassAccuracy, PretrainSummary};
 
-const BIN: &str = env!("CARGO_BIN_EXE_texplain");
+mod common;
 
 fn tiny_config(dir: &Path) -> PathBuf {
     let text = format!(
@@ -29,25 +28,23 @@ pretrain:
   synth: {{size: 32, seed: 9, train_per_class: 26, val_per_class: 13, challenge_per_class: 13, supersample: 1}}
   train: {{lr: 2.0e-3, epochs: 2, batch_size: 64}}
 classifier:
-  hidden_size: 32
-  num_hidden_layers: 2
-  num_attention_heads: 2
-  patch_size: 8
-  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
+{vit}  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
 "#,
-        dir = dir.display()
+        dir = dir.display(),
+        vit = common::TINY_VIT,
     );
     let path = dir.join("tiny.yaml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
+/// `texplain ARGS...`, which must succeed.
 fn texplain(args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = common::texplain(args);
     assert!(
         out.status.success(),
         "texplain {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        common::stderr(&out)
     );
     out
 }

@@ -9,7 +9,9 @@ use std::process::Command;
 
 use texplain::data::{captions, waterbirds, DataError, LoadOptions, Split};
 
-const BIN: &str = env!("CARGO_BIN_EXE_texplain");
+mod common;
+
+use common::{texplain, BIN};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-format")
@@ -95,18 +97,14 @@ fn table1_config_runs_end_to_end_on_real_format_models_and_data() {
     }
 
     // The faithfulness command reads the same sentence files.
-    let faith = Command::new(BIN)
-        .arg("faithfulness")
-        .arg(&out)
-        .args(["--splits", "train,test"])
-        .output()
-        .unwrap();
+    let faith = texplain(&[
+        "faithfulness",
+        out.to_str().unwrap(),
+        "--splits",
+        "train,test",
+    ]);
     let text = String::from_utf8_lossy(&faith.stdout);
-    assert!(
-        faith.status.success(),
-        "{}",
-        String::from_utf8_lossy(&faith.stderr)
-    );
+    assert!(faith.status.success(), "{}", common::stderr(&faith));
     assert!(text.contains("| train | all | all | 10 | 40 |"), "{text}");
     assert!(text.contains("| test | all | all | 8 | 32 |"), "{text}");
 

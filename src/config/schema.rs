@@ -319,8 +319,7 @@ pub struct ExplainSection {
     /// Explain the train/test splits even when `mitigation.methods` is only `[erm]` (faithfulness tests).
     pub run: bool,
     /// Compute precision of the explanation's forward passes (classifier, translator, LM decoding): `f32` (the
-    /// default) or `bf16` ([`crate::precision`]); left out of the serialised config when f32.
-    #[serde(skip_serializing_if = "Precision::is_f32")]
+    /// default) or `bf16` ([`crate::precision`]).
     pub precision: Precision,
 }
 
@@ -348,7 +347,8 @@ pub struct MitigationSection {
     pub methods: Vec<Method>,
     /// Class index -> words that name the class (flagging rule: the top word is not a class word).
     pub class_words: BTreeMap<i64, Vec<String>>,
-    pub gradcam: GradcamSection,
+    #[serde(alias = "gradcam")]
+    pub masks: MaskSection,
     /// Fine-tuning of the ERM model on the masked selected samples (paper 4.3).
     pub finetune: TrainConfig,
     /// What the fine-tuning sees and changes, beyond its optimiser settings.
@@ -398,7 +398,7 @@ impl Default for MitigationSection {
         Self {
             methods: vec![Method::Erm],
             class_words: BTreeMap::new(),
-            gradcam: GradcamSection::default(),
+            masks: MaskSection::default(),
             recipe: RecipeSection::default(),
             finetune: TrainConfig {
                 epochs: 3,
@@ -412,14 +412,12 @@ impl Default for MitigationSection {
     }
 }
 
-/// The masks stage: which relevance method maps each sample's target word, and the rule that turns the map into a
-/// mask (the section keeps its first method's name). The fields added after the first masks stage are left out of
-/// the serialised section at their defaults, so a config that does not use them keeps its stage keys.
+/// The masks stage (`mitigation.masks`; `mitigation.gradcam`, its first name, is still read): which relevance
+/// method maps each sample's target word, and the rule that turns the map into a mask.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
-pub struct GradcamSection {
+pub struct MaskSection {
     /// `gradcam` (at `layer`), `rollout` (gradient-weighted attention rollout) or `occlusion` (slow reference).
-    #[serde(skip_serializing_if = "is_default")]
     pub method: RelevanceMethod,
     /// GradCAM's classifier layer (HF hidden_states index, -1 = last_hidden_state); must not lie after the
     /// translator's layer, from which the word's score still flows. Unset: the translator's layer. Only for
@@ -427,14 +425,11 @@ pub struct GradcamSection {
     pub layer: Option<i64>,
     /// The target word's map minus the class word's (the first of `class_words` of the sample's class), clipped
     /// at 0.
-    #[serde(skip_serializing_if = "is_default")]
     pub contrastive: bool,
     /// Occlusion's windows, `{window: 1, stride: 1}` (patches) when unset. Only for `method: occlusion`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub occlusion: Option<Occlusion>,
     /// Which rows of rollout's relevance matrix make the map: `cls` (when unset) or `tokens` (every token the
     /// translator reads, weighted by its own relevance). Only for `method: rollout`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub readout: Option<Readout>,
     /// `{rule: mean_std, k: 2.0}` (MaskTune's), `{rule: quantile, q: 0.7}`, `{rule: top_k, percent: 50}` or
     /// `{rule: otsu}`.
@@ -448,11 +443,7 @@ pub struct GradcamSection {
     pub batch_size: usize,
 }
 
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
-}
-
-impl GradcamSection {
+impl MaskSection {
     /// The relevance method as the method code takes it.
     pub fn relevance(&self) -> RelevanceSpec {
         RelevanceSpec {
@@ -465,7 +456,7 @@ impl GradcamSection {
     }
 }
 
-impl Default for GradcamSection {
+impl Default for MaskSection {
     fn default() -> Self {
         Self {
             method: RelevanceMethod::Gradcam,

@@ -232,20 +232,20 @@ fn validate_mitigation(cfg: &Config) -> Result<()> {
         }
     }
     validate_relevance(cfg)?;
-    match m.gradcam.threshold {
+    match m.masks.threshold {
         Threshold::MeanStd { k } if !k.is_finite() => {
-            bail!("mitigation.gradcam.threshold.k: {k} is not a number")
+            bail!("mitigation.masks.threshold.k: {k} is not a number")
         }
         Threshold::Quantile { q } if !(0.0..=1.0).contains(&q) => {
-            bail!("mitigation.gradcam.threshold.q: {q} is outside [0, 1]")
+            bail!("mitigation.masks.threshold.q: {q} is outside [0, 1]")
         }
         Threshold::TopK { percent } if !(0.0..=100.0).contains(&percent) => {
-            bail!("mitigation.gradcam.threshold.percent: {percent} is outside [0, 100]")
+            bail!("mitigation.masks.threshold.percent: {percent} is outside [0, 100]")
         }
         _ => {}
     }
-    if m.gradcam.batch_size == 0 || m.gradcam.sentences_per_image == 0 {
-        bail!("mitigation.gradcam.batch_size / sentences_per_image: both must be at least 1");
+    if m.masks.batch_size == 0 || m.masks.sentences_per_image == 0 {
+        bail!("mitigation.masks.batch_size / sentences_per_image: both must be at least 1");
     }
     validate_train("mitigation.finetune", &m.finetune)
 }
@@ -279,10 +279,10 @@ fn layer_after(a: i64, b: i64) -> bool {
 /// rollout's blocks, occlusion's windows against the patch grid (the last two where the classifier's shape is
 /// known from the config).
 fn validate_relevance(cfg: &Config) -> Result<()> {
-    let g = &cfg.mitigation.gradcam;
+    let g = &cfg.mitigation.masks;
     let t = cfg.translator.layer;
     let spec = g.relevance();
-    spec.check("mitigation.gradcam.")?;
+    spec.check("mitigation.masks.")?;
     let scratch = cfg.classifier.pretrained.is_none();
     let depth = cfg.classifier.num_hidden_layers;
     match spec.method {
@@ -290,23 +290,23 @@ fn validate_relevance(cfg: &Config) -> Result<()> {
             if let Some(layer) = spec.layer {
                 if layer < -1 {
                     bail!(
-                        "mitigation.gradcam.layer: {layer} is no hidden_states index (-1 for the last, or 0 and above)"
+                        "mitigation.masks.layer: {layer} is no hidden_states index (-1 for the last, or 0 and above)"
                     );
                 }
                 if scratch && layer > depth {
                     bail!(
-                        "mitigation.gradcam.layer: {layer} is outside -1 and 0..={depth} (the classifier's hidden_states)"
+                        "mitigation.masks.layer: {layer} is outside -1 and 0..={depth} (the classifier's hidden_states)"
                     );
                 }
                 if layer_after(layer, t) {
                     bail!(
-                        "mitigation.gradcam.layer: {layer} lies after translator.layer {t}; the word's score flows from the translator's layer, so GradCAM's layer must not come after it"
+                        "mitigation.masks.layer: {layer} lies after translator.layer {t}; the word's score flows from the translator's layer, so GradCAM's layer must not come after it"
                     );
                 }
             }
         }
         RelevanceMethod::Rollout if t == 0 => bail!(
-            "mitigation.gradcam.method: rollout needs attention blocks before translator.layer, which is 0 (the embeddings)"
+            "mitigation.masks.method: rollout needs attention blocks before translator.layer, which is 0 (the embeddings)"
         ),
         RelevanceMethod::Rollout => {}
         RelevanceMethod::Occlusion => {
@@ -314,7 +314,7 @@ fn validate_relevance(cfg: &Config) -> Result<()> {
             let grid = cfg.data.image_size / cfg.classifier.patch_size.max(1);
             if scratch && window > grid {
                 bail!(
-                    "mitigation.gradcam.occlusion.window: {window} exceeds the classifier's patch grid of {grid} x {grid}"
+                    "mitigation.masks.occlusion.window: {window} exceeds the classifier's patch grid of {grid} x {grid}"
                 );
             }
         }

@@ -106,14 +106,8 @@ pub struct UpstreamConfig {
     /// category's habitats ([`Category::habitats`], those in `backgrounds`), spread evenly over them, and the rest
     /// evenly over the whole pool, in train, val and the challenge alike (the challenge follows the IN-9L
     /// distribution, as the real val set does, so Mixed-Rand breaks the correlation). A category without a habitat
-    /// in the pool keeps every image on the pool. 0 (the default) is the label-independent corpus, byte for byte;
-    /// left out of `upstream.json` then.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// in the pool keeps every image on the pool. 0 (the default) is the label-independent corpus, byte for byte.
     pub background_affinity: f64,
-}
-
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
 }
 
 impl Default for UpstreamConfig {

@@ -80,10 +80,8 @@ impl Splits {
             .with_context(|| format!("reading {}/metadata.csv", root.display()))?;
         let mut identity = metadata;
         identity.extend(serde_json::to_vec(&opts)?);
-        // The label choice changes what every stage learns; the default keeps the historical fingerprint.
-        if data.label != Label::Y {
-            identity.extend(serde_json::to_vec(&data.label)?);
-        }
+        // The label choice changes what every stage learns.
+        identity.extend(serde_json::to_vec(&data.label)?);
         let splits = Splits {
             train: load(Split::Train)?,
             val: load(Split::Val)?,

@@ -41,7 +41,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.dfr;
     let method = Method::Dfr;
-    let stage = Stage::Finetune(method);
+    let stage = Stage::Method(method);
     let mut key = StageKey::new(stage);
     key.add("seed", &seed)
         .reads("erm", &erm.done.content)

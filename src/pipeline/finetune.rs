@@ -1,5 +1,5 @@
 //! The fine-tuning stages (paper section 4.3, step 5): per method, the ERM model fine-tuned on the method's
-//! selection with its masked region filled (`mitigation.gradcam.mask_value`), then evaluated. Output:
+//! selection with its masked region filled (`mitigation.masks.mask_value`), then evaluated. Output:
 //! `seed-<s>/<method>/` = `metrics.csv`, `results.csv`.
 use anyhow::{bail, Context, Result};
 
@@ -8,7 +8,7 @@ use super::erm::Erm;
 use super::flags::Flags;
 use super::masks::{self, Masks};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
-use crate::config::{RecipeSampling, RecipeSection, TrainSet};
+use crate::config::{RecipeSampling, TrainSet};
 use crate::data::Dataset;
 use crate::methods::{MaskSource, Method};
 use crate::relevance::mask::apply_masks;
@@ -41,18 +41,15 @@ pub fn run(
 ) -> Result<Finetuned> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation;
-    let stage = Stage::Finetune(method);
+    let stage = Stage::Method(method);
     let mut key = StageKey::new(stage);
     key.add("seed", &seed)
         .reads("erm", &erm.done.content)
         .reads("flags", &flags.done.content)
         .reads("masks", &masks.done.content)
-        .add("finetune", &cfg.finetune);
-    key.add("mask_value", &cfg.gradcam.mask_value);
-    // The default recipe (the paper's) leaves the key as it was before recipes existed.
-    if cfg.recipe != RecipeSection::default() {
-        key.add("recipe", &cfg.recipe);
-    }
+        .add("finetune", &cfg.finetune)
+        .add("mask_value", &cfg.masks.mask_value)
+        .add("recipe", &cfg.recipe);
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let (Some(chosen), Some(source)) =
             (masks::selection(method, flags, seed), method.mask_source())
@@ -90,11 +87,7 @@ pub fn run(
             }
             MaskSource::Relevance => masks.for_rows(&chosen)?,
         };
-        let masked = apply_masks(
-            &train.select(&chosen).images,
-            &region,
-            cfg.gradcam.mask_value,
-        );
+        let masked = apply_masks(&train.select(&chosen).images, &region, cfg.masks.mask_value);
         let subset = match cfg.recipe.train_set {
             TrainSet::Selection => Dataset {
                 images: masked,

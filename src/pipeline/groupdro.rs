@@ -36,7 +36,7 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
     let cfg = &exp.config.mitigation.baselines.groupdro;
     let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
     let method = Method::Groupdro;
-    let stage = Stage::Finetune(method);
+    let stage = Stage::Method(method);
     let key = erm::retrain_key(ctx, stage, pretrained, "groupdro", cfg)?;
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let train = &splits.train;

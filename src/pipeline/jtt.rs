@@ -54,7 +54,7 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
     let cfg = &exp.config.mitigation.baselines.jtt;
     let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
     let method = Method::Jtt;
-    let stage = Stage::Finetune(method);
+    let stage = Stage::Method(method);
     let key = erm::retrain_key(ctx, stage, pretrained, "jtt", cfg)?;
     let done = run_stage_in_steps(&ctx.dir, stage, &key, |dir, steps| {
         let train = &splits.train;

@@ -1,6 +1,6 @@
 //! The masks stage (paper section 4.3, step 4): word-targeted relevance masks for every sample a method fine-tunes
 //! on with relevance masks (TExplain's flagged samples and Random's draw), each targeting its own first non-class
-//! word, with the relevance method and threshold of `mitigation.gradcam`. Output: `seed-<s>/masks/` =
+//! word, with the relevance method and threshold of `mitigation.masks`. Output: `seed-<s>/masks/` =
 //! `masks.safetensors` (u8 masks `[n, 1, H, W]` and their training-split `rows`), `summary.json` (per method:
 //! coverage, agreement with the true background, and the threshold-free quality of the maps beside a random map
 //! and the oracle, overall, per target word and on place words), `sanity.json` (the maps of a classifier with
@@ -38,8 +38,7 @@ use crate::util::{read_json, write_atomic, write_json};
 /// Images whose maps the randomisation sanity check recomputes with a randomised classifier.
 pub const SANITY_IMAGES: usize = 64;
 
-/// Mask quality of one method's selection (one entry of `summary.json`). The fields after `masked_on_bird` were
-/// added with the relevance methods; a masks stage finished before them lacks them.
+/// Mask quality of one method's selection (one entry of `summary.json`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct MaskSummary {
     pub method: Method,
@@ -51,14 +50,11 @@ pub struct MaskSummary {
     pub background_iou: Option<f64>,
     pub masked_on_bird: Option<f64>,
     /// The relevance method ([`crate::relevance::RelevanceSpec::name`]).
-    #[serde(default)]
-    pub relevance: Option<String>,
+    pub relevance: String,
     /// Quality of the maps and masks of the selected images with a target word, beside a random map and the
     /// oracle, also per target word (needs the true bird masks).
-    #[serde(default)]
     pub quality: Option<MaskQualityReport>,
     /// The same over the images whose target word names a place ([`place_words`]).
-    #[serde(default)]
     pub place_words: Option<MaskQualityReport>,
 }
 
@@ -105,13 +101,9 @@ impl Masks {
         read_json(&self.done.dir.join("summary.json"))
     }
 
-    /// `sanity.json`; `None` for a masks stage finished before the sanity checks existed.
-    pub fn sanity(&self) -> Result<Option<MaskSanity>> {
-        let path = self.done.dir.join("sanity.json");
-        if !path.exists() {
-            return Ok(None);
-        }
-        read_json(&path).map(Some)
+    /// `sanity.json`.
+    pub fn sanity(&self) -> Result<MaskSanity> {
+        read_json(&self.done.dir.join("sanity.json"))
     }
 
     /// Writes the masks (bool or u8 `[n, 1, H, W]`) of training rows `rows`.
@@ -175,7 +167,7 @@ pub fn run(
     lm: &Lm,
 ) -> Result<Masks> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
-    let g = &exp.config.mitigation.gradcam;
+    let g = &exp.config.mitigation.masks;
     let mut key = StageKey::new(Stage::Masks);
     key.add("seed", &seed)
         .reads("explain", &explained.done.content)
@@ -183,7 +175,7 @@ pub fn run(
         .reads("erm", &erm.done.content)
         .reads("translator", &translator.done.content)
         .reads("lm", &lm.content)
-        .add("gradcam", g);
+        .add("masks", g);
     key.add("class_words", &exp.config.mitigation.class_words);
     let done = run_stage(&ctx.dir, Stage::Masks, &key, |dir| {
         let methods = [Method::Texplain, Method::Random];
@@ -274,8 +266,7 @@ pub fn run(
         let summaries = selections
             .iter()
             .map(|(method, chosen)| {
-                let mut summary = summarize(*method, chosen, &masks, &row_of, train, seed);
-                summary.relevance = Some(name.clone());
+                let mut summary = summarize(*method, &name, chosen, &masks, &row_of, train, seed);
                 if !quality.is_empty() {
                     let (q, p) = selection_quality(
                         &name,
@@ -424,7 +415,7 @@ fn sanity_checks(
         ..*mapper
     };
     let (mut trained, mut random) = (Vec::new(), Vec::new());
-    for chunk in rows.chunks(exp.config.mitigation.gradcam.batch_size.max(1)) {
+    for chunk in rows.chunks(exp.config.mitigation.masks.batch_size.max(1)) {
         let (words, classes) = targets.of(chunk, mapper.spec.contrastive)?;
         let index = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());
         let images = train.images.index_select(0, &index);
@@ -500,6 +491,7 @@ fn sentences_by_image(explained: &Explained) -> Result<HashMap<i64, Vec<String>>
 /// Coverage and agreement with the true background of one method's masks.
 fn summarize(
     method: Method,
+    relevance: &str,
     chosen: &[usize],
     masks: &Tensor,
     row_of: &HashMap<usize, i64>,
@@ -544,7 +536,7 @@ fn summarize(
         mean_masked_fraction: mean_fraction,
         background_iou: iou,
         masked_on_bird: on_bird,
-        relevance: None,
+        relevance: relevance.to_string(),
         quality: None,
         place_words: None,
     }

@@ -1,5 +1,5 @@
 //! `texplain masks-eval`: which relevance method and threshold find the spurious region, measured on a split that
-//! trains nothing (val by default) of a finished run, so that `mitigation.gradcam` can be chosen without looking
+//! trains nothing (val by default) of a finished run, so that `mitigation.masks` can be chosen without looking
 //! at the test set or at the samples fine-tuning trains on.
 //!
 //! With a seed's classifier, translator and language model it explains the split's images as the explain stage
@@ -177,7 +177,7 @@ pub fn evaluate(args: &MasksEvalArgs) -> Result<String> {
     let cfg = &exp.config;
     let seed = args.seed.unwrap_or(cfg.seeds[0]);
     let seed_dir = args.run_dir.join(format!("seed-{seed}"));
-    let g = &cfg.mitigation.gradcam;
+    let g = &cfg.mitigation.masks;
     let specs: Vec<RelevanceSpec> = args
         .relevance
         .iter()

@@ -53,7 +53,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.masktune;
     let method = Method::Masktune;
-    let stage = Stage::Finetune(method);
+    let stage = Stage::Method(method);
     let mut key = StageKey::new(stage);
     let tcfg = cfg.finetune_for(&exp.config.classifier.train);
     key.add("seed", &seed)

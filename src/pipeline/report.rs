@@ -31,7 +31,7 @@ pub struct Outputs {
 pub struct SeedMasks {
     pub seed: u64,
     pub summaries: Vec<MaskSummary>,
-    pub sanity: Option<MaskSanity>,
+    pub sanity: MaskSanity,
 }
 
 /// `mean ± std` (percent) of the values `f` picks, skipping NaN; `–` without any.
@@ -122,13 +122,10 @@ pub fn masks_md(seeds: &[SeedMasks]) -> String {
     let first = seeds.iter().flat_map(|s| &s.summaries).find_map(|s| {
         s.quality
             .as_ref()
-            .map(|q| (s.relevance.clone().unwrap_or_default(), q.threshold))
+            .map(|q| (s.relevance.clone(), q.threshold))
     });
     let Some((relevance, threshold)) = first else {
-        out.push_str(
-            "no quality figures recorded (no true bird masks, or masks stages finished before the figures \
-             existed: remove seed-<s>/masks to compute them).\n",
-        );
+        out.push_str("no quality figures recorded (the data have no true bird masks).\n");
         return out;
     };
     let threshold = threshold
@@ -210,7 +207,7 @@ pub fn masks_md(seeds: &[SeedMasks]) -> String {
             );
         }
     }
-    let sanity: Vec<&MaskSanity> = seeds.iter().filter_map(|s| s.sanity.as_ref()).collect();
+    let sanity: Vec<&MaskSanity> = seeds.iter().map(|s| &s.sanity).collect();
     if !sanity.is_empty() {
         let _ = write!(
             out,

@@ -3,20 +3,21 @@
 //! A stage is a folder `<run>/<stage>/` that holds everything the stage wrote plus `stage.json`, which records
 //! the stage's key (a hash of what it was computed from: config sections, seed, the data's fingerprint and the
 //! *content* digests of the stages and folders it reads) and a SHA-256 per written file, summed up in the stage's
-//! content digest. Downstream stages key on that content digest, not on the upstream's key, so an upstream stage
+//! content digest. The key starts with the [`RECORD_FORMAT`], so a stage written by a version with another format
+//! is redone, never misread. Downstream stages key on that content digest, not on the upstream's key, so an upstream stage
 //! redone with different bytes (its files were missing, on another machine) redoes everything that read it, and one
 //! redone with the same bytes leaves them finished. A stage is built in `<stage>.partial/` and renamed into place only
 //! when it finished, so an interrupted stage leaves no folder that could be half-trusted: the next run deletes the
 //! `.partial` folder and redoes the stage. A finished stage whose key matches and whose files all hash as recorded is
 //! skipped.
 //!
-//! `stage.json` (format 2):
+//! `stage.json` (format 3):
 //!
 //! ```text
-//! { "format": 2, "stage": "translator",
+//! { "format": 3, "stage": "translator",
 //!   "key": "<sha256>",        the skip decision: every input below, the content digests included
 //!   "settings": "<sha256>",   the inputs without the content digests (machine-independent; tests pin it)
-//!   "inputs": ["stage", "seed", "erm", ...],           input names in key order
+//!   "inputs": ["format", "stage", "seed", "erm", ...], input names in key order
 //!   "reads": {"erm": "<content digest>", ...},        content digests among the inputs, by name
 //!   "seconds": 12.5,
 //!   "files": [{"path": "model.safetensors", "bytes": 123, "sha256": "<sha256>"}, ...],
@@ -62,9 +63,9 @@ pub enum Stage {
     Predictions,
     /// The ImageNet-9 analysis: clouds against predictions, per category (per seed).
     Summary,
-    /// A mitigation method other than ERM: fine-tuning of the ERM model, or a baseline's own training (its folder is
-    /// the method's name).
-    Finetune(Method),
+    /// A mitigation method other than ERM: fine-tuning of the ERM model, or a baseline's own training or retraining
+    /// (its folder is the method's name).
+    Method(Method),
 }
 
 impl Stage {
@@ -81,7 +82,7 @@ impl Stage {
             Stage::Regime => "regime",
             Stage::Predictions => "predictions",
             Stage::Summary => "summary",
-            Stage::Finetune(method) => method.name(),
+            Stage::Method(method) => method.name(),
         }
     }
 }
@@ -108,7 +109,8 @@ fn hash_input(hasher: &mut Sha256, name: &str, text: &str) {
 impl StageKey {
     pub fn new(stage: Stage) -> Self {
         let mut key = Self::default();
-        key.add("stage", &stage.name());
+        key.add("format", &RECORD_FORMAT)
+            .add("stage", &stage.name());
         key
     }
 
@@ -142,8 +144,10 @@ impl StageKey {
     }
 }
 
-/// The `format` of the `stage.json` this code writes.
-pub const RECORD_FORMAT: u32 = 2;
+/// The `format` of the `stage.json` this code writes, and the first input of every key. Format 3 serialises every
+/// config field, defaults included, and keys every stage on all its settings; a stage of an earlier format is
+/// redone.
+pub const RECORD_FORMAT: u32 = 3;
 
 /// One written file of a stage.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -170,53 +174,27 @@ pub struct StageRecord {
     pub content: String,
 }
 
-/// `stage.json` as written before content digests (format 1): the key was called `hash`, files had no digests.
-#[derive(Deserialize, Debug)]
-struct RecordV1 {
-    stage: String,
-    hash: String,
-    inputs: Vec<String>,
-    seconds: f64,
-    files: Vec<String>,
-}
-
 impl StageRecord {
     /// The [`crate::util::content_digest`] of `files`.
     fn digest(files: &[FileRecord]) -> String {
         content_digest(files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())))
     }
 
-    /// Reads `stage.json` of `dir`; `None` when there is none or it cannot be parsed (the stage is redone). A
-    /// format-1 record is upgraded when its key still matches `key` and its files exist: its files are hashed now.
-    fn read(dir: &Path, key: &StageKey) -> Option<StageRecord> {
-        let path = dir.join("stage.json");
-        let text = std::fs::read_to_string(&path).ok()?;
-        if let Ok(record) = serde_json::from_str::<StageRecord>(&text) {
-            return Some(record);
+    /// Reads `stage.json` of `dir`; `None` when there is none, it cannot be parsed or it is of another format (the
+    /// stage is redone).
+    fn read(dir: &Path) -> Option<StageRecord> {
+        let text = std::fs::read_to_string(dir.join("stage.json")).ok()?;
+        match serde_json::from_str::<StageRecord>(&text) {
+            Ok(record) if record.format == RECORD_FORMAT => Some(record),
+            Ok(record) => {
+                tracing::info!(stage = %dir.display(), format = record.format, "its stage.json is of an earlier format; redoing it");
+                None
+            }
+            Err(_) => {
+                tracing::info!(stage = %dir.display(), "its stage.json cannot be read; redoing it");
+                None
+            }
         }
-        let Ok(old) = serde_json::from_str::<RecordV1>(&text) else {
-            tracing::info!(stage = %dir.display(), "its stage.json cannot be read; redoing it");
-            return None;
-        };
-        if old.hash != key.hash() || !old.files.iter().all(|f| dir.join(f).is_file()) {
-            tracing::info!(stage = %dir.display(), "its stage.json is from an earlier version and its inputs or files changed; redoing it");
-            return None;
-        }
-        let files = hash_files(dir, old.files).ok()?;
-        let record = StageRecord {
-            format: RECORD_FORMAT,
-            stage: old.stage,
-            key: old.hash,
-            settings: key.settings_hash(),
-            inputs: old.inputs,
-            reads: key.reads.clone(),
-            seconds: old.seconds,
-            content: Self::digest(&files),
-            files,
-        };
-        write_json(&path, &record).ok()?;
-        tracing::info!(stage = %dir.display(), "stage.json of an earlier version: its files were hashed and the record upgraded");
-        Some(record)
     }
 
     /// Why the files of `dir` no longer are what the stage wrote; `None` when every file is there with the
@@ -284,7 +262,7 @@ pub fn run_stage(
     let name = stage.name();
     let dir = parent.join(name);
     let hash = key.hash();
-    if let Some(record) = StageRecord::read(&dir, key) {
+    if let Some(record) = StageRecord::read(&dir) {
         match record.changed_file(&dir) {
             None if record.key == hash => {
                 tracing::info!(stage = %dir.display(), "finished earlier with the same inputs; skipped");
@@ -549,7 +527,7 @@ mod tests {
         let record: StageRecord =
             crate::util::read_json(&tmp.path().join("translator/stage.json")).unwrap();
         assert_eq!(record.reads["erm"], same.content);
-        assert_eq!(record.inputs, ["stage", "erm"]);
+        assert_eq!(record.inputs, ["format", "stage", "erm"]);
         assert_eq!(record.settings, StageKey::new(Stage::Translator).hash());
     }
 
@@ -581,23 +559,22 @@ mod tests {
     }
 
     #[test]
-    fn a_format_1_record_with_matching_inputs_is_upgraded_not_redone() {
+    fn a_record_of_an_earlier_format_is_redone() {
         let tmp = tempfile::tempdir().unwrap();
         let key = StageKey::new(Stage::Lm);
-        let dir = tmp.path().join("lm");
-        crate::util::write_atomic(&dir.join("model.bin"), "weights").unwrap();
-        let old = serde_json::json!({
-            "stage": "lm", "hash": key.hash(), "inputs": ["stage"], "seconds": 1.0, "files": ["model.bin"],
-        });
-        write_json(&dir.join("stage.json"), &old).unwrap();
-        let done = run_stage(tmp.path(), Stage::Lm, &key, |_| {
-            anyhow::bail!("must not be rebuilt")
-        })
-        .unwrap();
-        assert!(done.skipped);
-        let record: StageRecord = crate::util::read_json(&dir.join("stage.json")).unwrap();
-        assert_eq!(record.content, done.content);
-        assert_eq!(record.files[0].sha256, crate::util::sha256(b"weights"));
+        let build = |dir: &Path| crate::util::write_atomic(&dir.join("model.bin"), "weights");
+        let done = run_stage(tmp.path(), Stage::Lm, &key, build).unwrap();
+        let path = done.dir.join("stage.json");
+        let mut record: StageRecord = crate::util::read_json(&path).unwrap();
+        record.format = RECORD_FORMAT - 1;
+        write_json(&path, &record).unwrap();
+        let again = run_stage(tmp.path(), Stage::Lm, &key, build).unwrap();
+        assert!(
+            !again.skipped,
+            "an earlier format is redone, its key unread"
+        );
+        let record: StageRecord = crate::util::read_json(&path).unwrap();
+        assert_eq!(record.format, RECORD_FORMAT);
     }
 
     #[test]
