@@ -2,7 +2,8 @@
 //! section 5.8): do the words of a finished run's sentences follow what the image shows?
 //!
 //! From a run's sampled sentences and the dataset's `metadata.csv`, [`share_table`] counts, per
-//! (split, class, attribute value), the share of sentences that contain a word of each word set:
+//! (split, class, attribute value), the share of sentences that contain a word of each word set (the dataset
+//! family's, from [`crate::data::words`]):
 //! - Waterbirds: water words vs land words for water- and land-background images (a classifier that uses the
 //!   background is explained with the background's words, whatever the bird);
 //! - Cats & Apples: apple words for cats and dogs with and without an apple (a classifier that learned "apple =
@@ -12,50 +13,10 @@
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::data::captions::{LAND_WORDS, WATER_WORDS};
-use crate::data::DataKind;
+use crate::data::words::WordSet;
 
 /// img_id -> (y, attribute).
 pub type Labels = HashMap<i64, (i64, i64)>;
-
-/// A named set of words; a sentence "mentions" the set when one of its words is a member.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WordSet {
-    pub name: String,
-    pub words: Vec<String>,
-}
-
-impl WordSet {
-    pub fn new(name: &str, words: &[&str]) -> Self {
-        Self {
-            name: name.to_string(),
-            words: words.iter().map(|w| w.to_lowercase()).collect(),
-        }
-    }
-}
-
-/// The word sets of a dataset family: water/land words for Waterbirds, apple/cat/dog words for Cats & Apples.
-pub fn word_sets(kind: DataKind) -> Vec<WordSet> {
-    match kind {
-        DataKind::Waterbirds => vec![
-            WordSet::new("water", &WATER_WORDS),
-            WordSet::new("land", &LAND_WORDS),
-        ],
-        DataKind::CatsApples => vec![
-            WordSet::new("apple", &["apple", "apples"]),
-            WordSet::new("cat", &["cat", "cats", "kitten"]),
-            WordSet::new("dog", &["dog", "dogs", "puppy"]),
-        ],
-    }
-}
-
-/// Names of the attribute values (0 / 1) of a dataset family.
-pub fn attr_names(kind: DataKind) -> [&'static str; 2] {
-    match kind {
-        DataKind::Waterbirds => ["land bg", "water bg"],
-        DataKind::CatsApples => ["no apple", "apple"],
-    }
-}
 
 /// One row of the table: images of one class (or all) with one attribute value (or all) in one split.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +129,8 @@ pub fn markdown(rows: &[ShareRow], sets: &[WordSet]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::words::{attr_names, word_sets};
+    use crate::data::DataKind;
 
     fn tiny() -> (Vec<(i64, String)>, Labels) {
         // img 1: landbird on water, img 2: waterbird on land, img 3: waterbird on water.

@@ -5,6 +5,9 @@
 //! The grammar lets how prominently a caption names the bird follow how visible it is, and the caption set holds
 //! bird-free scenes, so a decoder can leave the bird out when the features do not show it (docs/ARCHITECTURE.md,
 //! "Why the caption set holds scenes without birds").
+//!
+//! One file (about 550 lines of code before the tests): the grammar, the caption set drawn with it and the readers
+//! of the formats that set is written in belong together; the scene drawing itself lives in [`super::scene`].
 use super::draw::{png_rgb, Canvas};
 use super::scene::{
     bird_sprite, occlude, paint_background, paint_distractor, place_sprite, Background,

@@ -5,6 +5,8 @@
 //! Hand-written rather than imageproc because every shape must also be written into the exact bird mask and drawn
 //! under an arbitrary rotation/flip; a point-in-shape test per pixel does both with one code path.
 use image::{codecs::png::PngEncoder, ExtendedColorType, ImageEncoder};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
 /// Linear RGB in [0, 1].
 pub type Rgb = [f32; 3];
@@ -154,6 +156,46 @@ impl Shape {
             }
         }
     }
+}
+
+/// A circle of radius `r` centred at `c`.
+pub fn circle(c: (f32, f32), r: f32) -> Shape {
+    Shape::Ellipse {
+        c,
+        rx: r,
+        ry: r,
+        angle: 0.0,
+    }
+}
+
+/// An ellipse with radii `rx`, `ry`, its `rx` axis rotated by `angle` radians.
+pub fn ell(c: (f32, f32), rx: f32, ry: f32, angle: f32) -> Shape {
+    Shape::Ellipse { c, rx, ry, angle }
+}
+
+/// A capsule from `a` (radius `r0`) to `b` (radius `r1`).
+pub fn cap(a: (f32, f32), b: (f32, f32), r0: f32, r1: f32) -> Shape {
+    Shape::Capsule { a, b, r0, r1 }
+}
+
+/// An axis-aligned rectangle from (`x0`, `y0`) to (`x1`, `y1`).
+pub fn rect(x0: f32, y0: f32, x1: f32, y1: f32) -> Shape {
+    Shape::Polygon(vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+}
+
+/// The upper half of an ellipse centred at `c` as polygon points (domes: mushroom caps, umbrellas).
+pub fn dome(c: (f32, f32), rx: f32, ry: f32, steps: usize) -> Vec<(f32, f32)> {
+    (0..=steps)
+        .map(|k| {
+            let t = std::f32::consts::PI * k as f32 / steps as f32;
+            (c.0 + rx * t.cos(), c.1 - ry * t.sin())
+        })
+        .collect()
+}
+
+/// A random size factor `1 ± amount` (one draw), for proportions that vary between drawings.
+pub fn jit(rng: &mut ChaCha8Rng, amount: f32) -> f32 {
+    1.0 + rng.gen_range(-amount..=amount)
 }
 
 /// A float RGB canvas with an optional coverage mask (1 where a masked sprite was drawn).

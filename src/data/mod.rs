@@ -17,6 +17,7 @@ pub mod upstream;
 pub mod upstream_captions;
 pub mod upstream_scene;
 pub mod waterbirds;
+pub mod words;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

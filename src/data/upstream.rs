@@ -28,6 +28,9 @@
 //! Determinism and separation from every Waterbirds set: each image draws from its own ChaCha8 stream keyed by
 //! SHA-256 of a domain tag and the seed, where the other generators key ChaCha8 with `seed_from_u64`; no RNG
 //! state, so no sprite instance, background or image, is shared with them. Same config, same bytes.
+//!
+//! One file (about 530 lines of code before the tests): the layout, the per-image streams and the variants are
+//! written in one pass over the images; what an image shows is drawn in [`super::upstream_scene`].
 use super::bg_challenge::{Variant, FG_MASK_DIR, VAL_DIR};
 use super::draw::{png_rgb, Canvas};
 use super::npy;

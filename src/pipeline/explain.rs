@@ -19,6 +19,7 @@ use crate::data::{captions, LoadOptions, Split};
 use crate::explain::describe::Describer;
 use crate::explain::sample::Nucleus;
 use crate::explain::sentences;
+use crate::explain::words::{class_ranked, ranked};
 use crate::models::translator::Translator;
 use crate::models::vit::Vit;
 use crate::runtime::{set_seed, stage_seed};
@@ -51,17 +52,6 @@ pub struct ClassWord {
     pub word: String,
     pub count: u64,
     pub freq: f64,
-}
-
-/// The ranked rows of one counter.
-pub(super) fn ranked(
-    counts: &WordCounter,
-    k: usize,
-) -> impl Iterator<Item = (usize, String, u64, f64)> {
-    dominant_words(counts, k)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (word, count, freq))| (i + 1, word, count, freq))
 }
 
 /// The finished explain stage of a seed, read through its files.
@@ -236,13 +226,8 @@ pub fn run(
                 data.img_ids.iter().copied().zip(&counts).collect();
             Explained::write_image_words(dir, split, &words, e.top_k)?;
             for (class, name) in class_names(exp).iter().enumerate() {
-                let mut total = WordCounter::new();
-                for (c, &y) in counts.iter().zip(&data.y) {
-                    if y == class as i64 {
-                        total.merge(c);
-                    }
-                }
-                by_class.extend(ranked(&total, CLASS_WORDS.max(e.top_k)).map(
+                let k = CLASS_WORDS.max(e.top_k);
+                by_class.extend(class_ranked(&counts, &data.y, class as i64, k).map(
                     |(rank, word, count, freq)| ClassWord {
                         split,
                         class: name.to_string(),

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use super::explain::Explained;
 use crate::config::Experiment;
+use crate::data::words::{attr_names, word_sets};
 use crate::data::Split;
-use crate::faithfulness::{attr_names, markdown, share_table, word_sets, Labels};
+use crate::faithfulness::{markdown, share_table, Labels};
 
 /// `texplain faithfulness`: word-share tables of a finished run.
 #[derive(clap::Args, Debug)]

@@ -19,8 +19,8 @@ use super::flags::Flags;
 use super::lm::Lm;
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use super::translator::TrainedTranslator;
-use crate::data::{DataKind, Dataset, Split};
-use crate::faithfulness::{attr_names, word_sets};
+use crate::data::words::{attr_names, place_words};
+use crate::data::{Dataset, Split};
 use crate::flags::Flag;
 use crate::methods::Method;
 use crate::models::vit::Vit;
@@ -75,17 +75,6 @@ pub struct MaskSanity {
     /// The share of an image's sampled sentences that mention each target word, per background, over every
     /// training image.
     pub sentence_share: Vec<WordByPlace>,
-}
-
-/// The words that name the spurious attribute, whose maps should cover the background: Waterbirds' water and
-/// land nouns (after the usual synonym merges they are the canonical words, e.g. `water`, `forest`, `field`),
-/// Cats & Apples' apple words.
-pub fn place_words(kind: DataKind) -> BTreeSet<String> {
-    word_sets(kind)
-        .into_iter()
-        .filter(|set| matches!(set.name.as_str(), "water" | "land" | "apple"))
-        .flat_map(|set| set.words)
-        .collect()
 }
 
 /// The finished masks stage of a seed.

@@ -8,7 +8,7 @@
 //! ([`RelevanceSpec`]); each map is scored against the true bird masks ([`crate::relevance::quality`]): AUROC, IoU
 //! at matched coverage and pointing game (threshold-free), and per threshold rule the masks' coverage, IoU with
 //! the background and share on the bird, beside a random map and the oracle, over all flagged images and over
-//! those whose target word names a place ([`super::masks::place_words`]). Output: the markdown tables on stdout
+//! those whose target word names a place ([`crate::data::words::place_words`]). Output: the markdown tables on stdout
 //! and in `<run>/seed-<s>/masks-eval-<split>.md`, every figure in `masks-eval-<split>.json` beside it.
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -19,9 +19,9 @@ use tch::Tensor;
 
 use super::erm::Classifier;
 use super::lm::CaptionData;
-use super::masks::place_words;
 use super::stage::Stage;
 use crate::config::Experiment;
+use crate::data::words::place_words;
 use crate::data::{InputPipeline, Split};
 use crate::flags::flag;
 use crate::models::translator::Translator;

@@ -12,9 +12,10 @@ use std::path::Path;
 use super::SeedRun;
 use crate::data::bg_challenge::{load_variant, ClassFolders, Variant};
 use crate::explain::sentences;
+use crate::explain::words::{class_ranked, ranked};
 use crate::in9::name_of;
 use crate::models::vit::Vit;
-use crate::pipeline::explain::{describer, ranked, ImageWord, CLASS_WORDS};
+use crate::pipeline::explain::{describer, ImageWord, CLASS_WORDS};
 use crate::pipeline::lm::Lm;
 use crate::pipeline::stage::{run_stage, Stage, StageDone, StageKey};
 use crate::pipeline::translator::TrainedTranslator;
@@ -140,13 +141,8 @@ pub fn run(ctx: &SeedRun, translator: &TrainedTranslator, vit: &Vit, lm: &Lm) ->
                 .collect();
             write_csv_rows(&dir.join(format!("words-{variant}.csv")), &words)?;
             for (label, class) in analysis.label_names.iter().enumerate() {
-                let mut total = WordCounter::new();
-                for (c, &y) in counts.iter().zip(&data.labels) {
-                    if y == label as i64 {
-                        total.merge(c);
-                    }
-                }
-                by_class.extend(ranked(&total, CLASS_WORDS.max(e.top_k)).map(
+                let k = CLASS_WORDS.max(e.top_k);
+                by_class.extend(class_ranked(&counts, &data.labels, label as i64, k).map(
                     |(rank, word, count, freq)| VariantClassWord {
                         variant: variant.name().to_string(),
                         class: class.clone(),
