@@ -161,6 +161,11 @@ fn open_image(path: &Path) -> Result<image::DynamicImage, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether an image file decodes whole (a truncated JPEG does not): `Err` with the reason otherwise.
+pub fn check_image(path: &Path) -> Result<(), String> {
+    open_image(path).map(drop)
+}
+
 /// Decodes one image (JPEG or PNG, any size, format guessed from the bytes) to CHW uint8 `size`x`size`.
 pub fn decode_image(path: &Path, size: u32) -> Result<Vec<u8>, String> {
     let img = open_image(path)?.to_rgb8();
