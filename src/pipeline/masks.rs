@@ -26,7 +26,7 @@ use crate::methods::Method;
 use crate::models::vit::Vit;
 use crate::relevance::mask::{self, MaskValue};
 use crate::relevance::quality::{
-    bracketed_quality, bracketed_report, Bracketed, MaskQualityReport,
+    bracketed_quality, bracketed_report, Bracketed, MaskQualityReport, Truth,
 };
 use crate::relevance::sanity::{means_by_word_and_place, spearman_per_image, WordByPlace};
 use crate::relevance::threshold::threshold_masks;
@@ -242,7 +242,7 @@ pub fn run(
                     .collect();
                 let per = bracketed_quality(
                     &maps.pixels,
-                    &bird.index_select(0, &index),
+                    &Truth::bird(&bird.index_select(0, &index)),
                     Some(g.threshold),
                     grid,
                     &seeds,

@@ -26,7 +26,7 @@ use crate::data::{InputPipeline, Split};
 use crate::flags::flag;
 use crate::models::translator::Translator;
 use crate::relevance::method::{RelevanceMethod, RelevanceSpec};
-use crate::relevance::quality::{bracketed_quality, bracketed_report, MaskQualityReport};
+use crate::relevance::quality::{bracketed_quality, bracketed_report, MaskQualityReport, Truth};
 use crate::relevance::rollout::Readout;
 use crate::relevance::word::{WordRelevance, WordTarget};
 use crate::relevance::Threshold;
@@ -358,7 +358,7 @@ pub fn evaluate(args: &MasksEvalArgs) -> Result<String> {
         };
         let mut figures = Vec::new();
         for &threshold in &thresholds {
-            let per = bracketed_quality(&maps, &bird, Some(threshold), grid, &seeds)?;
+            let per = bracketed_quality(&maps, &Truth::bird(&bird), Some(threshold), grid, &seeds)?;
             let all = bracketed_report(&name, Some(threshold), &per, &labels)?;
             let pick = |v: &[usize]| -> (Vec<_>, Vec<String>) {
                 (
