@@ -139,6 +139,15 @@ pub struct Truth {
 }
 
 impl Truth {
+    /// The regions a dataset ships: `None` without bird masks.
+    pub fn of(data: &crate::data::Dataset) -> Option<Self> {
+        Some(Truth {
+            bird: data.bird_masks.as_ref()?.shallow_clone(),
+            place: data.place_masks.as_ref().map(Tensor::shallow_clone),
+            object: data.object_masks.as_ref().map(Tensor::shallow_clone),
+        })
+    }
+
     /// Only the bird is known.
     pub fn bird(bird: &Tensor) -> Self {
         Truth {
