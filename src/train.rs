@@ -856,6 +856,8 @@ mod tests {
             img_ids: (0..n).collect(),
             filenames: (0..n).map(|i| format!("{i}.png")).collect(),
             bird_masks: None,
+            place_masks: None,
+            object_masks: None,
         };
         let cfg = TrainConfig {
             lr: 1e-3,

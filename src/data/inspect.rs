@@ -1,9 +1,11 @@
 //! `texplain data inspect`: split x group counts of a Waterbirds-family folder and a contact sheet (a few samples
-//! per group, one labelled row per group) to eyeball what a data set shows.
+//! per group, one labelled row per group) to eyeball what a data set shows. Every image of the folder is decoded
+//! (as the run's loader will, truncated JPEGs included), and each one that does not decode is named.
 use super::draw::png_rgb;
-use super::waterbirds::{decode_image, read_metadata};
+use super::waterbirds::{check_image, decode_image, read_metadata};
 use super::{write_atomic, Split};
 use anyhow::Context;
+use rayon::prelude::*;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -82,8 +84,45 @@ fn draw_text(img: &mut [u8], width: usize, x0: usize, y0: usize, text: &str, px:
     }
 }
 
-/// Counts the folder's groups per split and writes a contact sheet (rows g0..g3, up to [`SHEET_COLUMNS`] samples
-/// each, preferring test images where groups are balanced) to `out_png`.
+/// How many unreadable images an error names one by one (the rest are counted).
+const MAX_NAMED: usize = 50;
+
+/// Decodes every image of `rows` under `dir` in parallel; an error names each one that does not decode (its
+/// metadata line, path and the decoder's reason), in metadata order.
+fn check_all_images(
+    dir: &Path,
+    meta: &Path,
+    rows: &[super::waterbirds::MetaRow],
+) -> anyhow::Result<()> {
+    let bad: Vec<String> = rows
+        .par_iter()
+        .filter_map(|r| {
+            let path = dir.join(&r.img_filename);
+            check_image(&path)
+                .err()
+                .map(|e| format!("  {}:{} {}: {e}", meta.display(), r.line, path.display()))
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let more = bad.len().saturating_sub(MAX_NAMED);
+    let mut msg = format!(
+        "{} of {} images listed in {} cannot be decoded:\n{}",
+        bad.len(),
+        rows.len(),
+        meta.display(),
+        bad[..bad.len().min(MAX_NAMED)].join("\n")
+    );
+    if more > 0 {
+        msg.push_str(&format!("\n  ... and {more} more"));
+    }
+    anyhow::bail!(msg)
+}
+
+/// Counts the folder's groups per split, decodes every image (an error names each unreadable one) and writes a
+/// contact sheet (rows g0..g3, up to [`SHEET_COLUMNS`] samples each, preferring test images where groups are
+/// balanced) to `out_png`.
 pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
     let meta = dir.join("metadata.csv");
     let header =
@@ -100,6 +139,7 @@ pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
         "place"
     };
     let rows = read_metadata(&meta, attr)?;
+    check_all_images(dir, &meta, &rows)?;
     let mut counts = [[0usize; 4]; 3];
     let mut picks: [Vec<PathBuf>; 4] = Default::default();
     for r in &rows {
@@ -205,4 +245,54 @@ pub fn inspect_caption_set(dir: &Path, out_png: &Path) -> anyhow::Result<Caption
     let labels: Vec<String> = (0..4).map(|t| t.to_string()).collect();
     write_sheet(&rows, &labels, out_png)?;
     Ok(CaptionSetReport { tiers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder of three PNGs (one per listed row) in the Waterbirds layout.
+    fn folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = String::from("img_id,img_filename,y,split,place,place_filename\n");
+        for i in 0..3 {
+            let name = format!("a/{i}.png");
+            std::fs::create_dir_all(dir.path().join("a")).unwrap();
+            let px = vec![(i * 60) as u8; 8 * 8 * 3];
+            std::fs::write(dir.path().join(&name), png_rgb(8, 8, &px).unwrap()).unwrap();
+            meta.push_str(&format!("{},{name},{},2,{},x.jpg\n", i + 1, i % 2, i % 2));
+        }
+        std::fs::write(dir.path().join("metadata.csv"), meta).unwrap();
+        dir
+    }
+
+    #[test]
+    fn every_image_is_decoded_and_each_unreadable_one_named() {
+        let dir = folder();
+        let png = dir.path().join("sheet.png");
+        let report = inspect(dir.path(), &png).unwrap();
+        assert_eq!(report.counts[2], [2, 0, 0, 1]);
+        // A JPEG cut short decodes to grey rows without an error in the `image` crate; inspect must catch it,
+        // and a file that is not an image at all.
+        let img = image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 30]));
+        let mut jpeg = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("a/1.png"), &jpeg[..jpeg.len() / 2]).unwrap();
+        std::fs::write(dir.path().join("a/2.png"), b"not an image").unwrap();
+        let err = format!("{:#}", inspect(dir.path(), &png).unwrap_err());
+        assert!(err.contains("2 of 3 images"), "{err}");
+        assert!(
+            err.contains("a/1.png") && err.contains("truncated JPEG"),
+            "{err}"
+        );
+        assert!(
+            err.contains("a/2.png") && err.contains("metadata.csv:4"),
+            "{err}"
+        );
+        assert!(!err.contains("a/0.png"), "{err}");
+    }
 }

@@ -282,6 +282,11 @@ pub struct Dataset {
     pub filenames: Vec<String>,
     /// [n, 1, h, w] uint8, 1 = bird, when the folder ships `fg_masks/`.
     pub bird_masks: Option<Tensor>,
+    /// [n, 1, h, w] uint8, 1 = the place's pixels (water or land; not the sky, the bird or an object), when the
+    /// folder ships `place_masks/`.
+    pub place_masks: Option<Tensor>,
+    /// [n, 1, h, w] uint8, 1 = the spurious object, when the folder ships `object_masks/`.
+    pub object_masks: Option<Tensor>,
 }
 
 impl Dataset {
@@ -311,6 +316,11 @@ impl Dataset {
             img_ids: idx.iter().map(|&i| self.img_ids[i]).collect(),
             filenames: idx.iter().map(|&i| self.filenames[i].clone()).collect(),
             bird_masks: self.bird_masks.as_ref().map(|m| m.index_select(0, &index)),
+            place_masks: self.place_masks.as_ref().map(|m| m.index_select(0, &index)),
+            object_masks: self
+                .object_masks
+                .as_ref()
+                .map(|m| m.index_select(0, &index)),
         }
     }
 }

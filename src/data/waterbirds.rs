@@ -1,7 +1,9 @@
 //! Loader for the Waterbirds folder format of group_DRO (Sagawa et al. 2020, `waterbirds_v1.0`) and WILDS:
 //! `metadata.csv` (`img_id,img_filename,y,split,place,place_filename`) next to the images in CUB species folders
 //! (`001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg`). Our synthetic sets write the same format plus
-//! `fg_masks/<img_filename with .png>` (the Background Challenge ships `fg_mask` the same way), loaded as bird masks.
+//! `fg_masks/<img_filename with .png>` (the Background Challenge ships `fg_mask` the same way), loaded as bird masks,
+//! and, where the generator wrote them, `place_masks/` (the place's pixels: water or land, sky excluded) and
+//! `object_masks/` (the spurious object's pixels) in the same layout.
 //!
 //! Images are decoded once (in parallel with rayon), resized so the shorter side is `image_size` and centre-cropped
 //! (the torchvision `Resize` + `CenterCrop` evaluation transform), and kept as one uint8 tensor.
@@ -20,6 +22,12 @@ pub const HEADER: &str = "img_id,img_filename,y,split,place,place_filename";
 
 /// Folder (under the dataset root) holding one PNG mask per image, 255 = bird.
 pub const MASK_DIR: &str = "fg_masks";
+
+/// Folder of the place masks (255 = the place's pixels: water or land, not the sky, the bird or an object).
+pub const PLACE_MASK_DIR: &str = "place_masks";
+
+/// Folder of the spurious object's masks (255 = the object; all 0 in an image without it).
+pub const OBJECT_MASK_DIR: &str = "object_masks";
 
 /// One parsed row of `metadata.csv`.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +169,11 @@ fn open_image(path: &Path) -> Result<image::DynamicImage, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether an image file decodes whole (a truncated JPEG does not): `Err` with the reason otherwise.
+pub fn check_image(path: &Path) -> Result<(), String> {
+    open_image(path).map(drop)
+}
+
 /// Decodes one image (JPEG or PNG, any size, format guessed from the bytes) to CHW uint8 `size`x`size`.
 pub fn decode_image(path: &Path, size: u32) -> Result<Vec<u8>, String> {
     let img = open_image(path)?.to_rgb8();
@@ -276,33 +289,9 @@ pub fn load_with_attr(
         );
     }
 
-    let mask_dir = root.join(MASK_DIR);
-    let bird_masks = if mask_dir.is_dir() {
-        let mpaths: Vec<PathBuf> = keep
-            .iter()
-            .map(|r| mask_dir.join(Path::new(&r.img_filename).with_extension("png")))
-            .collect();
-        let res: Vec<Result<Vec<u8>, String>> =
-            mpaths.par_iter().map(|p| decode_mask(p, size)).collect();
-        let mut masks = Vec::with_capacity(res.len());
-        let mut bad = Vec::new();
-        for (p, r) in mpaths.iter().zip(res) {
-            match r {
-                Ok(m) => masks.push(m),
-                Err(e) => bad.push(format!("{}: {e}", p.display())),
-            }
-        }
-        if !bad.is_empty() {
-            return Err(DataError::CorruptImages {
-                path: mask_dir,
-                count: bad.len(),
-                first: first_offenders(&bad),
-            });
-        }
-        Some(stack_chw(&masks, size as i64, 1))
-    } else {
-        None
-    };
+    let bird_masks = load_masks(root, MASK_DIR, &keep, size)?;
+    let place_masks = load_masks(root, PLACE_MASK_DIR, &keep, size)?;
+    let object_masks = load_masks(root, OBJECT_MASK_DIR, &keep, size)?;
 
     tracing::info!(
         "loaded {} images of split {split} from {}",
@@ -316,5 +305,43 @@ pub fn load_with_attr(
         img_ids: keep.iter().map(|r| r.img_id).collect(),
         filenames: keep.into_iter().map(|r| r.img_filename).collect(),
         bird_masks,
+        place_masks,
+        object_masks,
     })
+}
+
+/// The masks `<root>/<dir>/<img_filename with .png>` of `rows` as `[n, 1, size, size]` u8 (1 = in the region),
+/// `None` where the folder does not exist; every unreadable mask is named.
+fn load_masks(
+    root: &Path,
+    dir: &str,
+    rows: &[MetaRow],
+    size: u32,
+) -> Result<Option<Tensor>, DataError> {
+    let mask_dir = root.join(dir);
+    if !mask_dir.is_dir() {
+        return Ok(None);
+    }
+    let paths: Vec<PathBuf> = rows
+        .iter()
+        .map(|r| mask_dir.join(Path::new(&r.img_filename).with_extension("png")))
+        .collect();
+    let res: Vec<Result<Vec<u8>, String>> =
+        paths.par_iter().map(|p| decode_mask(p, size)).collect();
+    let mut masks = Vec::with_capacity(res.len());
+    let mut bad = Vec::new();
+    for (p, r) in paths.iter().zip(res) {
+        match r {
+            Ok(m) => masks.push(m),
+            Err(e) => bad.push(format!("{}: {e}", p.display())),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(DataError::CorruptImages {
+            path: mask_dir,
+            count: bad.len(),
+            first: first_offenders(&bad),
+        });
+    }
+    Ok(Some(stack_chw(&masks, size as i64, 1)))
 }

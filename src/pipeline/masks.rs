@@ -26,7 +26,7 @@ use crate::methods::Method;
 use crate::models::vit::Vit;
 use crate::relevance::mask::{self, MaskValue};
 use crate::relevance::quality::{
-    bracketed_quality, bracketed_report, Bracketed, MaskQualityReport,
+    bracketed_quality, bracketed_report, Bracketed, MaskQualityReport, Truth,
 };
 use crate::relevance::sanity::{means_by_word_and_place, spearman_per_image, WordByPlace};
 use crate::relevance::threshold::threshold_masks;
@@ -209,6 +209,7 @@ pub fn run(
         let (mut all_masks, mut overlay_cams) = (Vec::new(), HashMap::new());
         let mut quality: HashMap<usize, Bracketed> = HashMap::new();
         let mut probabilities: Vec<(usize, f64)> = Vec::new();
+        let truth = Truth::of(train);
         let progress = crate::progress::bar(rows.len() as u64, name.as_str());
         for chunk in rows.chunks(g.batch_size.max(1)) {
             let (words, classes) = targets.of(chunk, spec.contrastive)?;
@@ -216,14 +217,14 @@ pub fn run(
             let images = train.images.index_select(0, &index);
             let maps = mapper.maps(&images, &words, classes.as_deref())?;
             all_masks.push(threshold_masks(&maps.pixels, g.threshold)?);
-            if let Some(bird) = &train.bird_masks {
+            if let Some(truth) = &truth {
                 let seeds: Vec<u64> = chunk
                     .iter()
                     .map(|&r| random_seed.wrapping_add(r as u64))
                     .collect();
                 let per = bracketed_quality(
                     &maps.pixels,
-                    &bird.index_select(0, &index),
+                    &truth.select(&index),
                     Some(g.threshold),
                     grid,
                     &seeds,

@@ -93,7 +93,11 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
                     .count();
                 if let Some(bird) = &train.bird_masks {
                     let bird = bird.narrow(0, b.start, len as i64);
-                    per_image.extend(quality::per_image_quality(b.cams, &bird, Some(b.masks))?);
+                    per_image.extend(quality::per_image_quality(
+                        b.cams,
+                        &quality::Truth::bird(&bird),
+                        Some(b.masks),
+                    )?);
                 }
                 for r in rows.filter(|r| overlay_rows.contains(r)) {
                     let k = (r as i64) - b.start;
