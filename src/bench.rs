@@ -28,14 +28,15 @@ use crate::models::{gpt2, vit};
 use crate::precision::{self, Precision};
 use crate::train::{ModelSelection, Optimizer, TrainConfig};
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+/// Which benchmark to run (`--what`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum What {
     VitTrain,
     Sampling,
     All,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// The quickstart shapes (configs/quickstart.yaml).
@@ -44,7 +45,7 @@ pub enum Preset {
     Base,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LmPreset {
     /// The quickstart language model: word-level vocabulary of 300, d 96, 2 layers, 2 heads, 128 positions.
@@ -53,54 +54,59 @@ pub enum LmPreset {
     Small,
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Which benchmark to run.
-    #[arg(long, value_enum, default_value = "all")]
+/// What `texplain bench` measures and how (its flags, `src/cli/bench.rs`; [`Default`] gives the flags' defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
     pub what: What,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Intra-op threads (libtorch's default when unset).
-    #[arg(long)]
+    /// Intra-op threads (libtorch's default when `None`).
     pub threads: Option<i32>,
     /// Timed repetitions (the median is reported).
-    #[arg(long, default_value_t = 20)]
     pub steps: usize,
     /// Untimed repetitions first.
-    #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Also write the figures as JSON here.
-    #[arg(long)]
     pub json: Option<PathBuf>,
     /// Seed for weights, inputs and sampling.
-    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// ViT shape for vit-train.
-    #[arg(long, value_enum, default_value = "tiny")]
     pub vit_preset: Preset,
-    /// Images per training step (default 64 tiny, 32 base).
-    #[arg(long)]
+    /// Images per training step (`None`: 64 tiny, 32 base).
     pub batch: Option<usize>,
-    /// Peak dense TFLOP/s of the device at the benchmark's precision (H100 SXM: 67 fp32, 989 bf16), to report
-    /// model FLOP utilisation.
-    #[arg(long)]
+    /// Peak dense TFLOP/s of the device at the benchmark's precision, to report model FLOP utilisation.
     pub peak_tflops: Option<f64>,
-    /// Compute precision: f32, or bf16 mixed precision (bf16 matrix products, f32 master weights).
-    #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
     /// Language-model shape for sampling.
-    #[arg(long, value_enum, default_value = "tiny")]
     pub lm_preset: LmPreset,
     /// Images per sampling call.
-    #[arg(long, default_value_t = 8)]
     pub images: usize,
     /// Sentences per image.
-    #[arg(long, default_value_t = 20)]
     pub samples: usize,
-    /// Tokens per sentence (default 16 tiny, 30 small).
-    #[arg(long)]
+    /// Tokens per sentence (`None`: 16 tiny, 30 small).
     pub new_tokens: Option<usize>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            what: What::All,
+            device: "auto".into(),
+            threads: None,
+            steps: 20,
+            warmup: 3,
+            json: None,
+            seed: 0,
+            vit_preset: Preset::Tiny,
+            batch: None,
+            peak_tflops: None,
+            precision: Precision::F32,
+            lm_preset: LmPreset::Tiny,
+            images: 8,
+            samples: 20,
+            new_tokens: None,
+        }
+    }
 }
 
 /// ViT training-step figures.
@@ -207,7 +213,7 @@ pub fn lm_config(preset: LmPreset) -> gpt2::Config {
 }
 
 /// One ERM step per repetition on random weights and inputs.
-pub fn bench_vit_train(args: &BenchArgs, device: Device) -> Result<VitTrainFigures> {
+pub fn bench_vit_train(args: &BenchOptions, device: Device) -> Result<VitTrainFigures> {
     let cfg = vit_config(args.vit_preset);
     let batch = args.batch.unwrap_or(match args.vit_preset {
         Preset::Tiny => 64,
@@ -260,7 +266,7 @@ pub fn bench_vit_train(args: &BenchArgs, device: Device) -> Result<VitTrainFigur
 }
 
 /// One `sample_sentences` call over all images per repetition; checks that every sentence has `new_tokens` tokens.
-pub fn bench_sampling(args: &BenchArgs, device: Device) -> Result<SamplingFigures> {
+pub fn bench_sampling(args: &BenchOptions, device: Device) -> Result<SamplingFigures> {
     let cfg = lm_config(args.lm_preset);
     let (k, default_tokens) = match args.lm_preset {
         LmPreset::Tiny => (4, 16),
@@ -327,7 +333,7 @@ pub fn bench_sampling(args: &BenchArgs, device: Device) -> Result<SamplingFigure
 }
 
 /// Runs the selected benchmarks and returns their figures.
-pub fn measure(args: &BenchArgs) -> Result<Figures> {
+pub fn measure(args: &BenchOptions) -> Result<Figures> {
     let device = crate::runtime::parse_device(&args.device)?;
     crate::runtime::set_threads(args.threads);
     let vit_train = matches!(args.what, What::VitTrain | What::All)
@@ -349,7 +355,7 @@ pub fn measure(args: &BenchArgs) -> Result<Figures> {
 }
 
 /// `texplain bench`: measures, prints a summary on stdout and writes `--json` (atomically) when given.
-pub fn run(args: &BenchArgs) -> Result<()> {
+pub fn run(args: &BenchOptions) -> Result<()> {
     let figures = measure(args)?;
     let mut text = format!(
         "texplain bench on {}, {} (median of {} steps after {} warmup)\n",
@@ -387,78 +393,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        args: BenchArgs,
-    }
-
-    fn parse(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
-        Wrapper::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
-            .map(|w| w.args)
-    }
-
-    #[test]
-    fn arguments_parse() {
-        let a = parse(&[
-            "--what",
-            "vit-train",
-            "--device",
-            "cpu",
-            "--threads",
-            "2",
-            "--steps",
-            "5",
-            "--warmup",
-            "1",
-            "--json",
-            "out.json",
-            "--vit-preset",
-            "base",
-            "--batch",
-            "8",
-            "--peak-tflops",
-            "60",
-            "--precision",
-            "bf16",
-        ])
-        .unwrap();
-        assert_eq!(a.what, What::VitTrain);
-        assert_eq!(a.vit_preset, Preset::Base);
-        assert_eq!(
-            (a.threads, a.steps, a.warmup, a.batch),
-            (Some(2), 5, 1, Some(8))
-        );
-        assert_eq!(a.peak_tflops, Some(60.0));
-        assert_eq!(a.precision, Precision::Bf16);
-        let b = parse(&[
-            "--what",
-            "sampling",
-            "--lm-preset",
-            "small",
-            "--images",
-            "2",
-            "--samples",
-            "3",
-            "--new-tokens",
-            "7",
-        ])
-        .unwrap();
-        assert_eq!(
-            (b.what, b.lm_preset, b.images, b.samples, b.new_tokens),
-            (What::Sampling, LmPreset::Small, 2, 3, Some(7))
-        );
-        let d = parse(&[]).unwrap();
-        assert_eq!(
-            (d.what, d.device.as_str(), d.precision),
-            (What::All, "auto", Precision::F32)
-        );
-        assert!(parse(&["--precision", "fp16"]).is_err());
-        assert!(parse(&["--what", "everything"]).is_err());
-        assert!(parse(&["--vit-preset", "huge"]).is_err());
-    }
 
     #[test]
     fn median_of_odd_and_even_counts() {
@@ -480,13 +414,18 @@ mod tests {
     }
 
     fn one_step_tiny_run(precision: Precision) {
-        let mut args = parse(&["--device", "cpu", "--steps", "1", "--warmup", "0"]).unwrap();
-        args.images = 2;
-        args.samples = 3;
-        args.new_tokens = Some(5);
-        args.batch = Some(4);
-        args.peak_tflops = Some(1.0);
-        args.precision = precision;
+        let args = BenchOptions {
+            device: "cpu".into(),
+            steps: 1,
+            warmup: 0,
+            images: 2,
+            samples: 3,
+            new_tokens: Some(5),
+            batch: Some(4),
+            peak_tflops: Some(1.0),
+            precision,
+            ..BenchOptions::default()
+        };
         let f = measure(&args).unwrap();
         assert_eq!(f.precision, precision);
         let v = f.vit_train.expect("vit-train ran");

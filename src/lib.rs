@@ -1,7 +1,7 @@
 //! texplain: explain what a frozen image classifier has learned in words, and use those words to find and undo
 //! spurious correlations (TExplain, "Learned visual features to textual explanations").
 //!
-//! The library holds everything; `src/main.rs` is a thin clap binary over [`cli`].
+//! The library holds everything; `src/main.rs` is a thin binary over [`cli`].
 //!
 //! Modules by layer; imports flow one way, downwards in this list:
 //! - utilities: [`util`] (atomic writes, hashing), [`runtime`] (seeds, threads, device), [`precision`] (bf16

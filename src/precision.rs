@@ -25,9 +25,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 /// The compute precision of a training or benchmark (YAML `precision`, `texplain bench --precision`).
-#[derive(
-    Serialize, Deserialize, clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq, Hash,
-)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Everything in f32.

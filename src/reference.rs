@@ -239,19 +239,16 @@ impl ReferenceCheck {
     }
 }
 
-/// `texplain check-reference`: compare a run's results with the committed reference of its experiment.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CheckArgs {
+/// What `texplain check-reference` compares (its flags, `src/cli/check_reference.rs`).
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
     /// The run directory (or its results.csv).
     pub run: PathBuf,
-    /// The reference directory (or its results.csv); default `results/reference/<the run directory's name>`.
+    /// The reference directory (or its results.csv); `None`: `results/reference/<the run directory's name>`.
     pub reference: Option<PathBuf>,
     /// Which split's rows to compare.
-    #[arg(long, default_value = "test")]
     pub split: Split,
-    /// Exit with an error when a metric moved, a reference method is missing from the run, or there is no
-    /// reference (default: print the verdict and succeed).
-    #[arg(long)]
+    /// Fail when a metric moved, a reference method is missing from the run, or there is no reference.
     pub strict: bool,
 }
 
@@ -265,7 +262,7 @@ fn results_csv(path: &Path) -> PathBuf {
 }
 
 /// Runs `texplain check-reference`; prints the table and verdict.
-pub fn run(args: &CheckArgs) -> Result<()> {
+pub fn run(args: &CheckOptions) -> Result<()> {
     let run_csv = results_csv(&args.run);
     let reference = match &args.reference {
         Some(path) => path.clone(),

@@ -84,6 +84,18 @@ fn draw_text(img: &mut [u8], width: usize, x0: usize, y0: usize, text: &str, px:
     }
 }
 
+/// `texplain data inspect`: the report of [`inspect_caption_set`] for a synthetic caption set (a `scenes.csv` and
+/// no `metadata.csv`), of [`inspect`] for any other folder, as text; both write the contact sheet to `out_png`.
+pub fn inspect_folder(dir: &Path, out_png: &Path) -> anyhow::Result<String> {
+    Ok(
+        if !dir.join("metadata.csv").is_file() && dir.join("scenes.csv").is_file() {
+            inspect_caption_set(dir, out_png)?.to_string()
+        } else {
+            inspect(dir, out_png)?.to_string()
+        },
+    )
+}
+
 /// How many unreadable images an error names one by one (the rest are counted).
 const MAX_NAMED: usize = 50;
 

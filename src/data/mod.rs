@@ -6,7 +6,6 @@
 pub mod bg_challenge;
 pub mod captions;
 pub mod cats_apples;
-pub mod cli;
 pub mod draw;
 pub mod inspect;
 pub mod jpeg;

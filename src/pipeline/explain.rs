@@ -245,26 +245,23 @@ pub fn run(
 }
 
 /// `texplain explain`: print the dominant words of a finished run, per class and split, or explain new images
-/// with a seed's classifier, translator and language model (and write their word clouds).
-#[derive(clap::Args, Debug)]
-pub struct ExplainArgs {
+/// with a seed's classifier, translator and language model (and write their word clouds). Its flags:
+/// `src/cli/explain.rs`.
+#[derive(Debug, Clone)]
+pub struct ExplainOptions {
     /// A run directory written by `texplain run`.
     pub run_dir: PathBuf,
-    /// Explain these image files instead of printing the run's words (repeatable).
-    #[arg(long = "image")]
+    /// Explain these image files instead of printing the run's words.
     pub images: Vec<PathBuf>,
     /// Only this split (train or test).
-    #[arg(long)]
     pub split: Option<Split>,
-    /// Only this class (its name in the run: landbird or waterbird, dog or cat).
-    #[arg(long)]
+    /// Only this class (its name in the run).
     pub class: Option<String>,
-    /// The seed whose models explain (default: the run's first seed).
-    #[arg(long)]
+    /// The seed whose models explain (`None`: the run's first seed).
     pub seed: Option<u64>,
 }
 
-pub fn command(args: &ExplainArgs) -> Result<()> {
+pub fn command(args: &ExplainOptions) -> Result<()> {
     let config = args.run_dir.join("config.resolved.yaml");
     let exp = Experiment::load(&config, &[])
         .with_context(|| format!("{} is not a finished run directory", args.run_dir.display()))?;
@@ -282,7 +279,7 @@ pub fn command(args: &ExplainArgs) -> Result<()> {
 
 /// The run's top words per split and class (`words-by-class.csv`), as text.
 fn print_run_words(
-    args: &ExplainArgs,
+    args: &ExplainOptions,
     exp: &Experiment,
     seed_dir: &Path,
     seed: u64,
@@ -316,7 +313,7 @@ fn print_run_words(
 
 /// Explains image files with the seed's models; writes their clouds under `seed-<s>/explain-images/`.
 fn explain_new_images(
-    args: &ExplainArgs,
+    args: &ExplainOptions,
     exp: &Experiment,
     seed_dir: &Path,
     seed: u64,

@@ -9,21 +9,19 @@ use crate::data::words::{attr_names, word_sets};
 use crate::data::Split;
 use crate::faithfulness::{markdown, share_table, Labels};
 
-/// `texplain faithfulness`: word-share tables of a finished run.
-#[derive(clap::Args, Debug)]
-pub struct FaithfulnessArgs {
+/// `texplain faithfulness`: word-share tables of a finished run. Its flags: `src/cli/faithfulness.rs`.
+#[derive(Debug, Clone)]
+pub struct FaithfulnessOptions {
     /// A run directory written by `texplain run` with an explain stage.
     pub run_dir: PathBuf,
-    /// The seed whose explanations are read (default: every seed of the run).
-    #[arg(long)]
+    /// The seed whose explanations are read (`None`: every seed of the run).
     pub seed: Option<u64>,
-    /// Splits to tabulate (default: test; `train,test` for both).
-    #[arg(long, value_delimiter = ',', default_value = "test")]
+    /// Splits to tabulate.
     pub splits: Vec<Split>,
 }
 
 /// The markdown tables for a run (one per seed).
-pub fn tables(args: &FaithfulnessArgs) -> Result<String> {
+pub fn tables(args: &FaithfulnessOptions) -> Result<String> {
     let config = args.run_dir.join("config.resolved.yaml");
     let exp = Experiment::load(&config, &[])
         .with_context(|| format!("{} is not a run directory", args.run_dir.display()))?;
@@ -63,7 +61,7 @@ pub fn tables(args: &FaithfulnessArgs) -> Result<String> {
     Ok(out)
 }
 
-pub fn command(args: &FaithfulnessArgs) -> Result<()> {
+pub fn command(args: &FaithfulnessOptions) -> Result<()> {
     use std::io::Write;
     let out = tables(args)?;
     std::io::stdout().lock().write_all(out.as_bytes())?;

@@ -34,31 +34,23 @@ use crate::runtime::{set_seed, stage_seed};
 use crate::text::words::{dominant_words, WordCounter, WordFilter};
 use crate::util::{write_atomic, write_json};
 
-/// `texplain masks-eval`: relevance methods and thresholds against the true bird masks on a held-out split.
-#[derive(clap::Args, Debug)]
-pub struct MasksEvalArgs {
+/// `texplain masks-eval`: relevance methods and thresholds against the true bird masks on a held-out split. Its
+/// flags: `src/cli/masks_eval.rs`.
+#[derive(Debug, Clone)]
+pub struct MasksEvalOptions {
     /// A run directory written by `texplain run` (its erm, translator and lm stages finished).
     pub run_dir: PathBuf,
-    /// The seed whose models explain and are explained (default: the run's first seed).
-    #[arg(long)]
+    /// The seed whose models explain and are explained (`None`: the run's first seed).
     pub seed: Option<u64>,
     /// The split whose images are explained and mapped.
-    #[arg(long, default_value = "val")]
     pub split: Split,
-    /// A relevance method as YAML, e.g. '{method: gradcam, layer: 1}' or '{method: rollout, contrastive: true}'
-    /// (repeatable). Default: GradCAM at every layer up to the translator's, rollout (CLS and token readout) and
-    /// occlusion, each also contrastive.
-    #[arg(long = "relevance", value_name = "YAML")]
+    /// Relevance methods as YAML ([`RelevanceSpec`]); empty: [`default_candidates`].
     pub relevance: Vec<String>,
-    /// A threshold rule as YAML, e.g. '{rule: top_k, percent: 50}' (repeatable). Default: the run's rule,
-    /// mean_std k = 0 and 1, top_k 30, 50 and 70 %, otsu.
-    #[arg(long = "threshold", value_name = "YAML")]
+    /// Threshold rules as YAML ([`Threshold`]); empty: [`default_thresholds`].
     pub thresholds: Vec<String>,
     /// Leave occlusion (the slow reference) out of the default methods.
-    #[arg(long)]
     pub no_occlusion: bool,
     /// Explain at most this many images of the split (evenly spaced over it).
-    #[arg(long)]
     pub max_images: Option<usize>,
 }
 
@@ -162,7 +154,7 @@ fn f3(x: Option<f64>) -> String {
     x.map_or("–".into(), |v| format!("{v:.3}"))
 }
 
-pub fn command(args: &MasksEvalArgs) -> Result<()> {
+pub fn command(args: &MasksEvalOptions) -> Result<()> {
     use std::io::Write;
     let out = evaluate(args)?;
     std::io::stdout().lock().write_all(out.as_bytes())?;
@@ -170,7 +162,7 @@ pub fn command(args: &MasksEvalArgs) -> Result<()> {
 }
 
 /// Runs the evaluation, writes its files into the seed's folder and returns the markdown.
-pub fn evaluate(args: &MasksEvalArgs) -> Result<String> {
+pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
     let config = args.run_dir.join("config.resolved.yaml");
     let exp = Experiment::load(&config, &[])
         .with_context(|| format!("{} is not a run directory", args.run_dir.display()))?;

@@ -1,10 +1,20 @@
-//! The `texplain` command line (clap derive). `src/main.rs` calls [`main`], which prints errors as a chain.
+//! The `texplain` command line: every clap derive of the crate lives under this module, one file per subcommand
+//! (the layout of ripgrep's `crates/core/flags/`). Each file parses its flags and builds the plain parameters of
+//! the library function that does the work; the layers below never import clap. `src/main.rs` calls [`main`],
+//! which prints errors as a chain.
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use crate::config::Experiment;
+mod bench;
+mod check_reference;
+mod compare;
+mod config;
+mod data;
+mod explain;
+mod faithfulness;
+mod masks_eval;
+mod run;
 
 /// `texplain --version`: the crate, tch and libtorch versions, and whether libtorch sees CUDA.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
@@ -34,69 +44,29 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run an experiment config end to end (resumes finished stages).
-    Run(RunArgs),
+    Run(run::RunArgs),
     /// Pretrain the config's classifier on its upstream corpus (the `pretrain` stage of `texplain run`, alone).
-    Pretrain(RunArgs),
+    Pretrain(run::RunArgs),
     /// Print the resolved config (base files merged, overrides applied, defaults filled in).
-    Config {
-        config: PathBuf,
-        /// Override a config value: path.to.key=value (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-    },
+    Config(config::ConfigArgs),
     /// Generate or inspect datasets.
     #[command(subcommand)]
-    Data(crate::data::cli::DataCommand),
+    Data(data::DataCommand),
     /// Aggregate results.csv files across seeds and runs.
-    Compare(crate::report::CompareArgs),
+    Compare(compare::CompareArgs),
     /// Check a run's results against the committed reference of its experiment (results/reference/<name>/):
     /// which method and metric moved beyond seed noise.
-    CheckReference(crate::reference::CheckArgs),
+    CheckReference(check_reference::CheckArgs),
     /// Print a run's dominant words per class and split, or explain new images (with word clouds).
-    Explain(crate::pipeline::explain::ExplainArgs),
+    Explain(explain::ExplainArgs),
     /// Measure training and sampling throughput on random weights (compare with scripts/bench_reference.py).
-    Bench(crate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Faithfulness tables of a finished run: share of sentences with water/land (or apple) words per class
     /// and attribute (paper 4.1 and 5.8).
-    Faithfulness(crate::pipeline::faithfulness::FaithfulnessArgs),
+    Faithfulness(faithfulness::FaithfulnessArgs),
     /// Score relevance methods and thresholds against the true bird masks on a held-out split of a finished run
     /// (val by default): which `mitigation.gradcam` finds the spurious region.
-    MasksEval(crate::pipeline::masks_eval::MasksEvalArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {
-    pub config: PathBuf,
-    /// Override a config value: path.to.key=value (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// Seeds to run, e.g. 0,1,2 (overrides the config's `seeds`).
-    #[arg(long, value_delimiter = ',')]
-    pub seeds: Option<Vec<u64>>,
-    /// Output folder (overrides the config's `out_dir`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// auto, cpu, cuda or cuda:N (overrides the config's `device`).
-    #[arg(long)]
-    pub device: Option<String>,
-}
-
-impl RunArgs {
-    /// The config with the command-line overrides applied, as `--set`s so they are validated the same way.
-    pub fn experiment(&self) -> Result<Experiment> {
-        let mut sets = self.sets.clone();
-        if let Some(seeds) = &self.seeds {
-            let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
-            sets.push(format!("seeds=[{}]", list.join(",")));
-        }
-        if let Some(out) = &self.out {
-            sets.push(format!("out_dir={}", serde_yaml::to_string(out)?.trim()));
-        }
-        if let Some(device) = &self.device {
-            sets.push(format!("device={device}"));
-        }
-        Experiment::load(&self.config, &sets)
-    }
+    MasksEval(masks_eval::MasksEvalArgs),
 }
 
 /// Colour log lines only when stderr is a terminal, and never with `NO_COLOR` set to a non-empty value
@@ -127,16 +97,13 @@ pub fn main() -> Result<()> {
     match cli.command {
         Command::Run(args) => crate::pipeline::run(&args.experiment()?),
         Command::Pretrain(args) => crate::pipeline::pretrain::command(&args.experiment()?),
-        Command::Config { config, sets } => {
-            print!("{}", Experiment::load(&config, &sets)?.resolved_yaml()?);
-            Ok(())
-        }
-        Command::Data(cmd) => crate::data::cli::run(cmd),
-        Command::Compare(args) => crate::report::run_compare(&args),
-        Command::CheckReference(args) => crate::reference::run(&args),
-        Command::Explain(args) => crate::pipeline::explain::command(&args),
-        Command::Bench(args) => crate::bench::run(&args),
-        Command::Faithfulness(args) => crate::pipeline::faithfulness::command(&args),
-        Command::MasksEval(args) => crate::pipeline::masks_eval::command(&args),
+        Command::Config(args) => config::run(args),
+        Command::Data(cmd) => data::run(cmd),
+        Command::Compare(args) => compare::run(args),
+        Command::CheckReference(args) => check_reference::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Faithfulness(args) => faithfulness::run(args),
+        Command::MasksEval(args) => masks_eval::run(args),
     }
 }

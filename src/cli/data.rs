@@ -1,12 +1,15 @@
-//! `texplain data ...`: generate the synthetic data sets and inspect any Waterbirds-family folder.
-use super::captions::{synth_caption_set, CaptionSetConfig};
-use super::cats_apples::{self, CatsApplesConfig};
-use super::inspect::{inspect, inspect_caption_set};
-use super::synth::{generate, SynthConfig};
-use super::upstream::{self, ImageFormat, UpstreamConfig};
+//! `texplain data ...`: generate the synthetic data sets and inspect any Waterbirds-family folder. The flags fill
+//! the generators' config structs ([`SynthConfig`], [`CaptionSetConfig`], [`UpstreamConfig`], [`CatsApplesConfig`]).
+use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::time::Instant;
+
+use crate::data::captions::{synth_caption_set, CaptionSetConfig};
+use crate::data::cats_apples::{self, CatsApplesConfig};
+use crate::data::inspect::inspect_folder;
+use crate::data::synth::{generate, SynthConfig};
+use crate::data::upstream::{self, ImageFormat, UpstreamConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
@@ -104,7 +107,7 @@ pub enum DataCommand {
     },
 }
 
-pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
+pub fn run(cmd: DataCommand) -> Result<()> {
     let t0 = Instant::now();
     match cmd {
         DataCommand::SynthWaterbirds {
@@ -179,10 +182,10 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         } => {
             let mut cfg = match &config {
                 Some(p) => {
-                    let text = std::fs::read_to_string(p)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    let text =
+                        std::fs::read_to_string(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
                     serde_yaml::from_str::<UpstreamConfig>(&text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                        .map_err(|e| anyhow!("{}: {e}", p.display()))?
                 }
                 None => UpstreamConfig::default(),
             };
@@ -195,7 +198,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             cfg.background_affinity = background_affinity.unwrap_or(cfg.background_affinity);
             if let Some(f) = format {
                 cfg.image_format = serde_yaml::from_str::<ImageFormat>(&f)
-                    .map_err(|_| anyhow::anyhow!("--format must be png or jpeg, got {f:?}"))?;
+                    .map_err(|_| anyhow!("--format must be png or jpeg, got {f:?}"))?;
             }
             cfg.challenge &= !no_challenge;
             let s = upstream::generate(&cfg, &out)?;
@@ -232,11 +235,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             );
         }
         DataCommand::Inspect { dir, out } => {
-            if !dir.join("metadata.csv").is_file() && dir.join("scenes.csv").is_file() {
-                print!("{}", inspect_caption_set(&dir, &out)?);
-            } else {
-                print!("{}", inspect(&dir, &out)?);
-            }
+            print!("{}", inspect_folder(&dir, &out)?);
             println!("contact sheet: {}", out.display());
         }
     }
