@@ -400,11 +400,7 @@ pub fn paired_win_rate(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<Wi
             ties += 1;
         }
     }
-    if n == 0 {
-        return None;
-    }
-    let rate = (wins as f64 + 0.5 * ties as f64) / n as f64;
-    let (low, high) = wilson_interval(rate, n, 1.959_963_984_540_054);
+    let (rate, low, high) = proportion_interval(wins as f64 + 0.5 * ties as f64, n)?;
     Some(WinRate {
         n,
         wins,
@@ -413,6 +409,17 @@ pub fn paired_win_rate(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<Wi
         low,
         high,
     })
+}
+
+/// A proportion of `successes` (ties may count one half) in `n` trials with its 95 % Wilson score interval:
+/// `(rate, low, high)`, `None` for `n = 0`.
+pub fn proportion_interval(successes: f64, n: usize) -> Option<(f64, f64, f64)> {
+    if n == 0 {
+        return None;
+    }
+    let rate = successes / n as f64;
+    let (low, high) = wilson_interval(rate, n, 1.959_963_984_540_054);
+    Some((rate, low, high))
 }
 
 /// Wilson's score interval for a proportion `p` of `n` trials at normal quantile `z`.
