@@ -360,8 +360,13 @@ impl Layer {
         }
     }
 
-    /// HF `ViTLayer`: x + attn(ln_before(x)), then + mlp(ln_after(.)).
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    /// HF `ViTLayer`: x + attn(ln_before(x)), then + mlp(ln_after(.)). `[b, n, d] -> [b, n, d]`.
+    ///
+    /// With `want_attention` the attention is written out, `softmax(q k^T / sqrt(hd)) v` (HF's eager path), and
+    /// its probabilities `[b, H, n, n]` (before attention dropout) are returned as part of the autograd graph
+    /// (relevance rollout, Chefer et al. 2021); without, the attention is one fused SDPA call and `None` is
+    /// returned.
+    fn forward(&self, xs: &Tensor, train: bool, want_attention: bool) -> (Tensor, Option<Tensor>) {
         let (b, n, d) = xs.size3().expect("vit layer input is [b, n, d]");
         let hd = d / self.heads;
         let h = xs.apply(&self.ln_before); // [b, n, d]
@@ -370,47 +375,27 @@ impl Layer {
         let k = split(h.apply(&self.key));
         let v = split(h.apply(&self.value));
         let attn_p = if train { self.attn_p } else { 0.0 };
-        // softmax(q k^T / sqrt(hd)) v, HF's eager scale; no mask (all tokens see all tokens).
-        let a = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            None::<Tensor>,
-            attn_p,
-            false,
-            None,
-            false,
-        ); // [b, H, n, hd]
-        let a = a
-            .transpose(1, 2)
-            .reshape([b, n, d])
-            .apply(&self.attn_out)
-            .dropout(self.hidden_p, train);
-        let xs = xs + a; // [b, n, d]
-        let m = self
-            .act
-            .apply(&xs.apply(&self.ln_after).apply(&self.intermediate)); // [b, n, m]
-        let m = m.apply(&self.output).dropout(self.hidden_p, train); // [b, n, d]
-        xs + m
-    }
-
-    /// [`Layer::forward_t`] with the attention written out, `softmax(q k^T / sqrt(hd)) v` (HF's eager path), so the
-    /// attention probabilities can be returned as part of the autograd graph (relevance rollout, Chefer et al. 2021).
-    /// Returns the block output `[b, n, d]` and the probabilities `[b, H, n, n]` (before attention dropout).
-    fn forward_with_attention(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let (b, n, d) = xs.size3().expect("vit layer input is [b, n, d]");
-        let hd = d / self.heads;
-        let h = xs.apply(&self.ln_before); // [b, n, d]
-        let split = |t: Tensor| t.view([b, n, self.heads, hd]).transpose(1, 2); // [b, H, n, hd]
-        let q = split(h.apply(&self.query));
-        let k = split(h.apply(&self.key));
-        let v = split(h.apply(&self.value));
-        let scores = q.matmul(&k.transpose(-2, -1)) / (hd as f64).sqrt(); // [b, H, n, n]
-                                                                          // Softmax in f32 (autocast's f32 list), the product with v in the compute precision.
-        let scores = precision::upper(&scores);
-        let probs = scores.softmax(-1, scores.kind()); // [b, H, n, n]
-        let attn_p = if train { self.attn_p } else { 0.0 };
-        let a = precision::lower(&probs.dropout(attn_p, train)).matmul(&v); // [b, H, n, hd]
+        let (a, probs) = if want_attention {
+            let scores = q.matmul(&k.transpose(-2, -1)) / (hd as f64).sqrt(); // [b, H, n, n]
+                                                                              // Softmax in f32 (autocast's f32 list), the product with v in the compute precision.
+            let scores = precision::upper(&scores);
+            let probs = scores.softmax(-1, scores.kind()); // [b, H, n, n]
+            let a = precision::lower(&probs.dropout(attn_p, train)).matmul(&v); // [b, H, n, hd]
+            (a, Some(probs))
+        } else {
+            // softmax(q k^T / sqrt(hd)) v, HF's eager scale; no mask (all tokens see all tokens).
+            let a = Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                None::<Tensor>,
+                attn_p,
+                false,
+                None,
+                false,
+            ); // [b, H, n, hd]
+            (a, None)
+        };
         let a = a
             .transpose(1, 2)
             .reshape([b, n, d])
@@ -422,6 +407,11 @@ impl Layer {
             .apply(&xs.apply(&self.ln_after).apply(&self.intermediate)); // [b, n, m]
         let m = m.apply(&self.output).dropout(self.hidden_p, train); // [b, n, d]
         (xs + m, probs)
+    }
+
+    /// The block output alone (the SDPA path of [`Layer::forward`]). `[b, n, d] -> [b, n, d]`.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward(xs, train, false).0
     }
 }
 
@@ -657,14 +647,7 @@ impl Vit {
     /// logits: the remaining blocks, the final layernorm, the head. `[b, p+1, d] -> [b, num_labels]`.
     pub fn head_from_tokens(&self, tokens: &Tensor, layer: i64, train: bool) -> Result<Tensor> {
         self.check_layer(layer)?;
-        let want = [self.num_tokens(), self.cfg.hidden_size];
-        let size = tokens.size();
-        if size.len() != 3 || size[1..] != want {
-            return Err(ModelError::Input(format!(
-                "vit tokens must be [b, {}, {}], got {size:?}",
-                want[0], want[1]
-            )));
-        }
+        self.check_tokens(tokens)?;
         if layer == -1 {
             return Ok(self.head(tokens));
         }
@@ -754,9 +737,9 @@ impl Vit {
         let mut attentions = Vec::with_capacity(blocks.len());
         for block in &self.layers[blocks] {
             let (next, probs) =
-                block.forward_with_attention(hidden_states.last().expect("non-empty"), train); // [b, p+1, d], [b, H, p+1, p+1]
+                block.forward(hidden_states.last().expect("non-empty"), train, true); // [b, p+1, d], [b, H, p+1, p+1]
             hidden_states.push(next);
-            attentions.push(probs);
+            attentions.push(probs.expect("asked for the attention"));
         }
         let last = hidden_states.last().expect("non-empty");
         let output = if final_norm {
