@@ -16,8 +16,6 @@
 //!   ℓ2 of 1.0, so that setting transfers only with `optimizer: sgd`.
 use anyhow::Result;
 
-pub use crate::train::GroupDroConfig;
-
 /// Per-sample sampling weights N / n_{g_i} of group_DRO's `--reweight_groups` sampler: every group gets the same
 /// total weight N. `groups` are in `0..n_groups`; empty groups are allowed (no sample carries their weight).
 pub fn balanced_sampling_weights(groups: &[i64], n_groups: usize) -> Result<Vec<f64>> {
