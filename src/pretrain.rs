@@ -13,7 +13,9 @@ use tch::{nn, Tensor};
 use crate::data::bg_challenge::{bg_gap, BgChallenge, ClassFolders, Variant};
 use crate::data::InputPipeline;
 use crate::models::vit::Vit;
-use crate::train::{fit, restore_vars, snapshot_vars, ModelSelection, Sampling, TrainConfig};
+use crate::train::{
+    fit, restore_vars, snapshot_vars, Batch, ModelSelection, Sampling, TrainConfig,
+};
 use crate::util::write_atomic;
 
 /// Accuracy of a multi-class classifier on a labelled set.
@@ -162,11 +164,10 @@ impl Pretraining<'_> {
             rng,
             "pretrain",
             |chunk| {
-                let index =
-                    Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
-                let xs = input.train_batch(&train.images.index_select(0, &index))?;
-                let ys = labels.index_select(0, &index.to_device(input.device));
-                Ok(model.forward_t(&xs, true).cross_entropy_for_logits(&ys)) // [b, classes] -> []
+                let batch = Batch::new(chunk, &train.images, &labels, input)?;
+                Ok(model
+                    .forward_t(&batch.xs, true)
+                    .cross_entropy_for_logits(&batch.ys)) // [b, classes] -> []
             },
             |e| {
                 let acc = ClassAccuracy::of(model, val, input);

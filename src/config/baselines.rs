@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use super::schema::{Config, Method, ModelSelection, TrainConfig};
 use super::validate::validate_train;
 use crate::methods::dfr::{DfrConfig, LogRegConfig, C_GRID_WATERBIRDS};
-use crate::methods::groupdro::GroupDroConfig;
 use crate::methods::jtt::JttGrid;
+use crate::train::GroupDroConfig;
 
 /// `mitigation.baselines`: one block per baseline method.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

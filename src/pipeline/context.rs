@@ -1,15 +1,15 @@
-//! What every stage of a run shares: the experiment, the decoded splits, the input pipeline ([`Run`]), and one
-//! seed's folder ([`Seed`]). Stages take a `&Seed` (or a `&Run` for the shared ones) and the typed outputs of the
-//! stages they read.
+//! What every stage of a run shares: the experiment, the decoded splits, the input pipeline ([`Run`]), one
+//! seed's folder ([`Seed`]), and the architecture of a classifier trained from scratch ([`scratch_config`]).
+//! Stages take a `&Seed` (or a `&Run` for the shared ones) and the typed outputs of the stages they read.
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
-use crate::config::Experiment;
+use crate::config::{Experiment, Preset};
 use crate::data::InputPipeline;
 use crate::data::{waterbirds, Dataset, Label, LoadOptions, Split};
 use crate::methods::Method;
 use crate::metrics;
-use crate::models::vit::Vit;
+use crate::models::vit::{self, Vit};
 use crate::report::ResultRow;
 use crate::train;
 use crate::util::{build_in_partial, sha256};
@@ -196,5 +196,21 @@ impl Seed<'_> {
 
     pub fn input(&self) -> &InputPipeline {
         &self.run.input
+    }
+}
+
+/// The architecture of a classifier trained from scratch: the configured preset.
+pub fn scratch_config(exp: &Experiment) -> vit::Config {
+    let c = &exp.config.classifier;
+    match c.preset {
+        Preset::VitBasePatch16_384 => vit::Config::vit_base_patch16_384(2),
+        Preset::Tiny => vit::Config {
+            hidden_size: c.hidden_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: c.num_attention_heads,
+            intermediate_size: 4 * c.hidden_size,
+            num_labels: 2,
+            ..vit::Config::tiny(exp.config.data.image_size, c.patch_size)
+        },
     }
 }

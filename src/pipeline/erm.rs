@@ -7,12 +7,12 @@ use serde::Serialize;
 use std::path::Path;
 use tch::nn;
 
-use super::context::Seed;
+use super::context::{scratch_config, Seed};
 use super::pretrain::Pretrained;
 use super::stage::{run_stage, Stage, StageDone, StageKey};
-use crate::config::{Experiment, Preset};
+use crate::config::Experiment;
 use crate::methods::Method;
-use crate::models::vit::{self, Vit};
+use crate::models::vit::Vit;
 use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
 use crate::train::ClassifierTraining;
@@ -58,22 +58,6 @@ impl Erm {
         Ok(report::read_results_csv(
             &self.done.dir.join("results.csv"),
         )?)
-    }
-}
-
-/// The architecture of a classifier trained from scratch: the configured preset.
-pub fn scratch_config(exp: &Experiment) -> vit::Config {
-    let c = &exp.config.classifier;
-    match c.preset {
-        Preset::VitBasePatch16_384 => vit::Config::vit_base_patch16_384(2),
-        Preset::Tiny => vit::Config {
-            hidden_size: c.hidden_size,
-            num_hidden_layers: c.num_hidden_layers,
-            num_attention_heads: c.num_attention_heads,
-            intermediate_size: 4 * c.hidden_size,
-            num_labels: 2,
-            ..vit::Config::tiny(exp.config.data.image_size, c.patch_size)
-        },
     }
 }
 

@@ -1,5 +1,5 @@
 //! The group DRO stage (Sagawa et al., "Distributionally Robust Neural Networks for Group Shifts", ICLR 2020,
-//! Algorithm 1; the mechanics and the reference's defaults are in [`crate::methods::groupdro`]): a classifier
+//! Algorithm 1; the loss and the reference's defaults are in [`crate::train::GroupDro`]): a classifier
 //! trained anew from ERM's initialisation with ERM's recipe (or `mitigation.baselines.groupdro.train`), its loss the
 //! online group-DRO objective over the training split's groups and its batches drawn group-balanced (the
 //! reference's `--reweight_groups`), its epoch chosen as ERM's is. It reads the training split's group labels, which
@@ -16,10 +16,10 @@ use super::pretrain::Pretrained;
 use super::stage::{run_stage, Stage};
 use crate::config::GroupSampling;
 use crate::data::N_GROUPS;
-use crate::methods::groupdro::{balanced_sampling_weights, GroupDroConfig};
+use crate::methods::groupdro::balanced_sampling_weights;
 use crate::methods::Method;
 use crate::report;
-use crate::train::{ClassifierTraining, Objective, Sampling};
+use crate::train::{ClassifierTraining, GroupDroConfig, Objective, Sampling};
 use crate::util::write_json;
 
 #[derive(Serialize)]

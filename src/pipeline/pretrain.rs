@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::nn;
 
-use super::context::generate_into;
-use super::erm::scratch_config;
+use super::context::{generate_into, scratch_config};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use crate::config::{Experiment, PretrainSection};
 use crate::data::bg_challenge::{self, Variant};

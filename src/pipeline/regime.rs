@@ -12,8 +12,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use super::context::Seed;
-use super::erm::{initial_classifier, scratch_config, Erm};
+use super::context::{scratch_config, Seed};
+use super::erm::{initial_classifier, Erm};
 use super::pretrain::Pretrained;
 use super::stage::{run_stage, Stage, StageKey};
 use crate::data::Dataset;

@@ -3,9 +3,6 @@
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-use super::word::target_log_prob;
-use crate::models::gpt2::Gpt2;
-use crate::models::translator::Translator;
 use crate::models::vit::Vit;
 
 /// A scalar score per image, a differentiable function of the classifier's tokens at one layer:
@@ -113,21 +110,6 @@ pub fn class_logit_score<'a>(
         Ok(logits
             .gather(1, &classes.view([-1, 1]), false)
             .squeeze_dim(1)) // [b]
-    }
-}
-
-/// TExplain's word-targeted score (paper 4.3): the log-probability of each image's target word under the frozen
-/// LM, teacher-forced over the image's sentences, given the translator's prefix for its tokens
-/// ([`target_log_prob`]). Use with `score_layer` = the translator's layer.
-pub fn word_score<'a>(
-    translator: &'a Translator,
-    lm: &'a Gpt2,
-    sentences: &'a [Vec<Vec<i64>>],
-    targets: &'a [i64],
-) -> impl FnMut(&Tensor) -> Result<Tensor> + 'a {
-    move |tokens: &Tensor| {
-        let prefix = translator.forward(tokens)?; // [b, k, d_lm]
-        target_log_prob(lm, &prefix, sentences, targets) // [b]
     }
 }
 

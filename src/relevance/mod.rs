@@ -3,7 +3,7 @@
 //!
 //! Every method explains "a scalar score per image that is a differentiable function of the ViT's activations"
 //! ([`ScoreFn`]): the caller plugs in the word-targeted score of TExplain (the log-probability of the target word
-//! under the frozen LM given the translator's prefix, [`maps::word_score`]) or a class logit (MaskTune,
+//! under the frozen LM given the translator's prefix, [`word::word_score`]) or a class logit (MaskTune,
 //! [`maps::class_logit_score`]).
 //!
 //! * [`gradcam`]: GradCAM at any encoder layer (Selvaraju et al. 2017; the token form of pytorch-grad-cam's ViT

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::gradcam::gradcam;
-use super::maps::{contrastive, word_score, RelevanceMaps};
+use super::maps::{contrastive, RelevanceMaps};
 use super::mask::MaskValue;
 use super::method::{RelevanceMethod, RelevanceSpec};
 use super::occlusion::occlusion;
@@ -18,6 +18,21 @@ use crate::explain::lm::{pad_batch, LanguageModel};
 use crate::models::gpt2::Gpt2;
 use crate::models::translator::Translator;
 use crate::models::vit::Vit;
+
+/// TExplain's word-targeted score (paper 4.3): the log-probability of each image's target word under the frozen
+/// LM, teacher-forced over the image's sentences, given the translator's prefix for its tokens
+/// ([`target_log_prob`]). Use with `score_layer` = the translator's layer.
+pub fn word_score<'a>(
+    translator: &'a Translator,
+    lm: &'a Gpt2,
+    sentences: &'a [Vec<Vec<i64>>],
+    targets: &'a [i64],
+) -> impl FnMut(&Tensor) -> Result<Tensor> + 'a {
+    move |tokens: &Tensor| {
+        let prefix = translator.forward(tokens)?; // [b, k, d_lm]
+        target_log_prob(lm, &prefix, sentences, targets) // [b]
+    }
+}
 
 /// Teacher-forced log-probability of `target` wherever it occurs in each sentence, after each image's prefix,
 /// averaged over the image's sentences. `prefix` [b, k, d]; `sentences[i]` are image i's token sequences
