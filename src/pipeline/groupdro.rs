@@ -34,7 +34,7 @@ struct Summary {
 pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.groupdro;
-    let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
+    let recipe = &exp.recipes().groupdro;
     let method = Method::Groupdro;
     let stage = Stage::Finetune(method);
     let key = erm::retrain_key(ctx, stage, pretrained, "groupdro", cfg)?;

@@ -52,7 +52,7 @@ impl Point {
 pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.jtt;
-    let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
+    let recipe = &exp.recipes().jtt;
     let method = Method::Jtt;
     let stage = Stage::Finetune(method);
     let key = erm::retrain_key(ctx, stage, pretrained, "jtt", cfg)?;

@@ -55,11 +55,11 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
     let method = Method::Masktune;
     let stage = Stage::Finetune(method);
     let mut key = StageKey::new(stage);
-    let tcfg = cfg.finetune_for(&exp.config.classifier.train);
+    let tcfg = &exp.recipes().masktune;
     key.add("seed", &seed)
         .reads("erm", &erm.done.content)
         .add("masktune", cfg)
-        .add("finetune", &tcfg);
+        .add("finetune", tcfg);
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let classifier = erm.classifier(exp.device)?;
         let layer = cfg.layer_for(classifier.model.config().num_hidden_layers);
@@ -164,7 +164,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
         masked.images = apply_masks(&train.images, &masks, MaskValue::Zero);
         let mut rng = set_seed(stage_seed(seed, method.name()));
         let val = (tcfg.select == ModelSelection::WorstGroupVal).then_some(&splits.val);
-        ClassifierTraining::erm(&classifier.model, &masked, val, &tcfg, ctx.input()).run(
+        ClassifierTraining::erm(&classifier.model, &masked, val, tcfg, ctx.input()).run(
             &classifier.vs,
             &mut rng,
             dir,
