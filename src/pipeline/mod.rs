@@ -21,7 +21,8 @@
 //! at the end        report::run             results.csv, table.md
 //! ```
 //! Which stages run follows from `mitigation.methods`: the masked fine-tunings
-//! ([`crate::methods::Method::masked_finetune`]) after the explanation stages, each baseline by its method.
+//! ([`crate::methods::Method::masked_finetune`]) after the explanation stages, each baseline by its method, all four
+//! on one skeleton ([`retrain`]: key, starting point, evaluation, results).
 //! A config with an `analysis` section runs that analysis' flow instead ([`in9`]: the ImageNet-9 / Background
 //! Challenge analysis), on the same run directory conventions and stage cache.
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
@@ -48,6 +49,7 @@ pub mod outcome;
 pub mod pretrain;
 pub mod regime;
 pub mod report;
+pub mod retrain;
 pub mod stage;
 pub mod translator;
 
