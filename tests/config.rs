@@ -198,7 +198,7 @@ fn baseline_parameters_default_and_bad_values_are_named() {
             .layer_for(exp.config.classifier.num_hidden_layers),
         3
     );
-    let ft = b.masktune.finetune_for(&exp.config.classifier.train);
+    let ft = &exp.recipes().masktune;
     assert_eq!((ft.epochs, ft.warmup_epochs, ft.lr), (1, 0.0, 0.001));
     assert_eq!(
         (b.jtt.grid.id_epochs.clone(), b.jtt.grid.lambda_up.clone()),

@@ -1,10 +1,13 @@
 //! Experiment configs: one YAML file per experiment, in two layers as in burn/candle examples. The raw serde
 //! structs of [`schema`] mirror the YAML one to one; [`Experiment`] is what the pipeline runs, after files were
-//! merged and overridden ([`load`]) and every value range-checked ([`validate`]). Filesystem checks are a separate
-//! [`Experiment::preflight`] that only a run needs.
+//! merged and overridden ([`load`]), the baselines' training recipes resolved ([`recipes`]) and every value
+//! range-checked ([`validate`]). Filesystem checks are a separate [`Experiment::preflight`] ([`preflight`]) that only
+//! a run needs.
 pub mod baselines;
 pub mod estimate;
 mod load;
+mod preflight;
+pub mod recipes;
 pub mod schema;
 mod validate;
 
@@ -12,6 +15,7 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 pub use load::apply_set;
+pub use recipes::BaselineRecipes;
 pub use schema::*;
 
 /// A validated experiment: what `texplain run` executes.
@@ -22,6 +26,8 @@ pub struct Experiment {
     pub source: PathBuf,
     pub out_dir: PathBuf,
     pub device: tch::Device,
+    /// Resolved from `config` once, here; read through [`Experiment::recipes`].
+    recipes: BaselineRecipes,
 }
 
 impl Experiment {
@@ -33,7 +39,9 @@ impl Experiment {
 
     /// Validates an already-parsed config (`source` names it in errors).
     pub fn from_config(config: Config, source: &Path) -> Result<Self> {
-        validate::validate(&config).with_context(|| format!("config {}", source.display()))?;
+        let recipes = BaselineRecipes::resolve(&config);
+        validate::validate(&config, &recipes)
+            .with_context(|| format!("config {}", source.display()))?;
         let device = crate::runtime::parse_device(&config.device)
             .with_context(|| format!("config {}", source.display()))?;
         let out_dir = config
@@ -45,7 +53,13 @@ impl Experiment {
             source: source.to_path_buf(),
             out_dir,
             device,
+            recipes,
         })
+    }
+
+    /// The training recipes of the baselines that train (MaskTune, JTT, group DRO), their defaults resolved.
+    pub fn recipes(&self) -> &BaselineRecipes {
+        &self.recipes
     }
 
     /// Checks that the folders and files the config points at exist (data, checkpoints, caption sets), naming the
@@ -53,7 +67,7 @@ impl Experiment {
     /// Also refuses an explain stage that cannot fit this machine ([`estimate`]: the KV cache of a CPU run, the
     /// sentences of the data's splits).
     pub fn preflight(&self) -> Result<()> {
-        validate::preflight(&self.config, self.device.is_cuda())
+        preflight::preflight(&self.config, self.device.is_cuda())
             .with_context(|| format!("config {}", self.source.display()))
     }
 
@@ -73,7 +87,7 @@ impl Experiment {
 
     /// The Background Challenge folder an `analysis` reads: `analysis.challenge`, or `<pretrain.root>/bg_challenge`.
     pub fn challenge_root(&self) -> PathBuf {
-        validate::challenge_root(&self.config)
+        preflight::challenge_root(&self.config)
     }
 
     /// The resolved config as YAML (what `texplain config` prints and `config.resolved.yaml` holds).

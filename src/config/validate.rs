@@ -1,18 +1,18 @@
 //! Range checks that types alone cannot express, each error naming the key path and the value ([`validate`]),
-//! and the filesystem checks of a run ([`preflight`]): the folders and files a config points at. `texplain config`
-//! runs only the first, so a config can be inspected on a machine without the data.
+//! the baselines' blocks (`mitigation.baselines`) among them. No filesystem access: `texplain config` runs only
+//! these, so a config can be inspected on a machine without the data ([`super::preflight`] checks the files).
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use super::estimate::{explain_needs, machine_memory, LmShape};
+use super::estimate::{explain_needs, LmShape};
+use super::recipes::BaselineRecipes;
 use super::schema::{
-    AnalysisKind, AnalysisSection, CaptionSource, Config, DataKind, Method, RelevanceMethod,
-    Threshold, TrainConfig,
+    AnalysisKind, AnalysisSection, CaptionSource, Config, DataKind, DfrSection, GroupDroSection,
+    JttSection, MasktuneSection, Method, RelevanceMethod, Threshold, TrainConfig,
 };
 
-/// Range checks of every value (no filesystem access).
-pub fn validate(cfg: &Config) -> Result<()> {
+/// Range checks of every value (no filesystem access); `recipes`: the baselines' recipes resolved from `cfg`.
+pub fn validate(cfg: &Config, recipes: &BaselineRecipes) -> Result<()> {
     if cfg.seeds.is_empty() {
         bail!("seeds: the seed list is empty; give at least one seed");
     }
@@ -119,7 +119,7 @@ pub fn validate(cfg: &Config) -> Result<()> {
     if explains {
         validate_explanation(cfg)?;
     }
-    super::baselines::validate(cfg)
+    validate_baselines(cfg, recipes)
 }
 
 /// Checks an `analysis` section and the sections its flow reads (the classifier's source, the explanation's).
@@ -322,7 +322,138 @@ fn validate_relevance(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn validate_train(path: &str, t: &TrainConfig) -> Result<()> {
+/// Range checks of the `mitigation.baselines` blocks of the methods the config runs, each error naming the key
+/// path and the value. (A block of a method not run is not checked: the default JTT grid does not fit a config whose
+/// classifier trains for one epoch, and need not.)
+fn validate_baselines(cfg: &Config, recipes: &BaselineRecipes) -> Result<()> {
+    let runs = |m: Method| cfg.mitigation.methods.contains(&m);
+    let b = &cfg.mitigation.baselines;
+    if runs(Method::Masktune) {
+        validate_masktune(cfg, &b.masktune)?;
+    }
+    if runs(Method::Jtt) {
+        validate_jtt(&recipes.jtt, &b.jtt)?;
+    }
+    if runs(Method::Dfr) {
+        validate_dfr(&b.dfr)?;
+    }
+    if runs(Method::Groupdro) {
+        validate_groupdro(&b.groupdro)?;
+    }
+    Ok(())
+}
+
+/// The key path of the baselines' blocks.
+const PATH: &str = "mitigation.baselines";
+
+fn validate_masktune(cfg: &Config, m: &MasktuneSection) -> Result<()> {
+    let path = PATH;
+    let depth = cfg.classifier.num_hidden_layers;
+    if cfg.classifier.pretrained.is_none() {
+        let layer = m.layer_for(depth);
+        if !(0..depth).contains(&layer) {
+            bail!(
+                "{path}.masktune.layer: {layer} is outside 0..{depth}; the head reads only the CLS token, so the \
+                 patch tokens after the last block ({depth}, or -1) have no gradient (the last block's input is {})",
+                depth - 1
+            );
+        }
+    } else if let Some(layer) = m.layer.filter(|&l| l < 0) {
+        bail!("{path}.masktune.layer: {layer} must be a hidden_states index >= 0 below the classifier's depth");
+    }
+    if m.batch_size == 0 {
+        bail!("{path}.masktune.batch_size: must be at least 1");
+    }
+    if let Some(t) = &m.finetune {
+        validate_train(&format!("{path}.masktune.finetune"), t)?;
+    }
+    Ok(())
+}
+
+/// `recipe`: JTT's resolved training recipe (the identification model is it, stopped after T epochs).
+fn validate_jtt(recipe: &TrainConfig, j: &JttSection) -> Result<()> {
+    let path = PATH;
+    if let Some(t) = &j.train {
+        validate_train(&format!("{path}.jtt.train"), t)?;
+    }
+    if j.grid.id_epochs.is_empty() || j.grid.lambda_up.is_empty() {
+        bail!(
+            "{path}.jtt.grid: id_epochs {:?} and lambda_up {:?} must both list at least one value",
+            j.grid.id_epochs,
+            j.grid.lambda_up
+        );
+    }
+    for &t in &j.grid.id_epochs {
+        if t == 0 || t > recipe.epochs {
+            bail!(
+                "{path}.jtt.grid.id_epochs: {t} is outside 1..={} (the identification model is the training \
+                 recipe stopped after T of its {} epochs)",
+                recipe.epochs,
+                recipe.epochs
+            );
+        }
+    }
+    if BTreeSet::from_iter(&j.grid.id_epochs).len() != j.grid.id_epochs.len()
+        || BTreeSet::from_iter(&j.grid.lambda_up).len() != j.grid.lambda_up.len()
+    {
+        bail!(
+            "{path}.jtt.grid: id_epochs {:?} / lambda_up {:?} list a value twice",
+            j.grid.id_epochs,
+            j.grid.lambda_up
+        );
+    }
+    Ok(())
+}
+
+fn validate_dfr(d: &DfrSection) -> Result<()> {
+    let path = PATH;
+    if d.c_grid.is_empty() {
+        bail!("{path}.dfr.c_grid: the C grid is empty");
+    }
+    if let Some(c) = d.c_grid.iter().find(|c| !(c.is_finite() && **c > 0.0)) {
+        bail!("{path}.dfr.c_grid: {c} is not a positive number");
+    }
+    if d.tune_retrains == 0 || d.final_retrains == 0 {
+        bail!(
+            "{path}.dfr.tune_retrains {} / final_retrains {}: both must be at least 1",
+            d.tune_retrains,
+            d.final_retrains
+        );
+    }
+    if !(d.logreg.tol.is_finite() && d.logreg.tol > 0.0) || d.logreg.max_iter == 0 {
+        bail!(
+            "{path}.dfr.logreg: tol {} must be positive and max_iter {} at least 1",
+            d.logreg.tol,
+            d.logreg.max_iter
+        );
+    }
+    if d.batch_size == 0 {
+        bail!("{path}.dfr.batch_size: must be at least 1");
+    }
+    Ok(())
+}
+
+fn validate_groupdro(g: &GroupDroSection) -> Result<()> {
+    let path = PATH;
+    if !(g.step_size.is_finite() && g.step_size >= 0.0) {
+        bail!(
+            "{path}.groupdro.step_size: {} must be a number >= 0",
+            g.step_size
+        );
+    }
+    if !(g.generalization_adjustment.is_finite() && g.generalization_adjustment >= 0.0) {
+        bail!(
+            "{path}.groupdro.generalization_adjustment: {} must be a number >= 0",
+            g.generalization_adjustment
+        );
+    }
+    if let Some(t) = &g.train {
+        validate_train(&format!("{path}.groupdro.train"), t)?;
+    }
+    Ok(())
+}
+
+fn validate_train(path: &str, t: &TrainConfig) -> Result<()> {
     if !(t.lr > 0.0 && t.lr.is_finite()) {
         bail!("{path}.lr: {} must be a positive number", t.lr);
     }
@@ -344,207 +475,6 @@ pub(super) fn validate_train(path: &str, t: &TrainConfig) -> Result<()> {
     }
     if let Some(clip) = t.grad_clip.filter(|&c| c <= 0.0) {
         bail!("{path}.grad_clip: {clip} must be positive");
-    }
-    Ok(())
-}
-
-/// The filesystem checks of a run: every folder and file the config reads must exist (or be generated by it), and
-/// the explain stage must fit this machine with the data's image counts (`on_accelerator`: the KV cache lives in
-/// the accelerator's memory, whose size is not checked here).
-pub fn preflight(cfg: &Config, on_accelerator: bool) -> Result<()> {
-    let data = &cfg.data;
-    let generated = data.synth.is_some() || data.cats_apples.is_some();
-    if cfg.analysis.is_none() && !data.root.exists() && !generated {
-        bail!(
-            "data.root: the folder {} does not exist (give a Waterbirds folder with metadata.csv, or a data.synth block to generate one there)",
-            data.root.display()
-        );
-    }
-    if let Some(dir) = &cfg.classifier.pretrained {
-        require_files(
-            "classifier.pretrained",
-            dir,
-            &["config.json", "model.safetensors"],
-        )?;
-    }
-    if let Some(p) = &cfg.pretrain {
-        let in9l = p.root.join(crate::data::upstream::IN9L_DIR);
-        if p.synth.is_none() && !in9l.is_dir() {
-            bail!(
-                "pretrain.root: {} does not exist (give a folder with in9l/train and in9l/val class folders, or a pretrain.synth block to generate the synthetic corpus there)",
-                in9l.display()
-            );
-        }
-    }
-    if let Some(a) = &cfg.analysis {
-        preflight_analysis(cfg, a)?;
-    }
-    let explains = cfg.analysis.is_some()
-        || cfg.explain.run
-        || cfg
-            .mitigation
-            .methods
-            .iter()
-            .any(|m| m.needs_explanations());
-    if !explains {
-        return Ok(());
-    }
-    if let Some(dir) = &cfg.language_model.pretrained {
-        require_files(
-            "language_model.pretrained",
-            dir,
-            &["config.json", "model.safetensors", "tokenizer.json"],
-        )?;
-    }
-    match &cfg.translator.captions {
-        Some(CaptionSource::Csv { path }) if !path.is_file() => {
-            bail!(
-                "translator.captions.path: the file {} does not exist",
-                path.display()
-            )
-        }
-        Some(CaptionSource::Coco { captions, images }) => {
-            if !captions.is_file() {
-                bail!(
-                    "translator.captions.captions: the file {} does not exist",
-                    captions.display()
-                );
-            }
-            if !images.is_dir() {
-                bail!(
-                    "translator.captions.images: the folder {} does not exist",
-                    images.display()
-                );
-            }
-        }
-        _ => {}
-    }
-    let oracle = cfg.mitigation.methods.iter().any(|m| m.needs_true_masks());
-    if oracle && !generated && !data.root.join("fg_masks").is_dir() {
-        bail!(
-            "mitigation.methods: {} needs the true bird masks ({}/fg_masks), which this data folder lacks",
-            Method::Oracle,
-            data.root.display()
-        );
-    }
-    let shape = match &cfg.language_model.pretrained {
-        None => LmShape::pretrained_here(&cfg.language_model),
-        Some(dir) => {
-            let path = dir.join("config.json");
-            let lm = crate::models::gpt2::Config::from_hf_json(&path).with_context(|| {
-                format!("language_model.pretrained: reading {}", path.display())
-            })?;
-            LmShape {
-                n_layer: lm.n_layer.max(0) as u128,
-                n_embd: lm.n_embd.max(0) as u128,
-                n_positions: lm.n_positions.max(0) as u128,
-                word_level: false,
-            }
-        }
-    };
-    explain_needs(
-        &cfg.explain,
-        cfg.translator.prefix_len,
-        &shape,
-        explained_images(cfg)?,
-    )
-    .check(machine_memory(), !on_accelerator)
-}
-
-/// The folders an analysis reads: the Background Challenge folder (or the corpus that will write it).
-fn preflight_analysis(cfg: &Config, a: &AnalysisSection) -> Result<()> {
-    match a.kind {
-        AnalysisKind::In9 => match (&a.challenge, &cfg.pretrain) {
-            (Some(dir), _) if !dir.join("original").is_dir() => bail!(
-                "analysis.challenge: {} holds no original/ folder (give a Background Challenge folder: original/val/<class>/..., only_bg_t/val/..., ...)",
-                dir.display()
-            ),
-            (None, Some(p)) if p.synth.is_none() && !challenge_root(cfg).join("original").is_dir() => {
-                bail!(
-                    "analysis.challenge: unset, and {} does not exist (give analysis.challenge, or a pretrain.synth block that writes it)",
-                    challenge_root(cfg).display()
-                )
-            }
-            _ => Ok(()),
-        },
-    }
-}
-
-/// The Background Challenge folder an analysis reads: `analysis.challenge`, or `<pretrain.root>/bg_challenge`.
-pub fn challenge_root(cfg: &Config) -> std::path::PathBuf {
-    let given = cfg.analysis.as_ref().and_then(|a| a.challenge.clone());
-    given.unwrap_or_else(|| {
-        cfg.pretrain
-            .as_ref()
-            .map(|p| p.root.join(crate::data::upstream::BG_CHALLENGE_DIR))
-            .unwrap_or_default()
-    })
-}
-
-/// Images of the explained splits (train, test): counted in `metadata.csv`, or those the synthetic generator will
-/// write; `None` when neither is known yet (a Cats & Apples set still to be generated). For an analysis, the
-/// images of one explained variant, twice (its variants are explained one after the other).
-fn explained_images(cfg: &Config) -> Result<Option<[u64; 2]>> {
-    if let Some(a) = &cfg.analysis {
-        let synth = cfg.pretrain.as_ref().and_then(|p| p.synth.as_ref());
-        let per_class = match (a.challenge.is_none(), synth) {
-            (true, Some(s)) => Some(s.challenge_per_class),
-            _ => None,
-        };
-        let n = per_class.map(|c| {
-            let c = a.images_per_class.map_or(c, |k| k.min(c));
-            (c * crate::data::upstream_scene::Category::all().len()) as u64
-        });
-        return Ok(n.map(|n| [n, n]));
-    }
-    let data = &cfg.data;
-    let root = match data.variant {
-        Some(v) => data.root.join("variants").join(v.name()),
-        None => data.root.clone(),
-    };
-    let metadata = root.join("metadata.csv");
-    if metadata.is_file() {
-        let mut reader = csv::Reader::from_path(&metadata)
-            .with_context(|| format!("reading {}", metadata.display()))?;
-        let headers = reader
-            .headers()
-            .with_context(|| format!("reading {}", metadata.display()))?;
-        let column = headers
-            .iter()
-            .position(|h| h == "split")
-            .with_context(|| format!("{}: no `split` column", metadata.display()))?;
-        let mut counts = [0u64; 2];
-        for (i, row) in reader.records().enumerate() {
-            let row = row.with_context(|| format!("{} row {}", metadata.display(), i + 2))?;
-            match row.get(column).map(str::trim) {
-                Some("0") => counts[0] += 1,
-                Some("2") => counts[1] += 1,
-                _ => {}
-            }
-        }
-        return Ok(Some(counts));
-    }
-    Ok(data.synth.as_ref().map(|s| {
-        let counts = crate::data::synth::group_counts(s.scale, s.correlation);
-        [0, 2].map(|split| counts[split].iter().sum::<usize>() as u64)
-    }))
-}
-
-fn require_files(path: &str, dir: &Path, files: &[&str]) -> Result<()> {
-    if !dir.is_dir() {
-        bail!("{path}: the folder {} does not exist", dir.display());
-    }
-    let missing: Vec<&str> = files
-        .iter()
-        .copied()
-        .filter(|f| !dir.join(f).is_file())
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "{path}: the folder {} lacks {}",
-            dir.display(),
-            missing.join(", ")
-        );
     }
     Ok(())
 }

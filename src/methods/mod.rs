@@ -1,8 +1,8 @@
-//! The mitigation methods a run can report (paper section 4.3, Table 1), as one closed set ([`Method`]): how each
-//! gets its classifier ([`Procedure`], what the pipeline dispatches on), what it needs from the run (explanations,
-//! a selection of training samples, masks), which group labels it reads ([`GroupLabels`]; tables mark the methods
-//! that train on them) and the Table-1 order. Adding a method means adding a variant here; the compiler then finds
-//! every place that must handle it.
+//! The mitigation methods a run can report (paper section 4.3, Table 1), as one closed set ([`Method`]) that the
+//! pipeline dispatches on: which fine-tune the ERM model on a masked selection ([`MaskedFinetune`]: which samples,
+//! masked where), what each needs from the run (explanations, masks), which group labels it reads ([`GroupLabels`];
+//! tables mark the methods that train on them) and the Table-1 order. Adding a method means adding a variant here;
+//! the compiler then finds every place that must handle it.
 //!
 //! The field's baselines live in the submodules as pure library functions that the pipeline's stages call: JTT
 //! (Liu et al. 2021), DFR on validation (Kirichenko et al. 2023), online group DRO (Sagawa et al. 2020) and
@@ -61,33 +61,13 @@ pub enum MaskSource {
     TrueBackground,
 }
 
-/// How a method gets its classifier: what the pipeline runs for it, and from what.
+/// How a method fine-tunes the ERM model on a selection of training samples, each masked (Random, TExplain,
+/// oracle): the methods the pipeline runs after the explanation stages. ERM and each baseline are a procedure of
+/// their own, which the pipeline dispatches on the [`Method`] itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Procedure {
-    /// Train the initial classifier on the whole training set (ERM); every other procedure starts from its model or
-    /// from its initialisation.
-    Erm,
-    /// Fine-tune the ERM model on a selection of training samples, each masked (Random, TExplain, oracle).
-    MaskedFinetune {
-        selection: SampleSelection,
-        masks: MaskSource,
-    },
-    /// Fine-tune the ERM model on every training image, masked where its predicted class's GradCAM is high
-    /// (MaskTune; no words, no selection).
-    FinetuneAllMasked,
-    /// Train a classifier anew from ERM's initialisation with a reweighted training set or objective.
-    Retrain(Retraining),
-    /// Retrain the ERM model's last layer on validation-split features (DFR).
-    LastLayerOnVal,
-}
-
-/// What a [`Procedure::Retrain`] changes about ERM's training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retraining {
-    /// JTT: the error set of an early-stopped ERM model upsampled, (T, λ_up) chosen on validation.
-    UpsampleErrors,
-    /// Online group DRO over the training split's groups.
-    GroupDro,
+pub struct MaskedFinetune {
+    pub selection: SampleSelection,
+    pub masks: MaskSource,
 }
 
 /// Which group labels (g = 2y + place) a method reads beyond the test split.
@@ -136,28 +116,18 @@ impl Method {
             .find(|m| m.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// How the method gets its classifier (the pipeline dispatches on this).
-    pub fn procedure(self) -> Procedure {
-        use Procedure::*;
-        match self {
-            Method::Erm => Erm,
-            Method::Random => MaskedFinetune {
-                selection: SampleSelection::Random,
-                masks: MaskSource::Relevance,
-            },
-            Method::Texplain => MaskedFinetune {
-                selection: SampleSelection::Flagged,
-                masks: MaskSource::Relevance,
-            },
-            Method::Oracle => MaskedFinetune {
-                selection: SampleSelection::Flagged,
-                masks: MaskSource::TrueBackground,
-            },
-            Method::Masktune => FinetuneAllMasked,
-            Method::Jtt => Retrain(Retraining::UpsampleErrors),
-            Method::Dfr => LastLayerOnVal,
-            Method::Groupdro => Retrain(Retraining::GroupDro),
-        }
+    /// How the method fine-tunes on a masked selection; `None` for ERM and the baselines (MaskTune masks every
+    /// training image, without a selection).
+    pub fn masked_finetune(self) -> Option<MaskedFinetune> {
+        let (selection, masks) = match self {
+            Method::Random => (SampleSelection::Random, MaskSource::Relevance),
+            Method::Texplain => (SampleSelection::Flagged, MaskSource::Relevance),
+            Method::Oracle => (SampleSelection::Flagged, MaskSource::TrueBackground),
+            Method::Erm | Method::Masktune | Method::Jtt | Method::Dfr | Method::Groupdro => {
+                return None
+            }
+        };
+        Some(MaskedFinetune { selection, masks })
     }
 
     /// The group labels the method reads besides model selection.
@@ -182,18 +152,12 @@ impl Method {
 
     /// The samples the method fine-tunes on, for the methods that fine-tune a selection; `None` for the others.
     pub fn selection(self) -> Option<SampleSelection> {
-        match self.procedure() {
-            Procedure::MaskedFinetune { selection, .. } => Some(selection),
-            _ => None,
-        }
+        self.masked_finetune().map(|m| m.selection)
     }
 
     /// Where the method's masks of a selection come from; `None` for methods without a selection.
     pub fn mask_source(self) -> Option<MaskSource> {
-        match self.procedure() {
-            Procedure::MaskedFinetune { masks, .. } => Some(masks),
-            _ => None,
-        }
+        self.masked_finetune().map(|m| m.masks)
     }
 
     /// Whether the method needs the run's explanations (the LM, translator, explain and flags stages).
@@ -257,85 +221,44 @@ mod tests {
         assert_eq!(Method::Random.selection(), Some(SampleSelection::Random));
     }
 
-    /// The dispatch table, one row per method: procedure, selection and masks, explanations, group labels.
+    /// The dispatch table, one row per method: masked fine-tuning (selection and masks), explanations, group
+    /// labels.
     #[test]
     fn dispatch_table() {
-        use Procedure::*;
+        use MaskSource::*;
+        use SampleSelection::*;
+        let masked = |selection, masks| Some(MaskedFinetune { selection, masks });
         let table = [
-            (Method::Erm, Erm, None, None, false, GroupLabels::Selection),
+            (Method::Erm, None, false, GroupLabels::Selection),
             (
                 Method::Random,
-                MaskedFinetune {
-                    selection: SampleSelection::Random,
-                    masks: MaskSource::Relevance,
-                },
-                Some(SampleSelection::Random),
-                Some(MaskSource::Relevance),
+                masked(Random, Relevance),
                 true,
                 GroupLabels::Selection,
             ),
             (
                 Method::Texplain,
-                MaskedFinetune {
-                    selection: SampleSelection::Flagged,
-                    masks: MaskSource::Relevance,
-                },
-                Some(SampleSelection::Flagged),
-                Some(MaskSource::Relevance),
+                masked(Flagged, Relevance),
                 true,
                 GroupLabels::Selection,
             ),
             (
                 Method::Oracle,
-                MaskedFinetune {
-                    selection: SampleSelection::Flagged,
-                    masks: MaskSource::TrueBackground,
-                },
-                Some(SampleSelection::Flagged),
-                Some(MaskSource::TrueBackground),
+                masked(Flagged, TrueBackground),
                 true,
                 GroupLabels::Selection,
             ),
-            (
-                Method::Masktune,
-                FinetuneAllMasked,
-                None,
-                None,
-                false,
-                GroupLabels::Selection,
-            ),
-            (
-                Method::Jtt,
-                Retrain(Retraining::UpsampleErrors),
-                None,
-                None,
-                false,
-                GroupLabels::Selection,
-            ),
-            (
-                Method::Dfr,
-                LastLayerOnVal,
-                None,
-                None,
-                false,
-                GroupLabels::Val,
-            ),
-            (
-                Method::Groupdro,
-                Retrain(Retraining::GroupDro),
-                None,
-                None,
-                false,
-                GroupLabels::Train,
-            ),
+            (Method::Masktune, None, false, GroupLabels::Selection),
+            (Method::Jtt, None, false, GroupLabels::Selection),
+            (Method::Dfr, None, false, GroupLabels::Val),
+            (Method::Groupdro, None, false, GroupLabels::Train),
         ];
         assert_eq!(table.len(), Method::ALL.len());
-        for (i, (m, procedure, selection, masks, explains, groups)) in table.into_iter().enumerate()
-        {
+        for (i, (m, masked, explains, groups)) in table.into_iter().enumerate() {
             assert_eq!(Method::ALL[i], m, "the table follows the Table-1 order");
-            assert_eq!(m.procedure(), procedure, "{m}");
-            assert_eq!(m.selection(), selection, "{m}");
-            assert_eq!(m.mask_source(), masks, "{m}");
+            assert_eq!(m.masked_finetune(), masked, "{m}");
+            assert_eq!(m.selection(), masked.map(|f| f.selection), "{m}");
+            assert_eq!(m.mask_source(), masked.map(|f| f.masks), "{m}");
             assert_eq!(m.needs_explanations(), explains, "{m}");
             assert_eq!(m.group_labels(), groups, "{m}");
             assert_eq!(

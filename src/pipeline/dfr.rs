@@ -17,10 +17,9 @@ use tch::Tensor;
 use super::context::Seed;
 use super::erm::Erm;
 use super::outcome::MethodResults;
-use super::stage::{run_stage, Stage, StageKey};
+use super::retrain::{retrain_stage, Retrained, Start};
 use crate::methods::dfr;
 use crate::methods::Method;
-use crate::report;
 use crate::runtime::stage_seed;
 use crate::util::{write_atomic, write_json};
 
@@ -41,13 +40,9 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.dfr;
     let method = Method::Dfr;
-    let stage = Stage::Method(method);
-    let mut key = StageKey::new(stage);
-    key.add("seed", &seed)
-        .reads("erm", &erm.done.content)
-        .add("dfr", cfg);
-    let done = run_stage(&ctx.dir, stage, &key, |dir| {
-        let mut classifier = erm.classifier(exp.device)?;
+    retrain_stage(ctx, method, Start::ErmModel(erm), cfg, |dir, retraining| {
+        // The splits and subsamples draw from their own stream (`dfr_cfg.seed`), not the classifier's.
+        let (mut classifier, _) = retraining.starting_point()?;
         classifier.vs.freeze();
         let vit = &classifier.model;
         let features = |data: &crate::data::Dataset| {
@@ -106,9 +101,6 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
                 val_rows_in_sample: true,
             },
         )?;
-        let rows = ctx.run.evaluate(vit, seed, method, cfg.batch_size);
-        report::write_results_csv(&dir.join("results.csv"), &rows)?;
-        Ok(())
-    })?;
-    Ok(MethodResults { done })
+        Ok(Retrained::classifier(classifier, cfg.batch_size))
+    })
 }

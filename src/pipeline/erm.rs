@@ -3,7 +3,6 @@
 //! select by worst-group validation
 //! accuracy, evaluate on val and test. Output: `seed-<s>/erm/` = an HF ViT folder, `metrics.csv`, `results.csv`.
 use anyhow::{Context, Result};
-use serde::Serialize;
 use std::path::Path;
 use tch::nn;
 
@@ -93,7 +92,7 @@ pub fn starting_point(
 /// Adds to `key` what ERM's starting point and training come from, after the seed: the data's fingerprint, its
 /// input pipeline, the `classifier` section (architecture, `classifier.pretrained`, ERM's recipe) and the content
 /// of the starting checkpoint (the pretrain stage's, or `classifier.pretrained`'s files). ERM keys on it, and so
-/// do the stages that train anew from [`starting_point`] (JTT, group DRO).
+/// do the stages that train anew from [`starting_point`] (JTT, group DRO: [`super::retrain::Start::ErmInit`]).
 pub fn key_starting_point(
     key: &mut StageKey,
     ctx: &Seed,
@@ -113,23 +112,6 @@ pub fn key_starting_point(
         key.reads("pretrained", &content);
     }
     Ok(())
-}
-
-/// The key of a stage that trains anew from [`starting_point`] (JTT, group DRO): it reads no file of ERM's, so it
-/// keys on the seed and what ERM's starting point and recipe come from ([`key_starting_point`]), then on its own
-/// config block, added under `name`.
-pub fn retrain_key(
-    ctx: &Seed,
-    stage: Stage,
-    pretrained: Option<&Pretrained>,
-    name: &str,
-    block: &impl Serialize,
-) -> Result<StageKey> {
-    let mut key = StageKey::new(stage);
-    key.add("seed", &ctx.seed);
-    key_starting_point(&mut key, ctx, pretrained)?;
-    key.add(name, block);
-    Ok(key)
 }
 
 pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<Erm> {

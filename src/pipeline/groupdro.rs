@@ -10,16 +10,15 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::context::Seed;
-use super::erm;
 use super::outcome::MethodResults;
 use super::pretrain::Pretrained;
-use super::stage::{run_stage, Stage};
+use super::retrain::{retrain_stage, Retrained, Start};
 use crate::config::GroupSampling;
 use crate::data::N_GROUPS;
 use crate::methods::groupdro::balanced_sampling_weights;
 use crate::methods::Method;
-use crate::report;
-use crate::train::{ClassifierTraining, GroupDroConfig, Objective, Sampling};
+use crate::train::GroupDroConfig;
+use crate::train::{ClassifierTraining, Objective, Sampling};
 use crate::util::write_json;
 
 #[derive(Serialize)]
@@ -34,47 +33,39 @@ struct Summary {
 pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.groupdro;
-    let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
-    let method = Method::Groupdro;
-    let stage = Stage::Method(method);
-    let key = erm::retrain_key(ctx, stage, pretrained, "groupdro", cfg)?;
-    let done = run_stage(&ctx.dir, stage, &key, |dir| {
-        let train = &splits.train;
-        let sampling = match cfg.sampling {
-            GroupSampling::Balanced => Sampling::Weighted {
-                weights: balanced_sampling_weights(&train.groups(), N_GROUPS)?,
-                draws: train.len(),
-            },
-            GroupSampling::Shuffle => Sampling::Shuffle(train.len()),
-        };
-        let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
-        let training = ClassifierTraining {
-            sampling,
-            objective: Objective::GroupDro(cfg.config()),
-            ..ClassifierTraining::erm(
-                &classifier.model,
-                train,
-                Some(&splits.val),
-                recipe,
-                ctx.input(),
-            )
-        };
-        let summary = training.run(&classifier.vs, &mut rng, dir)?;
-        tracing::info!(seed, epoch = summary.selected_epoch, val_worst = ?summary.val_worst_group, "group DRO model selected");
-        write_json(
-            &dir.join("summary.json"),
-            &Summary {
-                dro: cfg.config(),
-                sampling: cfg.sampling,
-                selected_epoch: summary.selected_epoch,
-                val_worst_group: summary.val_worst_group,
-            },
-        )?;
-        let rows = ctx
-            .run
-            .evaluate(&classifier.model, seed, method, recipe.batch_size);
-        report::write_results_csv(&dir.join("results.csv"), &rows)?;
-        Ok(())
-    })?;
-    Ok(MethodResults { done })
+    let recipe = &exp.recipes().groupdro;
+    retrain_stage(
+        ctx,
+        Method::Groupdro,
+        Start::ErmInit(pretrained),
+        cfg,
+        |dir, retraining| {
+            let train = &splits.train;
+            let sampling = match cfg.sampling {
+                GroupSampling::Balanced => Sampling::Weighted {
+                    weights: balanced_sampling_weights(&train.groups(), N_GROUPS)?,
+                    draws: train.len(),
+                },
+                GroupSampling::Shuffle => Sampling::Shuffle(train.len()),
+            };
+            let (classifier, mut rng) = retraining.starting_point()?;
+            let training = ClassifierTraining {
+                sampling,
+                objective: Objective::GroupDro(cfg.config()),
+                ..retraining.erm_training(&classifier, recipe)
+            };
+            let summary = training.run(&classifier.vs, &mut rng, dir)?;
+            tracing::info!(seed, epoch = summary.selected_epoch, val_worst = ?summary.val_worst_group, "group DRO model selected");
+            write_json(
+                &dir.join("summary.json"),
+                &Summary {
+                    dro: cfg.config(),
+                    sampling: cfg.sampling,
+                    selected_epoch: summary.selected_epoch,
+                    val_worst_group: summary.val_worst_group,
+                },
+            )?;
+            Ok(Retrained::classifier(classifier, recipe.batch_size))
+        },
+    )
 }

@@ -18,10 +18,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::context::Seed;
-use super::erm;
 use super::outcome::MethodResults;
 use super::pretrain::Pretrained;
-use super::stage::{run_stage_in_steps, Stage};
+use super::retrain::{retrain_stage_in_steps, Retrained, Start};
 use crate::data::{Split, N_GROUPS};
 use crate::methods::jtt::{self, JttParams};
 use crate::methods::Method;
@@ -52,142 +51,131 @@ impl Point {
 pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.jtt;
-    let recipe = cfg.train.as_ref().unwrap_or(&exp.config.classifier.train);
-    let method = Method::Jtt;
-    let stage = Stage::Method(method);
-    let key = erm::retrain_key(ctx, stage, pretrained, "jtt", cfg)?;
-    let done = run_stage_in_steps(&ctx.dir, stage, &key, |dir, steps| {
-        let train = &splits.train;
-        let n = train.len();
-        let groups = train.groups();
-        let eval_batch = recipe.batch_size.max(256);
+    let recipe = &exp.recipes().jtt;
+    retrain_stage_in_steps(
+        ctx,
+        Method::Jtt,
+        Start::ErmInit(pretrained),
+        cfg,
+        |dir, steps, retraining| {
+            let train = &splits.train;
+            let n = train.len();
+            let groups = train.groups();
+            let eval_batch = recipe.batch_size.max(256);
 
-        // 1. Identification models: the recipe stopped after T epochs, last epoch kept.
-        let id_recipe = train::TrainConfig {
-            select: ModelSelection::Last,
-            ..recipe.clone()
-        };
-        let mut errors: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for &t in &cfg.grid.id_epochs {
-            let name = format!("id-T{t}");
-            let step = steps.step(&name, |sub| {
-                let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
-                let training = ClassifierTraining {
-                    stop_after: Some(t),
-                    ..ClassifierTraining::erm(
-                        &classifier.model,
-                        train,
-                        Some(&splits.val),
-                        &id_recipe,
-                        ctx.input(),
-                    )
-                };
-                training
-                    .run(&classifier.vs, &mut rng, sub)
-                    .with_context(|| format!("JTT identification model, T = {t}"))?;
-                let preds =
-                    train::predict(&classifier.model, &train.images, ctx.input(), eval_batch);
-                let set = jtt::error_set(&preds, &train.y)?;
-                let mut csv = String::from("img_id,group\n");
-                for &e in &set {
-                    let _ = writeln!(csv, "{},{}", train.img_ids[e], groups[e]);
-                }
-                write_atomic(&sub.join("errors.csv"), csv)
-            })?;
-            let set = read_error_set(&step.join("errors.csv"), &train.img_ids)?;
-            copy_files(&step, &dir.join(&name), &["metrics.csv", "errors.csv"])?;
-            tracing::info!(seed, t, errors = set.len(), "JTT error set");
-            errors.insert(t, set);
-        }
-
-        // 2. Final models, one per (T, λ_up), from the same initialisation.
-        let mut points = Vec::new();
-        for params in cfg.grid.points() {
-            let set = &errors[&params.id_epochs];
-            let name = format!("final-T{}-up{}", params.id_epochs, params.lambda_up);
-            let step = steps.step(&name, |sub| {
-                let indices = jtt::upsampled_indices(n, set, params.lambda_up)?;
-                let (classifier, mut rng) = erm::starting_point(ctx, pretrained)?;
-                let training = ClassifierTraining {
-                    sampling: Sampling::Indices(indices.into_iter().map(|i| i as usize).collect()),
-                    ..ClassifierTraining::erm(
-                        &classifier.model,
-                        train,
-                        Some(&splits.val),
-                        recipe,
-                        ctx.input(),
-                    )
-                };
-                let summary = training
-                    .run(&classifier.vs, &mut rng, sub)
-                    .with_context(|| {
-                        format!(
-                            "JTT final model, T = {}, lambda_up = {}",
-                            params.id_epochs, params.lambda_up
-                        )
-                    })?;
-                let rows = ctx
-                    .run
-                    .evaluate(&classifier.model, seed, method, recipe.batch_size);
-                report::write_results_csv(&sub.join("results.csv"), &rows)?;
-                write_atomic(
-                    &sub.join(SELECTED_EPOCH_FILE),
-                    summary.selected_epoch.to_string(),
-                )
-            })?;
-            copy_files(&step, &dir.join(&name), &["metrics.csv"])?;
-            let mut errors_by_group = [0; N_GROUPS];
-            for &e in set {
-                errors_by_group[groups[e] as usize] += 1;
-            }
-            let selected = std::fs::read_to_string(step.join(SELECTED_EPOCH_FILE))
-                .with_context(|| format!("reading {}/{SELECTED_EPOCH_FILE}", step.display()))?;
-            let point = Point {
-                params,
-                n_errors: set.len(),
-                errors_by_group,
-                selected_epoch: selected.trim().parse().with_context(|| {
-                    format!("{}/{SELECTED_EPOCH_FILE}: not an epoch", step.display())
-                })?,
-                rows: report::read_results_csv(&step.join("results.csv"))?,
+            // 1. Identification models: the recipe stopped after T epochs, last epoch kept.
+            let id_recipe = train::TrainConfig {
+                select: ModelSelection::Last,
+                ..recipe.clone()
             };
+            let mut errors: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+            for &t in &cfg.grid.id_epochs {
+                let name = format!("id-T{t}");
+                let step = steps.step(&name, |sub| {
+                    let (classifier, mut rng) = retraining.starting_point()?;
+                    let training = ClassifierTraining {
+                        stop_after: Some(t),
+                        ..retraining.erm_training(&classifier, &id_recipe)
+                    };
+                    training
+                        .run(&classifier.vs, &mut rng, sub)
+                        .with_context(|| format!("JTT identification model, T = {t}"))?;
+                    let preds =
+                        train::predict(&classifier.model, &train.images, ctx.input(), eval_batch);
+                    let set = jtt::error_set(&preds, &train.y)?;
+                    let mut csv = String::from("img_id,group\n");
+                    for &e in &set {
+                        let _ = writeln!(csv, "{},{}", train.img_ids[e], groups[e]);
+                    }
+                    write_atomic(&sub.join("errors.csv"), csv)
+                })?;
+                let set = read_error_set(&step.join("errors.csv"), &train.img_ids)?;
+                copy_files(&step, &dir.join(&name), &["metrics.csv", "errors.csv"])?;
+                tracing::info!(seed, t, errors = set.len(), "JTT error set");
+                errors.insert(t, set);
+            }
+
+            // 2. Final models, one per (T, λ_up), from the same initialisation.
+            let mut points = Vec::new();
+            for params in cfg.grid.points() {
+                let set = &errors[&params.id_epochs];
+                let name = format!("final-T{}-up{}", params.id_epochs, params.lambda_up);
+                let step = steps.step(&name, |sub| {
+                    let indices = jtt::upsampled_indices(n, set, params.lambda_up)?;
+                    let (classifier, mut rng) = retraining.starting_point()?;
+                    let training = ClassifierTraining {
+                        sampling: Sampling::Indices(
+                            indices.into_iter().map(|i| i as usize).collect(),
+                        ),
+                        ..retraining.erm_training(&classifier, recipe)
+                    };
+                    let summary =
+                        training
+                            .run(&classifier.vs, &mut rng, sub)
+                            .with_context(|| {
+                                format!(
+                                    "JTT final model, T = {}, lambda_up = {}",
+                                    params.id_epochs, params.lambda_up
+                                )
+                            })?;
+                    retraining.evaluate(&classifier.model, recipe.batch_size, sub)?;
+                    write_atomic(
+                        &sub.join(SELECTED_EPOCH_FILE),
+                        summary.selected_epoch.to_string(),
+                    )
+                })?;
+                copy_files(&step, &dir.join(&name), &["metrics.csv"])?;
+                let mut errors_by_group = [0; N_GROUPS];
+                for &e in set {
+                    errors_by_group[groups[e] as usize] += 1;
+                }
+                let selected = std::fs::read_to_string(step.join(SELECTED_EPOCH_FILE))
+                    .with_context(|| format!("reading {}/{SELECTED_EPOCH_FILE}", step.display()))?;
+                let point = Point {
+                    params,
+                    n_errors: set.len(),
+                    errors_by_group,
+                    selected_epoch: selected.trim().parse().with_context(|| {
+                        format!("{}/{SELECTED_EPOCH_FILE}: not an epoch", step.display())
+                    })?,
+                    rows: report::read_results_csv(&step.join("results.csv"))?,
+                };
+                tracing::info!(
+                    seed,
+                    t = params.id_epochs,
+                    lambda_up = params.lambda_up,
+                    val_worst = point.val_worst(),
+                    "JTT grid point"
+                );
+                points.push(point);
+            }
+
+            // 3. The point with the best validation worst-group accuracy (first in grid order on ties).
+            let scores: Vec<(JttParams, f64)> =
+                points.iter().map(|p| (p.params, p.val_worst())).collect();
+            let Some(chosen) = jtt::select(&scores) else {
+                bail!("JTT: no grid point has a validation worst-group accuracy (is a validation group empty?)");
+            };
+            write_atomic(&dir.join("grid.csv"), grid_csv(&points, chosen))?;
+            let chosen_dir = dir.join(format!(
+                "final-T{}-up{}",
+                chosen.id_epochs, chosen.lambda_up
+            ));
+            std::fs::copy(chosen_dir.join("metrics.csv"), dir.join("metrics.csv"))
+                .with_context(|| format!("copying {}/metrics.csv", chosen_dir.display()))?;
             tracing::info!(
                 seed,
-                t = params.id_epochs,
-                lambda_up = params.lambda_up,
-                val_worst = point.val_worst(),
-                "JTT grid point"
+                t = chosen.id_epochs,
+                lambda_up = chosen.lambda_up,
+                "JTT point chosen"
             );
-            points.push(point);
-        }
-
-        // 3. The point with the best validation worst-group accuracy (first in grid order on ties).
-        let scores: Vec<(JttParams, f64)> =
-            points.iter().map(|p| (p.params, p.val_worst())).collect();
-        let Some(chosen) = jtt::select(&scores) else {
-            bail!("JTT: no grid point has a validation worst-group accuracy (is a validation group empty?)");
-        };
-        let best = points
-            .iter()
-            .find(|p| p.params == chosen)
-            .expect("the chosen point is one of the grid's");
-        write_atomic(&dir.join("grid.csv"), grid_csv(&points, chosen))?;
-        let chosen_dir = dir.join(format!(
-            "final-T{}-up{}",
-            chosen.id_epochs, chosen.lambda_up
-        ));
-        std::fs::copy(chosen_dir.join("metrics.csv"), dir.join("metrics.csv"))
-            .with_context(|| format!("copying {}/metrics.csv", chosen_dir.display()))?;
-        tracing::info!(
-            seed,
-            t = chosen.id_epochs,
-            lambda_up = chosen.lambda_up,
-            "JTT point chosen"
-        );
-        report::write_results_csv(&dir.join("results.csv"), &best.rows)?;
-        Ok(())
-    })?;
-    Ok(MethodResults { done })
+            let best = points
+                .into_iter()
+                .find(|p| p.params == chosen)
+                .expect("the chosen point is one of the grid's");
+            Ok(Retrained::Rows(best.rows))
+        },
+    )
 }
 
 /// A final model's step keeps its selected epoch here (its results in `results.csv`); neither goes into the stage.

@@ -16,15 +16,13 @@ use super::context::Seed;
 use super::erm::Erm;
 use super::masks::{save_u8_png, Masks};
 use super::outcome::MethodResults;
-use super::stage::{run_stage, Stage, StageKey};
+use super::retrain::{retrain_stage, Retrained, Start};
 use crate::data::N_GROUPS;
 use crate::methods::masktune::{masks_inspected, MaskBatch, THRESHOLD};
 use crate::methods::Method;
 use crate::relevance::mask::{apply_masks, overlay, MaskValue};
 use crate::relevance::quality::{self, ImageQuality, QualitySummary};
 use crate::relevance::Threshold;
-use crate::report;
-use crate::runtime::{set_seed, stage_seed};
 use crate::train::{ClassifierTraining, ModelSelection};
 
 /// `summary.json` of the stage.
@@ -52,134 +50,128 @@ struct Summary {
 pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
     let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
     let cfg = &exp.config.mitigation.baselines.masktune;
-    let method = Method::Masktune;
-    let stage = Stage::Method(method);
-    let mut key = StageKey::new(stage);
-    let tcfg = cfg.finetune_for(&exp.config.classifier.train);
-    key.add("seed", &seed)
-        .reads("erm", &erm.done.content)
-        .add("masktune", cfg)
-        .add("finetune", &tcfg);
-    let done = run_stage(&ctx.dir, stage, &key, |dir| {
-        let classifier = erm.classifier(exp.device)?;
-        let layer = cfg.layer_for(classifier.model.config().num_hidden_layers);
-        let train = &splits.train;
-        let n = train.len();
-        let groups = train.groups();
-        let overlay_rows = overlay_rows(&groups, cfg.overlays);
-        let mut fractions = Vec::with_capacity(n);
-        let mut correct = 0usize;
-        let mut per_image: Vec<Option<ImageQuality>> = Vec::with_capacity(n);
-        let progress = crate::progress::bar(n as u64, "masktune masks");
-        let masks = masks_inspected(
-            &classifier.model,
-            &train.images,
-            ctx.input(),
-            layer,
-            cfg.batch_size,
-            |b: MaskBatch| {
-                let len = b.preds.len();
-                let rows = b.start as usize..b.start as usize + len;
-                let frac = b
-                    .masks
-                    .to_kind(Kind::Float)
-                    .mean_dim(&[1i64, 2, 3][..], false, Kind::Float)
-                    .to_device(Device::Cpu);
-                fractions.extend(Vec::<f64>::try_from(frac.to_kind(Kind::Double))?);
-                correct += rows
-                    .clone()
-                    .zip(b.preds)
-                    .filter(|(r, p)| train.y[*r] == **p)
-                    .count();
-                if let Some(bird) = &train.bird_masks {
-                    let bird = bird.narrow(0, b.start, len as i64);
-                    per_image.extend(quality::per_image_quality(
-                        b.cams,
-                        &quality::Truth::bird(&bird),
-                        Some(b.masks),
-                    )?);
-                }
-                for r in rows.filter(|r| overlay_rows.contains(r)) {
-                    let k = (r as i64) - b.start;
-                    let image = train.images.get(r as i64); // [3, H, W]
-                    let cam = b.cams.get(k).to_device(Device::Cpu);
-                    let mask = b.masks.get(k).to_device(Device::Cpu);
-                    let masked =
-                        apply_masks(&image.unsqueeze(0), &mask.unsqueeze(0), MaskValue::Zero)
-                            .squeeze_dim(0);
-                    let strip = Tensor::cat(&[&image, &overlay(&image, &cam, &mask), &masked], 2);
-                    let name = format!(
-                        "{}-g{}-pred{}.png",
-                        train.img_ids[r], groups[r], b.preds[k as usize]
-                    );
-                    save_u8_png(&strip, &dir.join("overlays").join(name))?;
-                }
-                progress.inc(len as u64);
-                Ok(())
-            },
-        )
-        .with_context(|| format!("mitigation.baselines.masktune.layer: {layer}"))?;
-        progress.finish_and_clear();
+    let tcfg = &exp.recipes().masktune;
+    retrain_stage(
+        ctx,
+        Method::Masktune,
+        Start::ErmModel(erm),
+        cfg,
+        |dir, retraining| {
+            let (classifier, mut rng) = retraining.starting_point()?;
+            let layer = cfg.layer_for(classifier.model.config().num_hidden_layers);
+            let train = &splits.train;
+            let n = train.len();
+            let groups = train.groups();
+            let overlay_rows = overlay_rows(&groups, cfg.overlays);
+            let mut fractions = Vec::with_capacity(n);
+            let mut correct = 0usize;
+            let mut per_image: Vec<Option<ImageQuality>> = Vec::with_capacity(n);
+            let progress = crate::progress::bar(n as u64, "masktune masks");
+            let masks = masks_inspected(
+                &classifier.model,
+                &train.images,
+                ctx.input(),
+                layer,
+                cfg.batch_size,
+                |b: MaskBatch| {
+                    let len = b.preds.len();
+                    let rows = b.start as usize..b.start as usize + len;
+                    let frac = b
+                        .masks
+                        .to_kind(Kind::Float)
+                        .mean_dim(&[1i64, 2, 3][..], false, Kind::Float)
+                        .to_device(Device::Cpu);
+                    fractions.extend(Vec::<f64>::try_from(frac.to_kind(Kind::Double))?);
+                    correct += rows
+                        .clone()
+                        .zip(b.preds)
+                        .filter(|(r, p)| train.y[*r] == **p)
+                        .count();
+                    if let Some(bird) = &train.bird_masks {
+                        let bird = bird.narrow(0, b.start, len as i64);
+                        per_image.extend(quality::per_image_quality(
+                            b.cams,
+                            &quality::Truth::bird(&bird),
+                            Some(b.masks),
+                        )?);
+                    }
+                    for r in rows.filter(|r| overlay_rows.contains(r)) {
+                        let k = (r as i64) - b.start;
+                        let image = train.images.get(r as i64); // [3, H, W]
+                        let cam = b.cams.get(k).to_device(Device::Cpu);
+                        let mask = b.masks.get(k).to_device(Device::Cpu);
+                        let masked =
+                            apply_masks(&image.unsqueeze(0), &mask.unsqueeze(0), MaskValue::Zero)
+                                .squeeze_dim(0);
+                        let strip =
+                            Tensor::cat(&[&image, &overlay(&image, &cam, &mask), &masked], 2);
+                        let name = format!(
+                            "{}-g{}-pred{}.png",
+                            train.img_ids[r], groups[r], b.preds[k as usize]
+                        );
+                        save_u8_png(&strip, &dir.join("overlays").join(name))?;
+                    }
+                    progress.inc(len as u64);
+                    Ok(())
+                },
+            )
+            .with_context(|| format!("mitigation.baselines.masktune.layer: {layer}"))?;
+            progress.finish_and_clear();
 
-        let labels: Vec<String> = groups.iter().map(|g| format!("g{g}")).collect();
-        let summary = Summary {
-            layer,
-            threshold: THRESHOLD,
-            mask_value: MaskValue::Zero,
-            n_images: n,
-            mean_masked_fraction: mean(fractions.iter().copied()).unwrap_or(f64::NAN),
-            masked_fraction_by_group: (0..N_GROUPS as i64)
-                .map(|g| {
-                    mean(
-                        fractions
-                            .iter()
-                            .zip(&groups)
-                            .filter(|(_, gi)| **gi == g)
-                            .map(|(f, _)| *f),
-                    )
-                })
-                .collect(),
-            n_empty_masks: fractions.iter().filter(|&&f| f == 0.0).count(),
-            erm_train_accuracy: correct as f64 / n.max(1) as f64,
-            quality: train
-                .bird_masks
-                .is_some()
-                .then(|| quality::summarise(&per_image)),
-            quality_by_group: train
-                .bird_masks
-                .is_some()
-                .then(|| quality::summarise_by_label(&per_image, &labels))
-                .transpose()?,
-        };
-        tracing::info!(
-            seed,
-            layer,
-            masked = summary.mean_masked_fraction,
-            background_iou = ?summary.quality.as_ref().and_then(|q| q.background_iou),
-            "MaskTune masks"
-        );
-        crate::util::write_json(&dir.join("summary.json"), &summary)?;
-        if cfg.save_masks {
-            Masks::write(dir, &masks, &(0..n).collect::<Vec<_>>())?;
-        }
+            let labels: Vec<String> = groups.iter().map(|g| format!("g{g}")).collect();
+            let summary = Summary {
+                layer,
+                threshold: THRESHOLD,
+                mask_value: MaskValue::Zero,
+                n_images: n,
+                mean_masked_fraction: mean(fractions.iter().copied()).unwrap_or(f64::NAN),
+                masked_fraction_by_group: (0..N_GROUPS as i64)
+                    .map(|g| {
+                        mean(
+                            fractions
+                                .iter()
+                                .zip(&groups)
+                                .filter(|(_, gi)| **gi == g)
+                                .map(|(f, _)| *f),
+                        )
+                    })
+                    .collect(),
+                n_empty_masks: fractions.iter().filter(|&&f| f == 0.0).count(),
+                erm_train_accuracy: correct as f64 / n.max(1) as f64,
+                quality: train
+                    .bird_masks
+                    .is_some()
+                    .then(|| quality::summarise(&per_image)),
+                quality_by_group: train
+                    .bird_masks
+                    .is_some()
+                    .then(|| quality::summarise_by_label(&per_image, &labels))
+                    .transpose()?,
+            };
+            tracing::info!(
+                seed,
+                layer,
+                masked = summary.mean_masked_fraction,
+                background_iou = ?summary.quality.as_ref().and_then(|q| q.background_iou),
+                "MaskTune masks"
+            );
+            crate::util::write_json(&dir.join("summary.json"), &summary)?;
+            if cfg.save_masks {
+                Masks::write(dir, &masks, &(0..n).collect::<Vec<_>>())?;
+            }
 
-        let all: Vec<usize> = (0..n).collect();
-        let mut masked = train.select(&all);
-        masked.images = apply_masks(&train.images, &masks, MaskValue::Zero);
-        let mut rng = set_seed(stage_seed(seed, method.name()));
-        let val = (tcfg.select == ModelSelection::WorstGroupVal).then_some(&splits.val);
-        ClassifierTraining::erm(&classifier.model, &masked, val, &tcfg, ctx.input()).run(
-            &classifier.vs,
-            &mut rng,
-            dir,
-        )?;
-        let rows = ctx
-            .run
-            .evaluate(&classifier.model, seed, method, tcfg.batch_size);
-        report::write_results_csv(&dir.join("results.csv"), &rows)?;
-        Ok(())
-    })?;
-    Ok(MethodResults { done })
+            let all: Vec<usize> = (0..n).collect();
+            let mut masked = train.select(&all);
+            masked.images = apply_masks(&train.images, &masks, MaskValue::Zero);
+            let val = (tcfg.select == ModelSelection::WorstGroupVal).then_some(&splits.val);
+            ClassifierTraining::erm(&classifier.model, &masked, val, tcfg, ctx.input()).run(
+                &classifier.vs,
+                &mut rng,
+                dir,
+            )?;
+            Ok(Retrained::classifier(classifier, tcfg.batch_size))
+        },
+    )
 }
 
 /// Up to `k` training rows for overlays, spread over the groups: the first rows of each group in turn.

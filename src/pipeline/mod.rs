@@ -20,7 +20,9 @@
 //!                   groupdro::run           seed-<s>/groupdro/   online group DRO from ERM's init
 //! at the end        report::run             results.csv, table.md
 //! ```
-//! Which stages run follows from `mitigation.methods` through [`crate::methods::Method::procedure`].
+//! Which stages run follows from `mitigation.methods`: the masked fine-tunings
+//! ([`crate::methods::Method::masked_finetune`]) after the explanation stages, each baseline by its method, all four
+//! on one skeleton ([`retrain`]: key, starting point, evaluation, results).
 //! A config with an `analysis` section runs that analysis' flow instead ([`in9`]: the ImageNet-9 / Background
 //! Challenge analysis), on the same run directory conventions and stage cache.
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
@@ -47,13 +49,14 @@ pub mod outcome;
 pub mod pretrain;
 pub mod regime;
 pub mod report;
+pub mod retrain;
 pub mod stage;
 pub mod translator;
 
 use anyhow::{Context, Result};
 
 use crate::config::Experiment;
-use crate::methods::{Method, Procedure, Retraining};
+use crate::methods::Method;
 use crate::runtime::{device_name, set_threads};
 use crate::util::{write_atomic, write_json};
 use context::{Run, Splits};
@@ -118,16 +121,13 @@ fn run_stages(exp: &Experiment) -> Result<String> {
             explained(&ctx, &methods, &erm, lm, captions, &mut outputs)?;
         }
         for &method in &methods {
-            let done = match method.procedure() {
-                Procedure::Erm | Procedure::MaskedFinetune { .. } => continue,
-                Procedure::FinetuneAllMasked => masktune::run(&ctx, &erm)?,
-                Procedure::Retrain(Retraining::UpsampleErrors) => {
-                    jtt::run(&ctx, pretrained.as_ref())?
-                }
-                Procedure::Retrain(Retraining::GroupDro) => {
-                    groupdro::run(&ctx, pretrained.as_ref())?
-                }
-                Procedure::LastLayerOnVal => dfr::run(&ctx, &erm)?,
+            let done = match method {
+                // ERM ran above, the masked fine-tunings with the explanations.
+                Method::Erm | Method::Random | Method::Texplain | Method::Oracle => continue,
+                Method::Masktune => masktune::run(&ctx, &erm)?,
+                Method::Jtt => jtt::run(&ctx, pretrained.as_ref())?,
+                Method::Dfr => dfr::run(&ctx, &erm)?,
+                Method::Groupdro => groupdro::run(&ctx, pretrained.as_ref())?,
             };
             outputs.rows.extend(done.results()?);
         }
@@ -155,7 +155,7 @@ fn explained(
     let finetuned: Vec<Method> = methods
         .iter()
         .copied()
-        .filter(|m| matches!(m.procedure(), Procedure::MaskedFinetune { .. }))
+        .filter(|m| m.masked_finetune().is_some())
         .collect();
     if finetuned.is_empty() {
         return Ok(());
