@@ -348,11 +348,29 @@ fn the_masks_section_under_its_old_name_gradcam_loads_to_the_same_config() {
             && !yaml.contains("gradcam:"),
         "{yaml}"
     );
-    // An override in the old name's file uses the old name.
-    let set = ["mitigation.gradcam.overlays=5".to_string()];
-    assert_eq!(
-        resolved(&old, &set),
-        yaml.replace("overlays: 3", "overlays: 5")
+    // Overrides under either name reach the one section, whichever name the file used.
+    let five = yaml.replace("overlays: 3", "overlays: 5");
+    for (path, name) in [(&old, "gradcam"), (&old, "masks"), (&new, "gradcam")] {
+        let set = [format!("mitigation.{name}.overlays=5")];
+        assert_eq!(resolved(path, &set), five, "{name} over {}", path.display());
+    }
+    // An old base under a new child (and the reverse) merge into one section.
+    let child =
+        |base: &str, name: &str| format!("base: {base}\nmitigation:\n  {name}:\n    overlays: 5\n");
+    let new_over_old = write(tmp.path(), "child1.yaml", &child("gradcam.yaml", "masks"));
+    let old_over_new = write(tmp.path(), "child2.yaml", &child("masks.yaml", "gradcam"));
+    assert_eq!(resolved(&new_over_old, &[]), five);
+    assert_eq!(resolved(&old_over_new, &[]), five);
+    // One file with both names is an error naming both.
+    let both = write(
+        tmp.path(),
+        "both.yaml",
+        &format!("{}  masks:\n    overlays: 1\n", section("gradcam")),
+    );
+    let err = format!("{:#}", Experiment::load(&both, &[]).unwrap_err());
+    assert!(
+        err.contains("mitigation.gradcam is the old name of mitigation.masks"),
+        "{err}"
     );
 }
 

@@ -1,11 +1,47 @@
 //! Loading a config file: YAML, `base:` inheritance (mappings merge key by key, paths relative to the file that
 //! names them, loops rejected) and `--set path.to.key=value` overrides (the value parsed as YAML). Errors name the
-//! file, the key path and the value.
+//! file, the key path and the value. Sections renamed since configs were written under their old names
+//! ([`LEGACY_NAMES`]) are renamed in every file of the chain and in `--set` paths before anything merges, so an old
+//! base file and a new child (or the reverse) name one section.
 use anyhow::{anyhow, bail, Context, Result};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
 use super::schema::Config;
+
+/// Sections under an old name: (parent section, old name, current name).
+const LEGACY_NAMES: [(&str, &str, &str); 1] = [("mitigation", "gradcam", "masks")];
+
+/// Renames the old section names of one file's mapping; a file that holds both names is an error naming both.
+fn rename_legacy(value: &mut Value, path: &Path) -> Result<()> {
+    for (parent, old, new) in LEGACY_NAMES {
+        let Some(Value::Mapping(section)) = value.get_mut(parent) else {
+            continue;
+        };
+        let Some(body) = section.remove(old) else {
+            continue;
+        };
+        if section.contains_key(new) {
+            bail!(
+                "config {}: {parent}.{old} is the old name of {parent}.{new}; give only one of them",
+                path.display()
+            );
+        }
+        section.insert(Value::String(new.to_string()), body);
+    }
+    Ok(())
+}
+
+/// A `--set` key path with the old section names replaced (`mitigation.gradcam.x` -> `mitigation.masks.x`).
+fn current_path(path: &str) -> String {
+    for (parent, old, new) in LEGACY_NAMES {
+        let prefix = format!("{parent}.{old}");
+        if path == prefix || path.starts_with(&format!("{prefix}.")) {
+            return format!("{parent}.{new}{}", &path[prefix.len()..]);
+        }
+    }
+    path.to_string()
+}
 
 /// Loads `path` with its `base:` chain and the `sets` overrides into the schema (not yet range-checked).
 pub fn load(path: &Path, sets: &[String]) -> Result<Config> {
@@ -51,6 +87,7 @@ fn load_merged(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Value> {
         .with_context(|| format!("reading config {}", path.display()))?;
     let mut value: Value = serde_yaml::from_str(&text)
         .with_context(|| format!("config {} is not valid YAML", path.display()))?;
+    rename_legacy(&mut value, path)?;
     let Value::Mapping(map) = &mut value else {
         bail!(
             "config {}: the top level must be a mapping of sections",
@@ -95,7 +132,8 @@ pub fn apply_set(root: &mut Value, set: &str) -> Result<()> {
     let (path, raw) = set
         .split_once('=')
         .ok_or_else(|| anyhow!("--set {set:?}: expected path.to.key=value"))?;
-    let keys: Vec<&str> = path.split('.').collect();
+    let current = current_path(path);
+    let keys: Vec<&str> = current.split('.').collect();
     if keys.iter().any(|k| k.is_empty()) {
         bail!("--set {set:?}: the key path {path:?} has an empty segment");
     }
