@@ -417,3 +417,50 @@ fn linear_probe_place_is_easier_than_class() {
     );
     assert!(accs[0] > 0.9 && accs[0] > accs[1] + 0.15, "{accs:?}");
 }
+
+#[test]
+fn the_cli_sets_placement_and_place_masks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("wb");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args([
+                "data",
+                "synth-waterbirds",
+                "--scale",
+                "0.01",
+                "--size",
+                "16",
+            ])
+            .args(["--no-variants", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let done = run(&[
+        "--placement",
+        "anywhere",
+        "--max-cut",
+        "0.2",
+        "--place-masks",
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("synth.json")).unwrap()).unwrap();
+    assert_eq!(
+        record["config"]["placement"],
+        serde_json::json!({"kind": "anywhere", "max_cut": 0.2})
+    );
+    assert_eq!(record["config"]["place_masks"], true);
+    let masks = files(&out.join("place_masks"));
+    assert_eq!(masks.len(), 119);
+    // --max-cut means nothing inside the frame.
+    let refused = run(&["--max-cut", "0.2"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--max-cut 0.2"));
+}
