@@ -134,7 +134,7 @@ impl PlacementKind {
             (PlacementKind::Inside, Some(c)) => Err(anyhow!(
                 "--max-cut {c}: only --placement anywhere cuts birds by the border"
             )),
-            (PlacementKind::Inside, None) => Ok(Placement::Inside),
+            (PlacementKind::Inside, None) => Ok(Placement::Inside {}),
             (PlacementKind::Anywhere, c) => Ok(Placement::Anywhere {
                 max_cut: c.unwrap_or(0.3),
             }),

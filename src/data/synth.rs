@@ -123,7 +123,7 @@ impl Default for SynthConfig {
             variants: true,
             variant_splits: VariantSplits::Test,
             supersample: 2,
-            placement: Placement::Inside,
+            placement: Placement::Inside {},
             place_masks: false,
         }
     }

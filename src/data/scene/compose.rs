@@ -8,15 +8,21 @@ use serde::{Deserialize, Serialize};
 
 /// Where a sprite may land in the frame (config `placement: {kind: inside}` or
 /// `placement: {kind: anywhere, max_cut: 0.3}`).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Placement {
-    /// The whole bounding box inside the frame with a 3 % margin, uniform over the free room (the original rule).
-    #[default]
-    Inside,
+    /// The whole bounding box inside the frame with a 3 % margin, uniform over the free room (the original rule and
+    /// the default). A struct variant so that `{kind: inside, max_cut: 0.3}` is refused, not silently read.
+    Inside {},
     /// The bounding box's centre uniform over the positions at which at most `max_cut` (in [0, 0.5]) of its width
     /// and of its height leave the frame: sprites anywhere, some partly cut by the border.
     Anywhere { max_cut: f64 },
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Placement::Inside {}
+    }
 }
 
 impl Placement {
@@ -35,7 +41,7 @@ impl Placement {
     fn corner(self, bw: f32, bh: f32, w: usize, h: usize, rng: &mut ChaCha8Rng) -> (f32, f32) {
         let (wf, hf) = (w as f32, h as f32);
         match self {
-            Placement::Inside => {
+            Placement::Inside {} => {
                 let margin = 0.03 * wf;
                 let free_x = (wf - bw - 2.0 * margin).max(0.0);
                 let free_y = (hf - bh - 2.0 * margin).max(0.0);
@@ -92,7 +98,16 @@ pub fn place_sprite(
     h: usize,
     rng: &mut ChaCha8Rng,
 ) -> Canvas {
-    place_sprite_with(parts, angle, mirror, extent, w, h, Placement::Inside, rng)
+    place_sprite_with(
+        parts,
+        angle,
+        mirror,
+        extent,
+        w,
+        h,
+        Placement::Inside {},
+        rng,
+    )
 }
 
 /// [`place_sprite`] with the position drawn by `placement` (the mask holds only the part inside the frame).
@@ -190,15 +205,14 @@ mod tests {
                 let c = place_sprite_with(&parts, 0.0, false, 20.0, 64, 64, placement, &mut rng);
                 let (mut cols, mut rows) = (vec![false; 64], vec![false; 64]);
                 let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
-                for y in 0..64 {
-                    for x in 0..64 {
-                        if c.mask[y * 64 + x] > 0.0 {
-                            cols[x] = true;
-                            rows[y] = true;
-                            sx += x as f32 + 0.5;
-                            sy += y as f32 + 0.5;
-                            n += 1.0;
-                        }
+                for (i, &m) in c.mask.iter().enumerate() {
+                    let (x, y) = (i % 64, i / 64);
+                    if m > 0.0 {
+                        cols[x] = true;
+                        rows[y] = true;
+                        sx += x as f32 + 0.5;
+                        sy += y as f32 + 0.5;
+                        n += 1.0;
                     }
                 }
                 let count = |v: &[bool]| v.iter().filter(|&&b| b).count() as f32;
@@ -215,7 +229,7 @@ mod tests {
 
     #[test]
     fn inside_never_cuts_and_anywhere_cuts_at_most_max_cut_and_spreads() {
-        for (vw, vh, touches, _) in rect_placements(Placement::Inside, 300) {
+        for (vw, vh, touches, _) in rect_placements(Placement::Inside {}, 300) {
             // Whole (up to a pixel of rasterisation) and off the 3 % margin.
             assert!(vw >= 0.95 && vh >= 0.9 && !touches, "{vw} {vh}");
         }
