@@ -165,6 +165,37 @@ fn out_of_range_values_are_named() {
 }
 
 #[test]
+fn synth_placement_spelling_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = minimal(tmp.path()).replace(
+        "  image_size: 32\n",
+        "  image_size: 32\n  synth: {size: 32, placement: {kind: anywhere, max_cut: 0.3}, place_masks: true}\n",
+    );
+    let path = write(tmp.path(), "c.yaml", &text);
+    let exp = Experiment::load(&path, &[]).unwrap();
+    let synth = exp.config.data.synth.as_ref().unwrap();
+    assert_eq!(
+        synth.placement,
+        texplain::data::scene::Placement::Anywhere { max_cut: 0.3 }
+    );
+    assert!(synth.place_masks);
+    let msg = error_of(&path, &["data.synth.placement.max_cut=0.7"]);
+    assert!(
+        msg.contains("data.synth") && msg.contains("placement.max_cut") && msg.contains("0.7"),
+        "{msg}"
+    );
+    let msg = error_of(&path, &["data.synth.placement.kind=everywhere"]);
+    assert!(msg.contains("everywhere"), "{msg}");
+    // `inside` takes no parameter.
+    let inside = text.replace(
+        "{kind: anywhere, max_cut: 0.3}",
+        "{kind: inside, max_cut: 0.3}",
+    );
+    let msg = error_of(&write(tmp.path(), "i.yaml", &inside), &[]);
+    assert!(msg.contains("max_cut"), "{msg}");
+}
+
+#[test]
 fn unknown_methods_are_rejected_not_ignored() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));

@@ -1,13 +1,14 @@
 //! `texplain data ...`: generate the synthetic data sets and inspect any Waterbirds-family folder. The flags fill
 //! the generators' config structs ([`SynthConfig`], [`CaptionSetConfig`], [`UpstreamConfig`], [`CatsApplesConfig`]).
 use anyhow::{anyhow, Result};
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::data::captions::{synth_caption_set, CaptionSetConfig};
 use crate::data::cats_apples::{self, CatsApplesConfig};
 use crate::data::inspect::inspect_folder;
+use crate::data::scene::Placement;
 use crate::data::synth::{generate, SynthConfig};
 use crate::data::upstream::{self, ImageFormat, UpstreamConfig};
 
@@ -31,6 +32,19 @@ pub enum DataCommand {
         /// Bird bounding-box side as a fraction of the image.
         #[arg(long, default_value_t = 0.55)]
         bird_size: f64,
+        /// Relative jitter of the bird size (uniform in [1 - j, 1 + j]).
+        #[arg(long, default_value_t = 0.15)]
+        bird_size_jitter: f64,
+        /// Where the bird lands: wholly inside the frame, or anywhere with up to --max-cut of it cut by the border.
+        #[arg(long, value_enum, default_value_t = PlacementKind::Inside)]
+        placement: PlacementKind,
+        /// With --placement anywhere: the largest share of the bird's width and of its height the border may cut
+        /// off, in [0, 0.5] (default 0.3).
+        #[arg(long)]
+        max_cut: Option<f64>,
+        /// Also write place_masks/ (the water or land pixels: no sky, bird or distractor).
+        #[arg(long)]
+        place_masks: bool,
         /// Background strength in [0, 1].
         #[arg(long, default_value_t = 1.0)]
         bg_strength: f64,
@@ -107,6 +121,27 @@ pub enum DataCommand {
     },
 }
 
+/// `--placement`: the kinds of [`Placement`]; `--max-cut` gives `anywhere` its parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlacementKind {
+    Inside,
+    Anywhere,
+}
+
+impl PlacementKind {
+    fn placement(self, max_cut: Option<f64>) -> Result<Placement> {
+        match (self, max_cut) {
+            (PlacementKind::Inside, Some(c)) => Err(anyhow!(
+                "--max-cut {c}: only --placement anywhere cuts birds by the border"
+            )),
+            (PlacementKind::Inside, None) => Ok(Placement::Inside {}),
+            (PlacementKind::Anywhere, c) => Ok(Placement::Anywhere {
+                max_cut: c.unwrap_or(0.3),
+            }),
+        }
+    }
+}
+
 pub fn run(cmd: DataCommand) -> Result<()> {
     let t0 = Instant::now();
     match cmd {
@@ -117,6 +152,10 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             correlation,
             seed,
             bird_size,
+            bird_size_jitter,
+            placement,
+            max_cut,
+            place_masks,
             bg_strength,
             no_distractors,
             no_variants,
@@ -127,6 +166,9 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 correlation,
                 seed,
                 bird_size,
+                bird_size_jitter,
+                placement: placement.placement(max_cut)?,
+                place_masks,
                 bg_strength,
                 distractors: !no_distractors,
                 variants: !no_variants,

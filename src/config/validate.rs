@@ -99,6 +99,9 @@ pub fn validate(cfg: &Config, recipes: &BaselineRecipes) -> Result<()> {
     if cfg.data.synth.is_some() && cfg.data.kind != DataKind::Waterbirds {
         bail!("data.synth: the synthetic Waterbirds generator needs data.kind: waterbirds (use data.cats_apples)");
     }
+    if let Some(synth) = &cfg.data.synth {
+        synth.validate().context("data.synth")?;
+    }
     if let (Some(v), Some(s)) = (&cfg.data.variant, &cfg.data.synth) {
         if !s.variants || s.variant_splits != crate::data::synth::VariantSplits::All {
             bail!(

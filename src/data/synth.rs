@@ -3,6 +3,9 @@
 //! val 467/466/133/133, test 2255/2255/642/642), written in the real `waterbirds_v1.0` format, plus true bird masks,
 //! 5 grammar captions per image and Background-Challenge-style variants (Xiao et al. 2020: `fg_only`, `bg_only`,
 //! `mixed_rand`), of the test split only or, with `variant_splits: all`, of every split (for sanity classifiers).
+//! With `place_masks: true` it also writes `place_masks/` (the water or land pixels: no sky, bird or distractor;
+//! [`place_mask`]); `placement` chooses where the bird lands ([`Placement`]: inside the frame, or anywhere with up
+//! to `max_cut` of it cut by the border).
 //!
 //! The background fills most of the image and differs in colour and texture between places, while the class is
 //! only in the bird's silhouette (colours come from one shared palette), so the spurious feature is much easier to
@@ -11,10 +14,10 @@
 use super::captions::{captions, BirdDesc, SceneDesc};
 use super::draw::{png_gray, png_rgb, Canvas};
 use super::scene::{
-    bird_sprite, paint_background, paint_distractor, place_sprite, sample_distractors, Background,
-    BirdColours, Species,
+    bird_sprite, paint_background, paint_distractor, place_mask, place_sprite_with,
+    sample_distractors, Background, BirdColours, Placement, Species,
 };
-use super::waterbirds::{HEADER, MASK_DIR};
+use super::waterbirds::{HEADER, MASK_DIR, PLACE_MASK_DIR};
 use super::{write_atomic, Split};
 use anyhow::Context;
 use rand::seq::SliceRandom;
@@ -89,6 +92,19 @@ pub struct SynthConfig {
     pub variant_splits: VariantSplits,
     /// Anti-aliasing: draw at `supersample` x the size, then box-filter down.
     pub supersample: u32,
+    /// Where the bird lands: `{kind: inside}` (the default: wholly inside with a 3 % margin) or
+    /// `{kind: anywhere, max_cut: 0.3}` (its box centre anywhere, at most `max_cut` of its width and height cut off).
+    /// Left out of `synth.json` at the default, so the folders written before the knob keep their bytes.
+    #[serde(skip_serializing_if = "is_default")]
+    pub placement: Placement,
+    /// Also write `place_masks/` (255 = the place's water or land pixels) beside `fg_masks/`, for the main set and
+    /// the variants.
+    #[serde(skip_serializing_if = "is_default")]
+    pub place_masks: bool,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for SynthConfig {
@@ -107,7 +123,37 @@ impl Default for SynthConfig {
             variants: true,
             variant_splits: VariantSplits::Test,
             supersample: 2,
+            placement: Placement::Inside {},
+            place_masks: false,
         }
+    }
+}
+
+impl SynthConfig {
+    /// Checks the knobs; each error names the field and its value.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.size >= 16, "size must be >= 16 px, got {}", self.size);
+        anyhow::ensure!(
+            self.scale > 0.0,
+            "scale must be positive, got {}",
+            self.scale
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.correlation),
+            "correlation must be in [0, 1], got {}",
+            self.correlation
+        );
+        anyhow::ensure!(
+            self.bird_size > 0.0 && self.bird_size <= 1.0,
+            "bird_size must be in (0, 1], got {}",
+            self.bird_size
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.distractor_prob),
+            "distractor_prob must be in [0, 1], got {}",
+            self.distractor_prob
+        );
+        self.placement.validate()
     }
 }
 
@@ -183,13 +229,17 @@ const SPECIES_STREAM: u64 = 1 << 40;
 const MIXED_STREAM: u64 = 2 << 40;
 const ORDER_STREAM: u64 = 3 << 40;
 
-/// Paints a background of `place` with optional distractors; returns it and what was drawn.
-fn background(
-    place: i64,
-    cfg: &SynthConfig,
-    n: usize,
-    rng: &mut ChaCha8Rng,
-) -> (Canvas, Background, Vec<super::scene::Distractor>) {
+/// A painted background: the canvas (its mask = the distractors' pixels), the place, its horizon (sky above) and
+/// the distractors drawn.
+struct Painted {
+    canvas: Canvas,
+    bg: Background,
+    horizon: Option<f32>,
+    distractors: Vec<super::scene::Distractor>,
+}
+
+/// Paints a background of `place` with optional distractors.
+fn background(place: i64, cfg: &SynthConfig, n: usize, rng: &mut ChaCha8Rng) -> Painted {
     let bg = *Background::of_place(place)
         .choose(rng)
         .unwrap_or(&Background::Lake);
@@ -202,7 +252,12 @@ fn background(
     for d in &ds {
         paint_distractor(&mut canvas, *d, horizon, rng);
     }
-    (canvas, bg, ds)
+    Painted {
+        canvas,
+        bg,
+        horizon,
+        distractors: ds,
+    }
 }
 
 fn place_filename(bg: Background, rng: &mut ChaCha8Rng) -> String {
@@ -218,31 +273,47 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
     let size = cfg.size as usize;
     let n = size * ss;
     let mut rng = rng_for(cfg.seed, spec.img_id as u64);
-    let (bg_canvas, bg, distractors) = background(spec.place, cfg, n, &mut rng);
+    let painted = background(spec.place, cfg, n, &mut rng);
+    let (bg_canvas, bg) = (&painted.canvas, painted.bg);
     let colours = BirdColours::sample(&mut rng);
     let sprite = bird_sprite(spec.species, &colours, &mut rng);
     let j = cfg.bird_size_jitter.clamp(0.0, 0.9);
     let extent = (cfg.bird_size * rng.gen_range(1.0 - j..=1.0 + j)).min(0.94) as f32 * n as f32;
-    let layer = place_sprite(
+    let layer = place_sprite_with(
         &sprite.parts,
         sprite.angle,
         sprite.mirror,
         extent,
         n,
         n,
+        cfg.placement,
         &mut rng,
     );
     let scene_canvas = bg_canvas.composite(&layer);
     let (px, mask) = scene_canvas.downsample(ss);
-    let write_png = |dir: &Path, rgb: &[u8]| -> anyhow::Result<()> {
+    // The place pixels of a painted background, without what `excluded` covers (computed only when written).
+    let place_of = |p: &Painted, excluded: &[&[f32]]| -> Option<Vec<u8>> {
+        let mut ex = vec![p.canvas.mask.as_slice()];
+        ex.extend_from_slice(excluded);
+        cfg.place_masks
+            .then(|| place_mask(n, n, p.horizon, &ex, ss))
+    };
+    let write_png = |dir: &Path, rgb: &[u8], place: Option<Vec<u8>>| -> anyhow::Result<()> {
         write_atomic(&dir.join(&spec.filename), &png_rgb(size, size, rgb)?)?;
-        let mpath = dir
-            .join(MASK_DIR)
-            .join(Path::new(&spec.filename).with_extension("png"));
-        write_atomic(&mpath, &png_gray(size, size, &mask)?)?;
+        let png_name = Path::new(&spec.filename).with_extension("png");
+        write_atomic(
+            &dir.join(MASK_DIR).join(&png_name),
+            &png_gray(size, size, &mask)?,
+        )?;
+        if let Some(place) = place {
+            write_atomic(
+                &dir.join(PLACE_MASK_DIR).join(&png_name),
+                &png_gray(size, size, &place)?,
+            )?;
+        }
         Ok(())
     };
-    write_png(out, &px)?;
+    write_png(out, &px, place_of(&painted, &[&layer.mask]))?;
     let place_fn = place_filename(bg, &mut rng);
     let on = layer.mask.iter().filter(|&&m| m > 0.0).count();
     let scene = SceneDesc {
@@ -254,7 +325,7 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
             occluded: false,
         }),
         background: bg,
-        distractors,
+        distractors: painted.distractors.clone(),
     };
     let caps = captions(&scene, cfg.captions_per_image, &mut rng);
     let row = |place: i64, pf: &str| {
@@ -272,20 +343,28 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
     if cfg.variants && cfg.variant_splits.includes(spec.split) {
         let vdir = out.join("variants");
         // fg_only: the bird on black (the Background Challenge's only_fg; masked pixels = 0 as in MaskTune).
+        // Its place mask is empty: no place is shown.
         let fg = Canvas::new(n, n, [0.0; 3]).composite(&layer);
-        write_png(&vdir.join(VARIANTS[0]), &fg.downsample(ss).0)?;
-        // bg_only: the same background with the bird region filled by what it hid (we can redraw it exactly).
-        write_png(&vdir.join(VARIANTS[1]), &bg_canvas.downsample(ss).0)?;
+        let no_place = cfg.place_masks.then(|| vec![0u8; size * size]);
+        write_png(&vdir.join(VARIANTS[0]), &fg.downsample(ss).0, no_place)?;
+        // bg_only: the same background with the bird region filled by what it hid (we can redraw it exactly); its
+        // place mask keeps the bird's region (the place shows there).
+        write_png(
+            &vdir.join(VARIANTS[1]),
+            &bg_canvas.downsample(ss).0,
+            place_of(&painted, &[]),
+        )?;
         // mixed_rand: the same bird on a random background of the other place.
         let mut mrng = rng_for(cfg.seed, MIXED_STREAM + spec.img_id as u64);
-        let (other, obg, _) = background(1 - spec.place, cfg, n, &mut mrng);
+        let other = background(1 - spec.place, cfg, n, &mut mrng);
         write_png(
             &vdir.join(VARIANTS[2]),
-            &other.composite(&layer).downsample(ss).0,
+            &other.canvas.composite(&layer).downsample(ss).0,
+            place_of(&other, &[&layer.mask]),
         )?;
         variant_meta.push(row(spec.place, &place_fn));
         variant_meta.push(row(spec.place, &place_fn));
-        variant_meta.push(row(1 - spec.place, &place_filename(obg, &mut mrng)));
+        variant_meta.push(row(1 - spec.place, &place_filename(other.bg, &mut mrng)));
     }
     Ok(Rendered {
         meta: row(spec.place, &place_fn),
@@ -297,23 +376,7 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
 /// Generates the synthetic Waterbirds folder at `out` (see the module docs). Same config, same bytes: every image
 /// draws from its own RNG stream (seed, img_id), independent of thread order.
 pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
-    anyhow::ensure!(cfg.size >= 16, "size must be >= 16 px, got {}", cfg.size);
-    anyhow::ensure!(cfg.scale > 0.0, "scale must be positive, got {}", cfg.scale);
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&cfg.correlation),
-        "correlation must be in [0, 1], got {}",
-        cfg.correlation
-    );
-    anyhow::ensure!(
-        cfg.bird_size > 0.0 && cfg.bird_size <= 1.0,
-        "bird_size must be in (0, 1], got {}",
-        cfg.bird_size
-    );
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&cfg.distractor_prob),
-        "distractor_prob must be in [0, 1], got {}",
-        cfg.distractor_prob
-    );
+    cfg.validate()?;
     let counts = group_counts(cfg.scale, cfg.correlation);
     // Rows in split/group order, then shuffled so img_ids do not reveal the group.
     let mut rows: Vec<(Split, i64, i64)> = Vec::new();

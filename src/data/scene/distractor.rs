@@ -1,5 +1,6 @@
 //! Distractor objects of the synthetic Waterbirds scene (rocks, clouds, flowers, a boat): which fit which background,
-//! how captions name them, and how they are painted behind the bird.
+//! how captions name them, and how they are painted behind the bird (marking the canvas mask with what they cover,
+//! which the place mask excludes).
 use super::background::Background;
 use super::LAND;
 use crate::data::draw::{cap, circle, ell, rgb, Canvas, Shape};
@@ -65,7 +66,9 @@ impl Distractor {
     }
 }
 
-/// Draws a distractor onto a background (behind any bird).
+/// Draws a distractor onto a background (behind any bird) and marks the pixels it covers in the canvas mask (the
+/// background painters write no mask, so a background's mask is its distractors' coverage; compositing a sprite
+/// replaces it with the sprite's).
 pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng: &mut ChaCha8Rng) {
     let (wf, hf) = (c.w as f32, c.h as f32);
     match d {
@@ -74,11 +77,11 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
                 let r = rng.gen_range(0.05..0.1) * wf;
                 let p = (rng.gen_range(0.0..wf), rng.gen_range(0.65..0.95) * hf);
                 let g = rng.gen_range(90..150) as u8;
-                c.fill(
+                c.fill_masked(
                     &ell(p, r, r * 0.6, rng.gen_range(-0.3..0.3)),
                     rgb(g, g, g.saturating_add(5)),
                 );
-                c.fill(
+                c.fill_masked(
                     &ell((p.0 - r * 0.3, p.1 - r * 0.25), r * 0.35, r * 0.15, 0.0),
                     rgb(g + 40, g + 40, g + 45),
                 );
@@ -91,7 +94,7 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
                 let r = rng.gen_range(0.06..0.1) * wf;
                 for k in 0..4 {
                     let off = (k as f32 - 1.5) * r * 0.8;
-                    c.fill(
+                    c.fill_masked(
                         &ell((p.0 + off, p.1 - (k % 2) as f32 * r * 0.3), r, r * 0.6, 0.0),
                         rgb(248, 248, 250),
                     );
@@ -111,12 +114,12 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
                 let col = petals[rng.gen_range(0..petals.len())];
                 for k in 0..5 {
                     let a = k as f32 * 2.0 * PI / 5.0;
-                    c.fill(
+                    c.fill_masked(
                         &circle((p.0 + r * a.cos(), p.1 + r * a.sin()), r * 0.8),
                         col,
                     );
                 }
-                c.fill(&circle(p, r * 0.6), rgb(240, 180, 30));
+                c.fill_masked(&circle(p, r * 0.6), rgb(240, 180, 30));
             }
         }
         Distractor::Boat => {
@@ -125,7 +128,7 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
             let x = rng.gen_range(0.0..wf - bw);
             let y = hz + rng.gen_range(0.02..0.12) * hf;
             let hull = [rgb(140, 60, 40), rgb(230, 230, 230), rgb(60, 60, 70)][rng.gen_range(0..3)];
-            c.fill(
+            c.fill_masked(
                 &Shape::Polygon(vec![
                     (x, y),
                     (x + bw, y),
@@ -134,7 +137,7 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
                 ]),
                 hull,
             );
-            c.fill(
+            c.fill_masked(
                 &cap(
                     (x + bw * 0.5, y),
                     (x + bw * 0.5, y - bw * 0.9),
@@ -143,7 +146,7 @@ pub fn paint_distractor(c: &mut Canvas, d: Distractor, horizon: Option<f32>, rng
                 ),
                 rgb(80, 60, 40),
             );
-            c.fill(
+            c.fill_masked(
                 &Shape::Polygon(vec![
                     (x + bw * 0.52, y - bw * 0.85),
                     (x + bw * 0.52, y - bw * 0.1),
@@ -183,12 +186,16 @@ mod tests {
     }
 
     #[test]
-    fn every_distractor_paints_something_and_no_mask() {
+    fn every_distractor_paints_something_and_masks_exactly_that() {
         for d in Distractor::ALL {
             let mut c = Canvas::new(64, 64, [0.5; 3]);
             paint_distractor(&mut c, d, Some(30.0), &mut ChaCha8Rng::seed_from_u64(1));
             assert!(c.px.iter().any(|&v| v != 0.5), "{d:?}");
-            assert!(c.mask.iter().all(|&m| m == 0.0), "{d:?}");
+            // No distractor colour is the flat grey 0.5, so the painted pixels are the masked ones.
+            for (i, &m) in c.mask.iter().enumerate() {
+                let painted = c.px[3 * i..3 * i + 3].iter().any(|&v| v != 0.5);
+                assert_eq!(m > 0.0, painted, "{d:?} pixel {i}");
+            }
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - [`bird`]: a bird's colours, pose and parts, one function per body plan;
 //! - [`background`]: the six Waterbirds places, one painter per place;
 //! - [`distractor`]: rocks, clouds, flowers and boats behind the bird;
-//! - [`compose`]: placing a sprite with its exact mask, occluders;
+//! - [`compose`]: placing a sprite with its exact mask (inside the frame or anywhere, cut by the border), occluders;
+//! - [`place`]: the place mask (water or land pixels: no sky, bird or distractor);
 //! - [`pets`]: cats, dogs and apples of the Cats & Apples set.
 use super::draw::{rgb, Rgb};
 use rand::Rng;
@@ -21,13 +22,15 @@ pub mod bird;
 pub mod compose;
 pub mod distractor;
 pub mod pets;
+pub mod place;
 pub mod species;
 
 pub use background::{paint_background, Background};
 pub use bird::{bird_sprite, BirdColours, BirdSprite, Pose};
-pub use compose::{occlude, place_sprite};
+pub use compose::{occlude, place_sprite, place_sprite_with, Placement};
 pub use distractor::{paint_distractor, sample_distractors, Distractor};
 pub use pets::{paint_apple, pet_sprite, Pet};
+pub use place::place_mask;
 pub use species::Species;
 
 /// Place codes of the `place` column.
