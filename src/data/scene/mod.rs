@@ -11,6 +11,7 @@
 //! - [`background`]: the six Waterbirds places, one painter per place;
 //! - [`distractor`]: rocks, clouds, flowers and boats behind the bird;
 //! - [`compose`]: placing a sprite with its exact mask, occluders;
+//! - [`object`]: the label-correlated spurious object (a dock) of the object setting, with its mask;
 //! - [`pets`]: cats, dogs and apples of the Cats & Apples set.
 use super::draw::{rgb, Rgb};
 use rand::Rng;
@@ -20,6 +21,7 @@ pub mod background;
 pub mod bird;
 pub mod compose;
 pub mod distractor;
+pub mod object;
 pub mod pets;
 pub mod species;
 
@@ -27,6 +29,7 @@ pub use background::{paint_background, Background};
 pub use bird::{bird_sprite, BirdColours, BirdSprite, Pose};
 pub use compose::{occlude, place_sprite};
 pub use distractor::{paint_distractor, sample_distractors, Distractor};
+pub use object::{paint_object, ObjectKind, SpuriousObject};
 pub use pets::{paint_apple, pet_sprite, Pet};
 pub use species::Species;
 
