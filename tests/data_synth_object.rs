@@ -129,7 +129,7 @@ fn the_caption_set_carries_the_dock_on_both_places_with_and_without_birds() {
     };
     synth_caption_set(&cfg, d.path()).unwrap();
     let mut rdr = csv::Reader::from_path(d.path().join("scenes.csv")).unwrap();
-    assert_eq!(rdr.headers().unwrap().iter().last(), Some("object"));
+    assert_eq!(rdr.headers().unwrap().iter().next_back(), Some("object"));
     let mut with: HashMap<String, bool> = HashMap::new();
     // [bird][water] scenes with the dock.
     let mut cells = [[0usize; 2]; 2];
