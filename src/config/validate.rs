@@ -96,8 +96,25 @@ pub fn validate(cfg: &Config, recipes: &BaselineRecipes) -> Result<()> {
     if cfg.data.cats_apples.is_some() && cfg.data.kind != DataKind::CatsApples {
         bail!("data.cats_apples: a Cats & Apples generator block needs data.kind: cats_apples");
     }
-    if cfg.data.synth.is_some() && cfg.data.kind != DataKind::Waterbirds {
-        bail!("data.synth: the synthetic Waterbirds generator needs data.kind: waterbirds (use data.cats_apples)");
+    if cfg.data.synth.is_some() && cfg.data.kind == DataKind::CatsApples {
+        bail!("data.synth: the synthetic Waterbirds generator needs data.kind: waterbirds or waterbirds_object (use data.cats_apples)");
+    }
+    if let Some(o) = cfg
+        .data
+        .synth
+        .as_ref()
+        .and_then(|s| s.spurious_object.as_ref())
+    {
+        o.validate().context("data.synth")?;
+    }
+    if cfg.data.kind == DataKind::WaterbirdsObject
+        && cfg
+            .data
+            .synth
+            .as_ref()
+            .is_some_and(|s| s.spurious_object.is_none())
+    {
+        bail!("data.kind: waterbirds_object reads the object column, which data.synth writes only with data.synth.spurious_object; add it (e.g. {{kind: dock, correlation: 0.9, size: 0.3}})");
     }
     if let Some(synth) = &cfg.data.synth {
         synth.validate().context("data.synth")?;
@@ -220,6 +237,11 @@ fn validate_explainer(cfg: &Config) -> Result<()> {
         None => bail!("translator.captions: explaining the classifier (methods other than erm, or an analysis) needs a caption set (kind: synth, upstream, cats_apples, csv or coco)"),
         Some(CaptionSource::Upstream { config, .. }) => {
             config.validate().context("translator.captions.config")?
+        }
+        Some(CaptionSource::Synth { config, .. }) => {
+            if let Some(o) = &config.objects {
+                o.validate().context("translator.captions.config")?
+            }
         }
         Some(_) => {}
     }

@@ -9,9 +9,10 @@
 //! One file (about 550 lines of code before the tests): the grammar, the caption set drawn with it and the readers
 //! of the formats that set is written in belong together; the scene drawing itself lives in [`super::scene`].
 use super::draw::{png_rgb, Canvas};
+use super::scene::object::CaptionObjects;
 use super::scene::{
-    bird_sprite, occlude, paint_background, paint_distractor, place_sprite, Background,
-    BirdColours, Distractor, Pose, Species,
+    bird_sprite, occlude, paint_background, paint_distractor, paint_object, place_sprite,
+    Background, BirdColours, Distractor, ObjectKind, Pose, Species,
 };
 use super::waterbirds::{decode_all, stack_chw};
 use super::{first_offenders, write_atomic, DataError, LoadOptions};
@@ -44,6 +45,8 @@ pub struct SceneDesc {
     pub bird: Option<BirdDesc>,
     pub background: Background,
     pub distractors: Vec<Distractor>,
+    /// The spurious object of the object setting, named in every caption when present.
+    pub object: Option<ObjectKind>,
 }
 
 /// How prominently captions name a bird of visibility `v`.
@@ -162,6 +165,10 @@ pub(crate) fn verb(place_is_water: bool, rng: &mut ChaCha8Rng) -> &'static str {
 
 fn distractor_tail(scene: &SceneDesc, rng: &mut ChaCha8Rng) -> String {
     let mut s = String::new();
+    if let Some(o) = scene.object {
+        s.push(' ');
+        s.push_str(pick(rng, o.phrases()));
+    }
     for d in &scene.distractors {
         if rng.gen_bool(0.6) {
             s.push(' ');
@@ -256,6 +263,9 @@ pub struct CaptionSetConfig {
     pub corpus_sentences: usize,
     /// Anti-aliasing supersampling factor.
     pub supersample: u32,
+    /// Scenes with the spurious object, independent of the bird (absent: none, and today's bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<CaptionObjects>,
 }
 
 impl Default for CaptionSetConfig {
@@ -270,6 +280,7 @@ impl Default for CaptionSetConfig {
             occlusion: 0.2,
             corpus_sentences: 50_000,
             supersample: 2,
+            objects: None,
         }
     }
 }
@@ -290,6 +301,9 @@ pub struct CaptionPair {
     pub caption: String,
 }
 
+/// The stream offset of the caption set's object draws (beside the per-image streams 0..n_images).
+const OBJECT_STREAM: u64 = 4 << 40;
+
 /// Visibility of the sprite in a canvas: sqrt(mask fraction).
 pub(crate) fn visibility(c: &Canvas) -> f32 {
     let on = c.mask.iter().filter(|&&m| m > 0.0).count();
@@ -301,6 +315,7 @@ fn draw_scene(
     species: Option<Species>,
     bg: Background,
     with_distractors: bool,
+    object: Option<(ObjectKind, f64, &mut ChaCha8Rng)>,
     cfg: &CaptionSetConfig,
     rng: &mut ChaCha8Rng,
 ) -> (Canvas, SceneDesc) {
@@ -322,6 +337,10 @@ fn draw_scene(
             paint_distractor(&mut canvas, *d, horizon, rng);
         }
     }
+    let object = object.map(|(kind, size, orng)| {
+        paint_object(&mut canvas, kind, size, orng);
+        kind
+    });
     let bird = species.map(|sp| {
         let colours = BirdColours::sample(rng);
         let sprite = bird_sprite(sp, &colours, rng);
@@ -354,6 +373,7 @@ fn draw_scene(
             bird,
             background: bg,
             distractors,
+            object,
         },
     )
 }
@@ -396,6 +416,9 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
         "no_bird_fraction must be in [0, 0.95], got {}",
         cfg.no_bird_fraction
     );
+    if let Some(o) = &cfg.objects {
+        o.validate()?;
+    }
     let f = cfg.no_bird_fraction;
     let n_sp = Species::ALL.len();
     let none_slots = ((n_sp as f64) * f / (1.0 - f)).round() as usize;
@@ -409,7 +432,14 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
             let species = (slot < n_sp).then(|| Species::ALL[slot]);
             let bg = Background::ALL[(i / slots) % Background::ALL.len()];
             let with_d = (i / (slots * Background::ALL.len())) % 2 == 1;
-            let (canvas, scene) = draw_scene(species, bg, with_d, cfg, &mut rng);
+            // The object (if any) from its own stream: the other draws of the scene are today's.
+            let mut orng = ChaCha8Rng::seed_from_u64(cfg.seed);
+            orng.set_stream(OBJECT_STREAM + i as u64);
+            let object = cfg
+                .objects
+                .filter(|o| orng.gen_bool(o.fraction))
+                .map(|o| (o.kind, orng.gen_range(o.size[0]..=o.size[1]), &mut orng));
+            let (canvas, scene) = draw_scene(species, bg, with_d, object, cfg, &mut rng);
             let (px, _) = canvas.downsample(cfg.supersample.max(1) as usize);
             let name = format!("images/{:06}.png", i + 1);
             let bytes = png_rgb(cfg.size as usize, cfg.size as usize, &px)?;
@@ -420,7 +450,12 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
         .collect::<anyhow::Result<_>>()?;
 
     let mut scenes =
-        String::from("image,has_bird,species,background,distractors,visibility,occluded\n");
+        String::from("image,has_bird,species,background,distractors,visibility,occluded");
+    scenes.push_str(if cfg.objects.is_some() {
+        ",object\n"
+    } else {
+        "\n"
+    });
     let mut n_caps = 0;
     let mut n_without = 0;
     for (name, scene, caps) in &rows {
@@ -433,12 +468,16 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
             }
         };
         let ds: Vec<&str> = scene.distractors.iter().map(|d| d.noun()).collect();
-        writeln!(
+        write!(
             scenes,
             "{name},{has},{sp},{:?},{},{vis:.4},{occ}",
             scene.background,
             ds.join("+")
         )?;
+        if cfg.objects.is_some() {
+            write!(scenes, ",{}", scene.object.map_or("", |o| o.words()[0]))?;
+        }
+        scenes.push('\n');
     }
     write_captions_csv(
         &out.join("captions.csv"),
@@ -447,7 +486,7 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
             .flat_map(|(name, _, caps)| caps.iter().map(move |c| (name.clone(), c.as_str()))),
     )?;
     write_atomic(&out.join("scenes.csv"), scenes.as_bytes())?;
-    let corpus = corpus(cfg.corpus_sentences, cfg.seed, f);
+    let corpus = corpus_with(cfg.corpus_sentences, cfg.seed, f, cfg.objects);
     write_atomic(&out.join("corpus.txt"), corpus.as_bytes())?;
     tracing::info!(
         "caption set: {} images, {n_caps} captions, {n_without} without a bird",
@@ -464,7 +503,18 @@ pub fn synth_caption_set(cfg: &CaptionSetConfig, out: &Path) -> anyhow::Result<C
 /// A text-only corpus from the same grammar over random scene descriptions (with and without birds, all
 /// visibilities, distractors), one sentence per line.
 pub fn corpus(n: usize, seed: u64, no_bird_fraction: f64) -> String {
+    corpus_with(n, seed, no_bird_fraction, None)
+}
+
+/// [`corpus`], with `objects.fraction` of the sentences naming the object (drawn from its own stream).
+pub fn corpus_with(
+    n: usize,
+    seed: u64,
+    no_bird_fraction: f64,
+    objects: Option<CaptionObjects>,
+) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0_2B_u64);
+    let mut orng = ChaCha8Rng::seed_from_u64(seed ^ 0x0B_1E_u64);
     let mut s = String::new();
     let colours: Vec<&str> = super::scene::PALETTE.iter().map(|p| p.0).collect();
     let poses = [Pose::FacingLeft, Pose::FacingRight, Pose::WingsSpread];
@@ -484,10 +534,14 @@ pub fn corpus(n: usize, seed: u64, no_bird_fraction: f64) -> String {
             visibility: rng.gen_range(0.03..0.45),
             occluded: rng.gen_bool(0.15),
         });
+        let object = objects
+            .filter(|o| orng.gen_bool(o.fraction))
+            .map(|o| o.kind);
         let scene = SceneDesc {
             bird,
             background: bg,
             distractors,
+            object,
         };
         s.push_str(&caption(&scene, &mut rng));
         s.push('\n');

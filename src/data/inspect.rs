@@ -16,7 +16,7 @@ const LABEL_W: usize = 24;
 
 #[derive(Debug, Clone)]
 pub struct InspectReport {
-    /// The attribute column (`place`, or `apple` for Cats & Apples).
+    /// The attribute column (`place`, `apple` for Cats & Apples, `object` for the object setting).
     pub attr: String,
     /// [split][group] counts, g = 2*y + attr.
     pub counts: [[usize; 4]; 3],
@@ -139,17 +139,18 @@ pub fn inspect(dir: &Path, out_png: &Path) -> anyhow::Result<InspectReport> {
     let meta = dir.join("metadata.csv");
     let header =
         std::fs::read_to_string(&meta).with_context(|| format!("reading {}", meta.display()))?;
-    let attr = if header
+    // The folder's designed attribute: `apple` (Cats & Apples), `object` (the object setting), else `place`.
+    let columns: Vec<&str> = header
         .lines()
         .next()
         .unwrap_or("")
         .split(',')
-        .any(|c| c.trim() == "apple")
-    {
-        "apple"
-    } else {
-        "place"
-    };
+        .map(str::trim)
+        .collect();
+    let attr = ["apple", "object"]
+        .into_iter()
+        .find(|a| columns.contains(a))
+        .unwrap_or("place");
     let rows = read_metadata(&meta, attr)?;
     check_all_images(dir, &meta, &rows)?;
     let mut counts = [[0usize; 4]; 3];

@@ -100,6 +100,9 @@ pub enum DataKind {
     Waterbirds,
     /// Cats & Apples: attribute column `apple`, y 0 dog / 1 cat.
     CatsApples,
+    /// Synthetic Waterbirds with a spurious object (`data.synth.spurious_object`): attribute column `object`
+    /// (group g = 2y + object), classes as Waterbirds.
+    WaterbirdsObject,
 }
 
 impl DataKind {
@@ -108,13 +111,14 @@ impl DataKind {
         match self {
             DataKind::Waterbirds => "place",
             DataKind::CatsApples => "apple",
+            DataKind::WaterbirdsObject => "object",
         }
     }
 
     /// Class names (y = 0 / 1) for file names and word-cloud titles.
     pub fn class_names(self) -> [&'static str; 2] {
         match self {
-            DataKind::Waterbirds => ["landbird", "waterbird"],
+            DataKind::Waterbirds | DataKind::WaterbirdsObject => ["landbird", "waterbird"],
             DataKind::CatsApples => ["dog", "cat"],
         }
     }
@@ -137,6 +141,7 @@ impl Label {
             (Label::Y, kind) => kind.class_names(),
             (Label::Place, DataKind::Waterbirds) => ["land", "water"],
             (Label::Place, DataKind::CatsApples) => ["no_apple", "apple"],
+            (Label::Place, DataKind::WaterbirdsObject) => ["no_object", "object"],
         }
     }
 }

@@ -7,6 +7,10 @@
 //! [`place_mask`]); `placement` chooses where the bird lands ([`Placement`]: inside the frame, or anywhere with up
 //! to `max_cut` of it cut by the border).
 //!
+//! With `spurious_object`, a label-correlated object (a dock, [`super::scene::object`]) is drawn behind the bird in
+//! a subset of the images, with its mask under `object_masks/`, its words in the captions and a trailing `object`
+//! column in `metadata.csv` (the `waterbirds_object` data kind's attribute); see [`object_cell_counts`].
+//!
 //! The background fills most of the image and differs in colour and texture between places, while the class is
 //! only in the bird's silhouette (colours come from one shared palette), so the spurious feature is much easier to
 //! learn than the core one. The default bird size (~35 px of 64) is learnable by a small ViT from
@@ -14,10 +18,10 @@
 use super::captions::{captions, BirdDesc, SceneDesc};
 use super::draw::{png_gray, png_rgb, Canvas};
 use super::scene::{
-    bird_sprite, paint_background, paint_distractor, place_mask, place_sprite_with,
-    sample_distractors, Background, BirdColours, Placement, Species,
+    bird_sprite, paint_background, paint_distractor, paint_object, place_mask, place_sprite_with,
+    sample_distractors, Background, BirdColours, Placement, Species, SpuriousObject,
 };
-use super::waterbirds::{HEADER, MASK_DIR, PLACE_MASK_DIR};
+use super::waterbirds::{HEADER, MASK_DIR, OBJECT_MASK_DIR, PLACE_MASK_DIR};
 use super::{write_atomic, Split};
 use anyhow::Context;
 use rand::seq::SliceRandom;
@@ -101,6 +105,9 @@ pub struct SynthConfig {
     /// the variants.
     #[serde(skip_serializing_if = "is_default")]
     pub place_masks: bool,
+    /// A label-correlated object drawn into a subset of the images (absent: none, and today's bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spurious_object: Option<SpuriousObject>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -125,6 +132,7 @@ impl Default for SynthConfig {
             supersample: 2,
             placement: Placement::Inside {},
             place_masks: false,
+            spurious_object: None,
         }
     }
 }
@@ -153,6 +161,9 @@ impl SynthConfig {
             "distractor_prob must be in [0, 1], got {}",
             self.distractor_prob
         );
+        if let Some(o) = &self.spurious_object {
+            o.validate()?;
+        }
         self.placement.validate()
     }
 }
@@ -177,8 +188,11 @@ impl VariantSplits {
 /// What [`generate`] wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct SynthSummary {
-    /// [split][group] image counts.
+    /// [split][group] image counts, g = 2*y + place.
     pub counts: [[usize; 4]; 3],
+    /// With `spurious_object`: [split][2*y + object] image counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_counts: Option<[[usize; 4]; 3]>,
     pub n_images: usize,
     pub n_variant_images: usize,
 }
@@ -201,6 +215,35 @@ pub fn group_counts(scale: f64, rho: f64) -> [[usize; 4]; 3] {
     out
 }
 
+/// Image counts [split][2*y + object][place] of the object setting: the (y, object) counts are [`group_counts`]
+/// at the object's correlation (the real groups' structure: train split by the correlation within each class, val
+/// and test balanced within each class), and each (y, object) cell is split by place deterministically: in train
+/// round(place_correlation * n) on the class's own place (landbird/land, waterbird/water), in val and test
+/// round(n / 2), so place is independent of the object given the class.
+pub fn object_cell_counts(
+    scale: f64,
+    place_correlation: f64,
+    object_correlation: f64,
+) -> [[[usize; 2]; 4]; 3] {
+    let yo = group_counts(scale, object_correlation);
+    let mut out = [[[0usize; 2]; 4]; 3];
+    for split in Split::ALL {
+        let s = split.code() as usize;
+        let rho = if split == Split::Train {
+            place_correlation
+        } else {
+            0.5
+        };
+        for g in 0..4 {
+            let (n, y) = (yo[s][g], g / 2);
+            let own = (rho * n as f64).round() as usize;
+            out[s][g][y] = own;
+            out[s][g][1 - y] = n - own;
+        }
+    }
+    out
+}
+
 /// One image to draw.
 #[derive(Debug, Clone)]
 struct Spec {
@@ -208,6 +251,8 @@ struct Spec {
     split: Split,
     y: i64,
     place: i64,
+    /// Whether the spurious object is drawn (`None` without the knob: no `object` column).
+    object: Option<bool>,
     species: Species,
     filename: String,
 }
@@ -228,6 +273,7 @@ fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
 const SPECIES_STREAM: u64 = 1 << 40;
 const MIXED_STREAM: u64 = 2 << 40;
 const ORDER_STREAM: u64 = 3 << 40;
+const OBJECT_STREAM: u64 = 4 << 40;
 
 /// A painted background: the canvas (its mask = the distractors' pixels), the place, its horizon (sky above) and
 /// the distractors drawn.
@@ -273,7 +319,15 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
     let size = cfg.size as usize;
     let n = size * ss;
     let mut rng = rng_for(cfg.seed, spec.img_id as u64);
-    let painted = background(spec.place, cfg, n, &mut rng);
+    let mut painted = background(spec.place, cfg, n, &mut rng);
+    // The object behind the bird, from its own stream so the scene's other draws are today's.
+    let object = cfg.spurious_object.filter(|_| spec.object == Some(true));
+    let object_px = object.map(|o| {
+        let mut orng = rng_for(cfg.seed, OBJECT_STREAM + spec.img_id as u64);
+        paint_object(&mut painted.canvas, o.kind, o.size, &mut orng)
+    });
+    // The place mask leaves the object out as it leaves the bird and the distractors out.
+    let object_mask: Vec<&[f32]> = object_px.iter().map(Vec::as_slice).collect();
     let (bg_canvas, bg) = (&painted.canvas, painted.bg);
     let colours = BirdColours::sample(&mut rng);
     let sprite = bird_sprite(spec.species, &colours, &mut rng);
@@ -313,7 +367,38 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
         }
         Ok(())
     };
-    write_png(out, &px, place_of(&painted, &[&layer.mask]))?;
+    write_png(
+        out,
+        &px,
+        place_of(
+            &painted,
+            &[&[layer.mask.as_slice()], object_mask.as_slice()].concat(),
+        ),
+    )?;
+    if cfg.spurious_object.is_some() {
+        // The object's pixels the bird does not hide; all 0 where the image has no object.
+        let mut m = Canvas::new(n, n, [0.0; 3]);
+        if let Some(o) = &object_px {
+            for (i, v) in m.mask.iter_mut().enumerate() {
+                *v = if o[i] > 0.0 && layer.mask[i] == 0.0 {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
+        }
+        let opath = out
+            .join(OBJECT_MASK_DIR)
+            .join(Path::new(&spec.filename).with_extension("png"));
+        // At the output size too, a pixel is object or bird, never both.
+        let mut om = m.downsample(ss).1;
+        for (o, &b) in om.iter_mut().zip(&mask) {
+            if b > 0 {
+                *o = 0;
+            }
+        }
+        write_atomic(&opath, &png_gray(size, size, &om)?)?;
+    }
     let place_fn = place_filename(bg, &mut rng);
     let on = layer.mask.iter().filter(|&&m| m > 0.0).count();
     let scene = SceneDesc {
@@ -326,10 +411,11 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
         }),
         background: bg,
         distractors: painted.distractors.clone(),
+        object: object.map(|o| o.kind),
     };
     let caps = captions(&scene, cfg.captions_per_image, &mut rng);
-    let row = |place: i64, pf: &str| {
-        format!(
+    let row = |place: i64, pf: &str, object: bool| {
+        let mut r = format!(
             "{},{},{},{},{},{}",
             spec.img_id,
             spec.filename,
@@ -337,8 +423,13 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
             spec.split.code(),
             place,
             pf
-        )
+        );
+        if spec.object.is_some() {
+            let _ = write!(r, ",{}", object as u8);
+        }
+        r
     };
+    let has_object = object.is_some();
     let mut variant_meta = Vec::new();
     if cfg.variants && cfg.variant_splits.includes(spec.split) {
         let vdir = out.join("variants");
@@ -352,7 +443,7 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
         write_png(
             &vdir.join(VARIANTS[1]),
             &bg_canvas.downsample(ss).0,
-            place_of(&painted, &[]),
+            place_of(&painted, &object_mask),
         )?;
         // mixed_rand: the same bird on a random background of the other place.
         let mut mrng = rng_for(cfg.seed, MIXED_STREAM + spec.img_id as u64);
@@ -362,12 +453,17 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
             &other.canvas.composite(&layer).downsample(ss).0,
             place_of(&other, &[&layer.mask]),
         )?;
-        variant_meta.push(row(spec.place, &place_fn));
-        variant_meta.push(row(spec.place, &place_fn));
-        variant_meta.push(row(1 - spec.place, &place_filename(other.bg, &mut mrng)));
+        // The object column says what each variant shows: only bg_only keeps the object.
+        variant_meta.push(row(spec.place, &place_fn, false));
+        variant_meta.push(row(spec.place, &place_fn, has_object));
+        variant_meta.push(row(
+            1 - spec.place,
+            &place_filename(other.bg, &mut mrng),
+            false,
+        ));
     }
     Ok(Rendered {
-        meta: row(spec.place, &place_fn),
+        meta: row(spec.place, &place_fn, has_object),
         captions: caps,
         variant_meta,
     })
@@ -377,13 +473,34 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
 /// draws from its own RNG stream (seed, img_id), independent of thread order.
 pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
     cfg.validate()?;
-    let counts = group_counts(cfg.scale, cfg.correlation);
+    let mut counts = group_counts(cfg.scale, cfg.correlation);
     // Rows in split/group order, then shuffled so img_ids do not reveal the group.
-    let mut rows: Vec<(Split, i64, i64)> = Vec::new();
-    for split in Split::ALL {
-        for (g, &c) in counts[split.code() as usize].iter().enumerate() {
-            let (y, place) = (g as i64 / 2, g as i64 % 2);
-            rows.extend(std::iter::repeat_n((split, y, place), c));
+    let mut rows: Vec<(Split, i64, i64, Option<bool>)> = Vec::new();
+    match &cfg.spurious_object {
+        None => {
+            for split in Split::ALL {
+                for (g, &c) in counts[split.code() as usize].iter().enumerate() {
+                    let (y, place) = (g as i64 / 2, g as i64 % 2);
+                    rows.extend(std::iter::repeat_n((split, y, place, None), c));
+                }
+            }
+        }
+        Some(o) => {
+            let cells = object_cell_counts(cfg.scale, cfg.correlation, o.correlation);
+            counts = [[0; 4]; 3];
+            for split in Split::ALL {
+                let s = split.code() as usize;
+                for (g, by_place) in cells[s].iter().enumerate() {
+                    let (y, object) = (g as i64 / 2, g % 2 == 1);
+                    for (place, &c) in by_place.iter().enumerate() {
+                        counts[s][2 * y as usize + place] += c;
+                        rows.extend(std::iter::repeat_n(
+                            (split, y, place as i64, Some(object)),
+                            c,
+                        ));
+                    }
+                }
+            }
         }
     }
     rows.shuffle(&mut rng_for(cfg.seed, ORDER_STREAM));
@@ -391,7 +508,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
     let specs: Vec<Spec> = rows
         .into_iter()
         .enumerate()
-        .map(|(i, (split, y, place))| {
+        .map(|(i, (split, y, place, object))| {
             let img_id = i as i64 + 1;
             let species = *Species::of_class(y)
                 .choose(&mut rng_for(cfg.seed, SPECIES_STREAM + img_id as u64))
@@ -404,6 +521,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
                 split,
                 y,
                 place,
+                object,
                 species,
                 filename,
             }
@@ -415,8 +533,12 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
         .map(|s| render(s, cfg, out).with_context(|| format!("drawing {}", s.filename)))
         .collect::<anyhow::Result<_>>()?;
 
-    let mut meta = format!("{HEADER}\n");
-    let mut vmeta = format!("{HEADER}\n");
+    let header = match cfg.spurious_object {
+        Some(_) => format!("{HEADER},object"),
+        None => HEADER.to_string(),
+    };
+    let mut meta = format!("{header}\n");
+    let mut vmeta = format!("{header}\n");
     let mut n_var = 0;
     for r in &rendered {
         writeln!(meta, "{}", r.meta)?;
@@ -449,6 +571,10 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
     }
     let summary = SynthSummary {
         counts,
+        object_counts: cfg.spurious_object.map(|o| {
+            object_cell_counts(cfg.scale, cfg.correlation, o.correlation)
+                .map(|s| s.map(|by_place| by_place.iter().sum()))
+        }),
         n_images: specs.len(),
         n_variant_images: n_var * VARIANTS.len(),
     };
@@ -469,6 +595,88 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> anyhow::Result<SynthSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_object_mask_is_the_objects_pixels_and_none_of_the_birds() {
+        let cfg = SynthConfig {
+            size: 32,
+            spurious_object: Some(SpuriousObject::default()),
+            bird_size: 0.4,
+            distractors: false,
+            variants: false,
+            ..SynthConfig::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut n_covered = 0;
+        for img_id in 1..=12 {
+            // The same scene drawn with and without the object: only the object's pixels may change.
+            let spec = |object, name: &str| Spec {
+                img_id,
+                split: Split::Train,
+                y: 1,
+                place: img_id % 2,
+                object: Some(object),
+                species: Species::Duck,
+                filename: format!("{name}/{img_id}.png"),
+            };
+            let (with, without) = (spec(true, "with"), spec(false, "without"));
+            render(&with, &cfg, dir.path()).unwrap();
+            render(&without, &cfg, dir.path()).unwrap();
+            let read = |s: &Spec, sub: &str| {
+                let p = dir.path().join(sub).join(Path::new(&s.filename));
+                image::open(p).unwrap().to_luma8().into_raw()
+            };
+            let (obj, bird) = (read(&with, OBJECT_MASK_DIR), read(&with, MASK_DIR));
+            assert_eq!(bird, read(&without, MASK_DIR), "the bird is drawn the same");
+            assert!(read(&without, OBJECT_MASK_DIR).iter().all(|&m| m == 0));
+            let rgb = |s: &Spec| {
+                let px = image::open(dir.path().join(&s.filename)).unwrap().to_rgb8();
+                px.pixels().map(|p| p.0).collect::<Vec<_>>()
+            };
+            let (a, b) = (rgb(&with), rgb(&without));
+            for i in 0..a.len() {
+                if obj[i] > 0 {
+                    assert_eq!(bird[i], 0, "image {img_id}: pixel {i} is bird and object");
+                    assert_ne!(a[i], b[i], "image {img_id}: object pixel {i} unchanged");
+                }
+            }
+            // Pixels that changed lie on the object or on its anti-aliased border (a neighbour is object): the
+            // bird, and the rest of the scene, are today's.
+            let w = 32;
+            for i in (0..a.len()).filter(|&i| a[i] != b[i]) {
+                let (x, y) = ((i % w) as i64, (i / w) as i64);
+                let near = (-1..=1).any(|dy| {
+                    (-1..=1).any(|dx| {
+                        let (nx, ny) = (x + dx, y + dy);
+                        (0..32).contains(&nx)
+                            && (0..32).contains(&ny)
+                            && obj[(ny * 32 + nx) as usize] > 0
+                    })
+                });
+                assert!(
+                    near,
+                    "image {img_id}: pixel {i} changed away from the object"
+                );
+            }
+            n_covered += usize::from(obj.iter().any(|&m| m > 0));
+        }
+        assert!(n_covered >= 10, "{n_covered} of 12 objects visible");
+    }
+
+    #[test]
+    fn object_cells_follow_both_correlations() {
+        let c = object_cell_counts(1.0, 0.7, 0.9);
+        // Train (y, object): the class totals 3682 / 1113 split 0.9 / 0.1 towards (landbird, none), (waterbird, dock).
+        let yo = c[0].map(|p| p[0] + p[1]);
+        assert_eq!(yo, [3314, 368, 111, 1002]);
+        // Each cell split 0.7 / 0.3 towards the class's own place (land = 0 for landbirds, water = 1 for waterbirds).
+        assert_eq!(c[0][0], [2320, 994]);
+        assert_eq!(c[0][3], [301, 701]);
+        // Val and test: the real within-class balanced counts, each cell split in half by place.
+        assert_eq!(c[1], [[234, 233], [233, 233], [66, 67], [66, 67]]);
+        assert_eq!(c[2][0], [1128, 1127]);
+        assert_eq!(c[2][3], [321, 321]);
+    }
 
     #[test]
     fn real_counts_at_real_correlation() {

@@ -11,7 +11,8 @@
 //! - [`background`]: the six Waterbirds places, one painter per place;
 //! - [`distractor`]: rocks, clouds, flowers and boats behind the bird;
 //! - [`compose`]: placing a sprite with its exact mask (inside the frame or anywhere, cut by the border), occluders;
-//! - [`place`]: the place mask (water or land pixels: no sky, bird or distractor);
+//! - [`place`]: the place mask (water or land pixels: no sky, bird, distractor or object);
+//! - [`object`]: the label-correlated spurious object (a dock) of the object setting, with its mask;
 //! - [`pets`]: cats, dogs and apples of the Cats & Apples set.
 use super::draw::{rgb, Rgb};
 use rand::Rng;
@@ -21,6 +22,7 @@ pub mod background;
 pub mod bird;
 pub mod compose;
 pub mod distractor;
+pub mod object;
 pub mod pets;
 pub mod place;
 pub mod species;
@@ -29,6 +31,7 @@ pub use background::{paint_background, Background};
 pub use bird::{bird_sprite, BirdColours, BirdSprite, Pose};
 pub use compose::{occlude, place_sprite, place_sprite_with, Placement};
 pub use distractor::{paint_distractor, sample_distractors, Distractor};
+pub use object::{paint_object, ObjectKind, SpuriousObject};
 pub use pets::{paint_apple, pet_sprite, Pet};
 pub use place::place_mask;
 pub use species::Species;
