@@ -51,11 +51,68 @@ pub struct FlagSummary {
     pub erm_error_precision: Option<f64>,
     pub erm_error_recall: Option<f64>,
     pub flagged_per_group: Vec<usize>,
+    /// Do the explanations name the spurious attribute where the image carries it (and not where it does not)?
+    #[serde(default)]
+    pub attribute_words: Option<AttributeWordRates>,
+}
+
+/// How often a training image's top words name the attribute's value 1 (e.g. the spurious object's words), among
+/// the images that carry it and among those that do not: the prerequisite of flagging by the attribute's word.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct AttributeWordRates {
+    /// The attribute's words (after synonym merges, the canonical ones count).
+    pub words: Vec<String>,
+    /// Images with attribute value 1.
+    pub carrying: WordRate,
+    /// Images with attribute value 0.
+    pub without: WordRate,
+}
+
+/// Over `n` images: the share whose top words hold one of the words, and the share whose top word is one.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct WordRate {
+    pub n: usize,
+    pub in_top_words: Option<f64>,
+    pub top_word: Option<f64>,
+}
+
+impl AttributeWordRates {
+    /// The rates over `flags` (training-split order) for the attribute values `attribute` (0/1 per image).
+    pub fn new(flags: &[Flag], attribute: &[i64], words: &[String]) -> Self {
+        let rate = |value: i64| {
+            let rows: Vec<&Flag> = flags
+                .iter()
+                .zip(attribute)
+                .filter(|(_, &a)| a == value)
+                .map(|(f, _)| f)
+                .collect();
+            let n = rows.len();
+            let share = |hit: &dyn Fn(&Flag) -> bool| {
+                (n > 0).then(|| rows.iter().filter(|f| hit(f)).count() as f64 / n as f64)
+            };
+            WordRate {
+                n,
+                in_top_words: share(&|f| f.top_words.iter().any(|w| words.contains(w))),
+                top_word: share(&|f| f.top_words.first().is_some_and(|w| words.contains(w))),
+            }
+        };
+        Self {
+            words: words.to_vec(),
+            carrying: rate(1),
+            without: rate(0),
+        }
+    }
 }
 
 impl FlagSummary {
-    /// The summary of `flags` (training-split order) given the ERM model's predictions on the training split.
-    pub fn new(flags: &[Flag], train: &Dataset, erm_preds: &[i64]) -> Self {
+    /// The summary of `flags` (training-split order) given the ERM model's predictions on the training split and
+    /// the words that name the attribute's value 1.
+    pub fn new(
+        flags: &[Flag],
+        train: &Dataset,
+        erm_preds: &[i64],
+        attribute_words: &[String],
+    ) -> Self {
         let flagged = flagged_indices(flags);
         let minority: Vec<usize> = (0..train.len())
             .filter(|&i| matches!(train.group(i), 1 | 2))
@@ -78,6 +135,11 @@ impl FlagSummary {
             erm_error_precision: vs_errors.precision,
             erm_error_recall: vs_errors.recall,
             flagged_per_group: per_group,
+            attribute_words: Some(AttributeWordRates::new(
+                flags,
+                &train.place,
+                attribute_words,
+            )),
         }
     }
 }
@@ -115,5 +177,32 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(a, draw(1));
         assert_ne!(a, draw(2));
+    }
+
+    #[test]
+    fn attribute_word_rates_compare_carrying_and_other_images() {
+        let f = |top: &[&str]| Flag {
+            img_id: 0,
+            top_words: words(top),
+            flagged: false,
+            target: None,
+        };
+        let flags = [
+            f(&["dock", "bird"]),
+            f(&["bird", "dock"]),
+            f(&["bird", "water"]),
+            f(&["water", "bird"]),
+            f(&["bird"]),
+            f(&["dock"]),
+        ];
+        let attribute = [1, 1, 1, 0, 0, 0];
+        let r = AttributeWordRates::new(&flags, &attribute, &words(&["dock", "pier"]));
+        assert_eq!(r.carrying.n, 3);
+        assert_eq!(r.carrying.in_top_words, Some(2.0 / 3.0));
+        assert_eq!(r.carrying.top_word, Some(1.0 / 3.0));
+        assert_eq!(r.without.in_top_words, Some(1.0 / 3.0));
+        assert_eq!(r.without.top_word, Some(1.0 / 3.0));
+        let none = AttributeWordRates::new(&flags, &[0; 6], &words(&["dock"]));
+        assert_eq!((none.carrying.n, none.carrying.in_top_words), (0, None));
     }
 }

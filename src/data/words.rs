@@ -71,6 +71,20 @@ pub fn place_words(kind: DataKind) -> BTreeSet<String> {
         .collect()
 }
 
+/// The words that name the attribute's value 1 (water for Waterbirds, the apple for Cats & Apples, the object for
+/// the object setting): the words an explanation should hold where the image carries that value.
+pub fn attribute_words(kind: DataKind) -> WordSet {
+    let name = match kind {
+        DataKind::Waterbirds => "water",
+        DataKind::CatsApples => "apple",
+        DataKind::WaterbirdsObject => "object",
+    };
+    word_sets(kind)
+        .into_iter()
+        .find(|set| set.name == name)
+        .expect("every family's word sets hold its attribute's set")
+}
+
 /// Names of the attribute values (0 / 1) of a dataset family.
 pub fn attr_names(kind: DataKind) -> [&'static str; 2] {
     match kind {

@@ -1,6 +1,7 @@
 //! The flags stage (paper section 4.3, step 3): every training sample's top words, whether it is flagged (its top
 //! word is not a class word) and its target word. Output: `seed-<s>/flags/` = `flags.csv` (training-split order),
-//! `summary.json` (flag rate, precision/recall against the minority groups and against ERM's errors); read back
+//! `summary.json` (flag rate, precision/recall against the minority groups and against ERM's errors, and how often
+//! the top words name the spurious attribute among the images that carry it and the others); read back
 //! through [`Flags`].
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -139,12 +140,16 @@ pub fn run(ctx: &Seed, explained: &Explained, erm: &Erm, erm_model: &Vit) -> Res
             .collect::<Result<Vec<_>>>()?;
         Flags::write(dir, train, &flags)?;
         let preds = crate::train::predict(erm_model, &train.images, ctx.input(), 256);
-        let summary = FlagSummary::new(&flags, train, &preds);
+        let attribute = crate::data::words::attribute_words(exp.config.data.kind);
+        let summary = FlagSummary::new(&flags, train, &preds, &attribute.words);
+        let rates = summary.attribute_words.as_ref();
         tracing::info!(
             seed,
             flagged = summary.n_flagged,
             fraction = summary.flagged_fraction,
-            "training set flagged"
+            attribute_words_carrying = ?rates.and_then(|r| r.carrying.in_top_words),
+            attribute_words_without = ?rates.and_then(|r| r.without.in_top_words),
+            "training set flagged (and how often its top words name the attribute)"
         );
         write_json(&dir.join("summary.json"), &summary)
     })?;

@@ -11,7 +11,7 @@ use super::masks::{MaskSanity, MaskSummary};
 use super::regime::{Features, RegimeSummary};
 use crate::config::Experiment;
 use crate::data::Split;
-use crate::flags::FlagSummary;
+use crate::flags::{AttributeWordRates, FlagSummary};
 use crate::metrics::mean_std;
 use crate::relevance::quality::{MaskQualityReport, QualitySummary, WinRate};
 use crate::relevance::sanity::WordByPlace;
@@ -87,6 +87,27 @@ pub fn flags_md(flags: &[FlagSummary]) -> String {
         opt(|s| s.erm_error_precision),
         opt(|s| s.erm_error_recall),
     );
+    let rates: Vec<&AttributeWordRates> = flags
+        .iter()
+        .filter_map(|s| s.attribute_words.as_ref())
+        .collect();
+    if let Some(first) = rates.first() {
+        let cell = |f: fn(&AttributeWordRates) -> Option<f64>| {
+            pct(rates.iter().map(move |r| f(r).unwrap_or(f64::NAN)))
+        };
+        let _ = write!(
+            out,
+            "\nDo the explanations name the spurious attribute? Training images whose top words hold one of {} \
+             (%, mean ± std over seeds), among the images that carry it and the others:\n\n\
+             | Images | In the top words | The top word |\n|---|---:|---:|\n\
+             | carrying it | {} | {} |\n| without it | {} | {} |\n",
+            first.words.join(", "),
+            cell(|r| r.carrying.in_top_words),
+            cell(|r| r.carrying.top_word),
+            cell(|r| r.without.in_top_words),
+            cell(|r| r.without.top_word),
+        );
+    }
     out
 }
 
