@@ -286,8 +286,7 @@ impl WordRelevance<'_> {
             WordScore::Literal => {
                 let (tokens, sentences) = unzip_targets(targets, self.lm.eos());
                 let mut score = word_score(self.translator, &self.lm.model, &sentences, &tokens);
-                let out = f(&mut score);
-                out
+                f(&mut score)
             }
             WordScore::Attribute => {
                 let attributes = targets
@@ -303,8 +302,7 @@ impl WordRelevance<'_> {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let mut score = attribute_score(self.translator, &self.lm.model, &attributes);
-                let out = f(&mut score);
-                out
+                f(&mut score)
             }
         }
     }
