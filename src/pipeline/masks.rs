@@ -80,7 +80,8 @@ pub struct MaskSanity {
     /// al. 2018): near 1 = the map ignores what the classifier learned.
     pub randomised_spearman: Option<f64>,
     /// The target word's teacher-forced probability (exp of the mapped score) per background, over the
-    /// selected images targeting it.
+    /// selected images targeting it; with `mitigation.masks.score: attribute`, exp of the log-odds: the odds of the
+    /// target concept's words against the competing place words.
     pub word_probability: Vec<WordByPlace>,
     /// The share of an image's sampled sentences that mention each target word, per background, over every
     /// training image.
