@@ -455,6 +455,18 @@ fn relevance_method_and_threshold_spelling_and_errors() {
         yaml.contains("contrastive: false") && yaml.contains("method: gradcam"),
         "{yaml}"
     );
+    // The literal word score (the default) stays out of the serialised section, so default stage keys hold.
+    assert!(!yaml.contains("score: literal"), "{yaml}");
+    let exp = Experiment::load(
+        quickstart,
+        &["mitigation.masks={method: contribution, score: attribute}".into()],
+    )
+    .unwrap();
+    assert_eq!(
+        exp.config.mitigation.masks.relevance().name(-1),
+        "attribute(contribution)"
+    );
+    assert!(exp.resolved_yaml().unwrap().contains("score: attribute"));
 
     for (sets, expect) in [
         (
@@ -464,6 +476,14 @@ fn relevance_method_and_threshold_spelling_and_errors() {
         (
             &["mitigation.masks={method: rollout, layer: 2}"][..],
             "mitigation.masks.layer: 2 is GradCAM's layer, but mitigation.masks.method is rollout",
+        ),
+        (
+            &["mitigation.masks={method: object_complement, score: attribute}"][..],
+            "mitigation.masks.score: attribute is a word score, but mitigation.masks.method object_complement ignores the target word",
+        ),
+        (
+            &["mitigation.masks.score=spelling"][..],
+            "unknown variant `spelling`, expected `literal` or `attribute`",
         ),
         (
             &["mitigation.masks.layer=7"][..],

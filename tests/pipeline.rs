@@ -281,6 +281,65 @@ fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
     assert_eq!(json["candidates"].as_array().unwrap().len(), 2, "{json}");
     assert!(out.join("seed-3/masks-eval-val.md").exists());
 
+    // The per-slot contribution with the attribute word score and the object complement, in masks-eval and in the
+    // masks stage, with the word score's fallbacks counted.
+    let eval = texplain(&[
+        "masks-eval",
+        out.to_str().unwrap(),
+        "--max-images",
+        "24",
+        "--relevance",
+        "{method: contribution, score: attribute}",
+        "--relevance",
+        "{method: object_complement}",
+        "--threshold",
+        "{rule: top_k, percent: 50}",
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let text = String::from_utf8_lossy(&eval.stdout);
+    for row in [
+        "| attribute(contribution) |",
+        "| object_complement |",
+        "`attribute(contribution)` attribute score, ",
+    ] {
+        assert!(text.contains(row), "{row}: {text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("seed-3/masks-eval-val.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &json["candidates"][0];
+    assert_eq!(c["word_score"]["kind"], "attribute", "{json}");
+    assert!(
+        c["cls_share"]
+            .as_f64()
+            .is_some_and(|s| (0.0..=1.0).contains(&s)),
+        "{json}"
+    );
+    assert!(
+        c["word_score"]["n_fallback"].as_u64() <= c["word_score"]["n_images"].as_u64(),
+        "{json}"
+    );
+    let done = run(
+        &config,
+        &out,
+        &[
+            "--set",
+            "mitigation.methods=[erm,texplain]",
+            "--set",
+            "mitigation.masks={method: contribution, score: attribute, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2}",
+        ],
+    );
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert_masks_are_scored(&out, "attribute(contribution)");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("seed-3/masks/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let first = &summary[0];
+    assert_eq!(first["word_score"]["kind"], "attribute", "{summary}");
+    assert!(first["cls_share"].as_f64().is_some(), "{summary}");
+
     let bad = texplain(&[
         "masks-eval",
         out.to_str().unwrap(),

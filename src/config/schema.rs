@@ -18,6 +18,7 @@ use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
 pub use crate::precision::Precision;
+pub use crate::relevance::attribute::WordScore;
 pub use crate::relevance::mask::MaskValue;
 pub use crate::relevance::occlusion::Occlusion;
 pub use crate::relevance::rollout::Readout;
@@ -417,7 +418,8 @@ impl Default for MitigationSection {
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaskSection {
-    /// `gradcam` (at `layer`), `rollout` (gradient-weighted attention rollout) or `occlusion` (slow reference).
+    /// `gradcam` (at `layer`), `rollout` (gradient-weighted attention rollout), `occlusion` (slow reference),
+    /// `contribution` (per-slot ⟨∂s/∂A_i, A_i⟩) or `object_complement` (1 − the classifier's rollout; no word).
     pub method: RelevanceMethod,
     /// GradCAM's classifier layer (HF hidden_states index, -1 = last_hidden_state); must not lie after the
     /// translator's layer, from which the word's score still flows. Unset: the translator's layer. Only for
@@ -431,6 +433,11 @@ pub struct MaskSection {
     /// Which rows of rollout's relevance matrix make the map: `cls` (when unset) or `tokens` (every token the
     /// translator reads, weighted by its own relevance). Only for `method: rollout`.
     pub readout: Option<Readout>,
+    /// The word score the map differentiates: `literal` (the target's first token; the default) or `attribute`
+    /// (the log-odds of the target concept's words against the competing place words). Left out of the stage key
+    /// while `literal`, so runs of the default keep their keys.
+    #[serde(skip_serializing_if = "is_literal")]
+    pub score: WordScore,
     /// `{rule: mean_std, k: 2.0}` (MaskTune's), `{rule: quantile, q: 0.7}`, `{rule: top_k, percent: 50}` or
     /// `{rule: otsu}`.
     pub threshold: Threshold,
@@ -452,8 +459,13 @@ impl MaskSection {
             contrastive: self.contrastive,
             occlusion: self.occlusion,
             readout: self.readout,
+            score: self.score,
         }
     }
+}
+
+fn is_literal(score: &WordScore) -> bool {
+    *score == WordScore::Literal
 }
 
 impl Default for MaskSection {
@@ -464,6 +476,7 @@ impl Default for MaskSection {
             contrastive: false,
             occlusion: None,
             readout: None,
+            score: WordScore::Literal,
             threshold: Threshold::default(),
             mask_value: MaskValue::Zero,
             sentences_per_image: 8,

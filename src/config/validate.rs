@@ -334,6 +334,11 @@ fn validate_relevance(cfg: &Config) -> Result<()> {
             "mitigation.masks.method: rollout needs attention blocks before translator.layer, which is 0 (the embeddings)"
         ),
         RelevanceMethod::Rollout => {}
+        RelevanceMethod::Contribution => {}
+        RelevanceMethod::ObjectComplement if scratch && depth == 0 => bail!(
+            "mitigation.masks.method: object_complement needs the classifier's attention blocks, and it has none"
+        ),
+        RelevanceMethod::ObjectComplement => {}
         RelevanceMethod::Occlusion => {
             let window = spec.occlusion.unwrap_or_default().window;
             let grid = cfg.data.image_size / cfg.classifier.patch_size.max(1);

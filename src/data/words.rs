@@ -3,7 +3,7 @@
 //! name the spurious attribute (the masks stage's place words), and the names of the attribute's two values.
 //! Waterbirds' water and land words are the nouns its caption grammar uses ([`super::captions`]); the object
 //! setting's object words are the spurious object's caption nouns ([`super::scene::ObjectKind::words`]).
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::captions::{LAND_WORDS, WATER_WORDS};
 use super::scene::ObjectKind;
@@ -85,6 +85,51 @@ pub fn attribute_words(kind: DataKind) -> WordSet {
         .expect("every family's word sets hold its attribute's set")
 }
 
+/// The words an attribute word score (issue 24, Build 4) sets against each other for a `target` word: the target
+/// concept (the `synonyms` entry the word belongs to, canonical word first, or the word alone) and the competing
+/// place words: the words of the family's other word sets when the concept belongs to one (a water target against
+/// the land words and vice versa; apple against cat and dog), every word set's words otherwise; each set widened
+/// by the synonyms of its words, the target's own words left out. `synonyms`: canonical word -> its synonyms.
+pub fn attribute_concept(
+    kind: DataKind,
+    synonyms: &BTreeMap<String, Vec<String>>,
+    target: &str,
+) -> (Vec<String>, Vec<String>) {
+    let target = target.to_lowercase();
+    let group = |word: &str| -> Vec<String> {
+        synonyms
+            .iter()
+            .find(|(c, s)| c.to_lowercase() == word || s.iter().any(|w| w.to_lowercase() == word))
+            .map(|(c, s)| {
+                let mut out = vec![c.to_lowercase()];
+                out.extend(s.iter().map(|w| w.to_lowercase()));
+                out
+            })
+            .unwrap_or_else(|| vec![word.to_string()])
+    };
+    let mut own = Vec::new();
+    for w in group(&target) {
+        if !own.contains(&w) {
+            own.push(w);
+        }
+    }
+    let sets = word_sets(kind);
+    let widened: Vec<BTreeSet<String>> = sets
+        .iter()
+        .map(|set| set.words.iter().flat_map(|w| group(w)).collect())
+        .collect();
+    let holds_target = |s: &BTreeSet<String>| own.iter().any(|w| s.contains(w));
+    let any_holds = widened.iter().any(holds_target);
+    let competing: BTreeSet<String> = widened
+        .iter()
+        .filter(|s| !any_holds || !holds_target(s))
+        .flatten()
+        .filter(|w| !own.contains(w))
+        .cloned()
+        .collect();
+    (own, competing.into_iter().collect())
+}
+
 /// Names of the attribute values (0 / 1) of a dataset family.
 pub fn attr_names(kind: DataKind) -> [&'static str; 2] {
     match kind {
@@ -115,5 +160,43 @@ mod tests {
             sets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["object", "water", "land"]
         );
+    }
+
+    #[test]
+    fn attribute_concepts_set_water_against_land() {
+        let synonyms: BTreeMap<String, Vec<String>> = [
+            (
+                "water",
+                &["water", "lake", "ocean", "sea", "pond", "waves"][..],
+            ),
+            (
+                "forest",
+                &["forest", "woods", "trees", "bamboo", "grove"][..],
+            ),
+            ("field", &["field", "meadow", "grass", "grassy"][..]),
+            ("bird", &["bird", "duck"][..]),
+        ]
+        .into_iter()
+        .map(|(c, s)| (c.to_string(), s.iter().map(|w| w.to_string()).collect()))
+        .collect();
+        let land = [
+            "bamboo", "field", "forest", "grass", "grassy", "grove", "meadow", "trees", "woods",
+        ];
+        let (own, competing) = attribute_concept(DataKind::Waterbirds, &synonyms, "water");
+        assert_eq!(own, ["water", "lake", "ocean", "sea", "pond", "waves"]);
+        assert_eq!(competing, land);
+        let (own, competing) = attribute_concept(DataKind::Waterbirds, &synonyms, "field");
+        assert_eq!(own, ["field", "meadow", "grass", "grassy"]);
+        assert_eq!(
+            competing,
+            ["lake", "ocean", "pond", "sea", "water", "waves"]
+        );
+        // A word of no set: its group against every place word.
+        let (own, competing) = attribute_concept(DataKind::Waterbirds, &synonyms, "duck");
+        assert_eq!(own, ["bird", "duck"]);
+        assert_eq!(competing.len(), 6 + land.len());
+        let (own, competing) = attribute_concept(DataKind::CatsApples, &BTreeMap::new(), "apple");
+        assert_eq!(own, ["apple"]);
+        assert_eq!(competing, ["cat", "cats", "dog", "dogs", "kitten", "puppy"]);
     }
 }

@@ -3,7 +3,8 @@
 //! word, with the relevance method and threshold of `mitigation.masks`. Output: `seed-<s>/masks/` =
 //! `masks.safetensors` (u8 masks `[n, 1, H, W]` and their training-split `rows`), `summary.json` (per method:
 //! coverage, agreement with the true background, and the threshold-free quality of the maps beside a random map
-//! and the oracle, overall, per target word and on place words), `sanity.json` (the maps of a classifier with
+//! and the oracle, overall, per target word and on place words; the word score and its fallback count; for the
+//! contribution map the CLS slot's share), `sanity.json` (the maps of a classifier with
 //! randomised weights against the trained one's, the target word's probability per background),
 //! `overlays/*.png`; read back through [`Masks`].
 use anyhow::{bail, Context, Result};
@@ -19,12 +20,14 @@ use super::flags::Flags;
 use super::lm::Lm;
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use super::translator::TrainedTranslator;
-use crate::data::words::{attr_names, place_words};
+use crate::data::words::{attr_names, attribute_concept, place_words};
 use crate::data::{Dataset, Split};
 use crate::flags::Flag;
 use crate::methods::Method;
 use crate::models::vit::Vit;
+use crate::relevance::attribute::{Concept, WordScore, WordScoreCount};
 use crate::relevance::mask::{self, MaskValue};
+use crate::relevance::method::RelevanceMethod;
 use crate::relevance::quality::{
     bracketed_quality, bracketed_report, Bracketed, MaskQualityReport, Truth,
 };
@@ -56,6 +59,13 @@ pub struct MaskSummary {
     pub quality: Option<MaskQualityReport>,
     /// The same over the images whose target word names a place ([`place_words`]).
     pub place_words: Option<MaskQualityReport>,
+    /// The word score the maps differentiate and how many of the selection's images with a target fell back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_score: Option<WordScoreCount>,
+    /// `method: contribution`: the CLS slot's mean share `|c_CLS| / Σ_i |c_i|` of the per-slot contribution over
+    /// the selection's images with a target (dropped from the map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cls_share: Option<f64>,
 }
 
 /// The sanity checks of a masks stage (`sanity.json`).
@@ -70,7 +80,8 @@ pub struct MaskSanity {
     /// al. 2018): near 1 = the map ignores what the classifier learned.
     pub randomised_spearman: Option<f64>,
     /// The target word's teacher-forced probability (exp of the mapped score) per background, over the
-    /// selected images targeting it.
+    /// selected images targeting it; with `mitigation.masks.score: attribute`, exp of the log-odds: the odds of the
+    /// target concept's words against the competing place words.
     pub word_probability: Vec<WordByPlace>,
     /// The share of an image's sampled sentences that mention each target word, per background, over every
     /// training image.
@@ -199,6 +210,9 @@ pub fn run(
             train,
             class_words: &exp.config.mitigation.class_words,
             per_image: g.sentences_per_image,
+            score: spec.score,
+            kind: exp.config.data.kind,
+            synonyms: &exp.config.explain.words.synonyms,
             max_tokens: (lm.model.model.config().n_positions - exp.config.translator.prefix_len)
                 .max(1) as usize,
         };
@@ -209,6 +223,8 @@ pub fn run(
         let (mut all_masks, mut overlay_cams) = (Vec::new(), HashMap::new());
         let mut quality: HashMap<usize, Bracketed> = HashMap::new();
         let mut probabilities: Vec<(usize, f64)> = Vec::new();
+        let mut fallback: HashMap<usize, bool> = HashMap::new();
+        let mut cls_share: HashMap<usize, f64> = HashMap::new();
         let truth = Truth::of(train);
         let progress = crate::progress::bar(rows.len() as u64, name.as_str());
         for chunk in rows.chunks(g.batch_size.max(1)) {
@@ -216,6 +232,21 @@ pub fn run(
             let index = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());
             let images = train.images.index_select(0, &index);
             let maps = mapper.maps(&images, &words, classes.as_deref())?;
+            for (&r, w) in chunk.iter().zip(&words) {
+                if let Some(w) = w {
+                    fallback.insert(r, w.is_fallback());
+                }
+            }
+            if spec.method == RelevanceMethod::Contribution {
+                let shares = mapper.cls_shares(&images, &words)?;
+                cls_share.extend(
+                    chunk
+                        .iter()
+                        .copied()
+                        .zip(shares)
+                        .filter(|(_, v)| !v.is_nan()),
+                );
+            }
             all_masks.push(threshold_masks(&maps.pixels, g.threshold)?);
             if let Some(truth) = &truth {
                 let seeds: Vec<u64> = chunk
@@ -257,6 +288,19 @@ pub fn run(
             .iter()
             .map(|(method, chosen)| {
                 let mut summary = summarize(*method, &name, chosen, &masks, &row_of, train, seed);
+                let (n_images, n_fallback) = (
+                    chosen.iter().filter(|r| fallback.contains_key(r)).count(),
+                    chosen.iter().filter(|r| fallback.get(r) == Some(&true)).count(),
+                );
+                summary.word_score = Some(WordScoreCount {
+                    kind: spec.score,
+                    n_images,
+                    n_fallback,
+                });
+                let shares: Vec<f64> = chosen.iter().filter_map(|r| cls_share.get(r).copied()).collect();
+                summary.cls_share =
+                    (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64);
+                tracing::info!(seed, %method, relevance = %name, n_images, n_fallback, "word score fallbacks");
                 if !quality.is_empty() {
                     let (q, p) = selection_quality(
                         &name,
@@ -314,6 +358,11 @@ struct Targets<'a> {
     class_words: &'a std::collections::BTreeMap<i64, Vec<String>>,
     per_image: usize,
     max_tokens: usize,
+    /// Which word score the targets are built for; the attribute score's concepts come from the data family's
+    /// word sets and `explain.words.synonyms`.
+    score: WordScore,
+    kind: crate::data::DataKind,
+    synonyms: &'a std::collections::BTreeMap<String, Vec<String>>,
 }
 
 type RowTargets = Vec<Option<WordTarget>>;
@@ -325,6 +374,20 @@ impl Targets<'_> {
             .map_or(&[][..], Vec::as_slice)
     }
 
+    /// The target of `word` for row `r`, for the word score the stage uses.
+    fn target(&self, r: usize, word: &str) -> Result<Option<WordTarget>> {
+        word_target(
+            self.lm,
+            self.score,
+            self.kind,
+            self.synonyms,
+            word,
+            self.own(r),
+            self.per_image,
+            self.max_tokens,
+        )
+    }
+
     fn of(&self, rows: &[usize], contrastive: bool) -> Result<(RowTargets, Option<RowTargets>)> {
         let words = rows
             .iter()
@@ -332,7 +395,7 @@ impl Targets<'_> {
                 let Some(word) = self.flags[r].target.as_deref() else {
                     return Ok(None);
                 };
-                WordTarget::new(self.lm, word, self.own(r), self.per_image, self.max_tokens)
+                self.target(r, word)
             })
             .collect::<Result<Vec<_>>>()?;
         if !contrastive {
@@ -347,10 +410,33 @@ impl Targets<'_> {
                     .get(&y)
                     .and_then(|w| w.first())
                     .with_context(|| format!("mitigation.class_words: no word for class {y}"))?;
-                WordTarget::new(self.lm, word, self.own(r), self.per_image, self.max_tokens)
+                self.target(r, word)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((words, Some(classes)))
+    }
+}
+
+/// The target of `word` among an image's sampled `sentences` for the word `score`: the literal token
+/// ([`WordTarget::new`]) or the attribute concept ([`attribute_concept`], [`WordTarget::attribute`]).
+#[allow(clippy::too_many_arguments)]
+pub fn word_target(
+    lm: &crate::explain::lm::LanguageModel,
+    score: WordScore,
+    kind: crate::data::DataKind,
+    synonyms: &std::collections::BTreeMap<String, Vec<String>>,
+    word: &str,
+    sentences: &[String],
+    per_image: usize,
+    max_tokens: usize,
+) -> Result<Option<WordTarget>> {
+    match score {
+        WordScore::Literal => WordTarget::new(lm, word, sentences, per_image, max_tokens),
+        WordScore::Attribute => {
+            let (target, competing) = attribute_concept(kind, synonyms, word);
+            let concept = Concept { target, competing };
+            WordTarget::attribute(lm, &concept, sentences, per_image, max_tokens)
+        }
     }
 }
 
@@ -529,6 +615,8 @@ fn summarize(
         relevance: relevance.to_string(),
         quality: None,
         place_words: None,
+        word_score: None,
+        cls_share: None,
     }
 }
 

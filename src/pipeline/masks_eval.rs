@@ -25,10 +25,11 @@ use crate::data::words::place_words;
 use crate::data::{InputPipeline, Split};
 use crate::flags::flag;
 use crate::models::translator::Translator;
+use crate::relevance::attribute::{WordScore, WordScoreCount};
 use crate::relevance::method::{RelevanceMethod, RelevanceSpec};
 use crate::relevance::quality::{bracketed_quality, bracketed_report, MaskQualityReport, Truth};
 use crate::relevance::rollout::Readout;
-use crate::relevance::word::{WordRelevance, WordTarget};
+use crate::relevance::word::{count_fallbacks, WordRelevance, WordTarget};
 use crate::relevance::Threshold;
 use crate::runtime::{set_seed, stage_seed};
 use crate::text::words::{dominant_words, WordCounter, WordFilter};
@@ -66,6 +67,11 @@ struct ThresholdFigures {
 struct Candidate {
     relevance: String,
     spec: RelevanceSpec,
+    /// The word score the maps differentiate and how many mapped images fell back.
+    word_score: WordScoreCount,
+    /// `method: contribution`: the CLS slot's mean share of the per-slot contribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cls_share: Option<f64>,
     thresholds: Vec<ThresholdFigures>,
 }
 
@@ -83,7 +89,8 @@ struct EvalReport {
 }
 
 /// The default candidates: GradCAM at every layer from the embeddings to the translator's, rollout, occlusion,
-/// each plain and contrastive.
+/// the per-slot contribution, each plain and contrastive; then GradCAM at the translator's layer and the
+/// contribution with the attribute word score, and the object complement (no word).
 pub fn default_candidates(depth: i64, score_layer: i64, occlusion: bool) -> Vec<RelevanceSpec> {
     let last = if score_layer == -1 {
         depth
@@ -116,6 +123,11 @@ pub fn default_candidates(depth: i64, score_layer: i64, occlusion: bool) -> Vec<
             ..RelevanceSpec::default()
         });
     }
+    let contribution = RelevanceSpec {
+        method: RelevanceMethod::Contribution,
+        ..RelevanceSpec::default()
+    };
+    bases.push(contribution);
     let contrastive: Vec<RelevanceSpec> = bases
         .iter()
         .map(|s| RelevanceSpec {
@@ -123,7 +135,20 @@ pub fn default_candidates(depth: i64, score_layer: i64, occlusion: bool) -> Vec<
             ..*s
         })
         .collect();
-    bases.into_iter().chain(contrastive).collect()
+    let mut out: Vec<RelevanceSpec> = bases.into_iter().chain(contrastive).collect();
+    for base in [RelevanceSpec::default(), contribution] {
+        out.push(RelevanceSpec {
+            score: WordScore::Attribute,
+            ..base
+        });
+    }
+    if depth > 0 {
+        out.push(RelevanceSpec {
+            method: RelevanceMethod::ObjectComplement,
+            ..RelevanceSpec::default()
+        });
+    }
+    out
 }
 
 /// The default thresholds: the run's rule first, then the rules that can cover a background.
@@ -290,6 +315,32 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
     let labels: Vec<String> = keep.iter().map(|&k| mapped[k].1.clone()).collect();
     let targets: Vec<Option<WordTarget>> = keep.iter().map(|&k| targets[k].clone()).collect();
     let classes: Vec<Option<WordTarget>> = keep.iter().map(|&k| classes[k].clone()).collect();
+    // The attribute score's targets of the same images, when a candidate asks for it.
+    let (attribute_targets, attribute_classes) =
+        if specs.iter().any(|s| s.score == WordScore::Attribute) {
+            let mut t = Vec::new();
+            let mut c = Vec::new();
+            for &k in &keep {
+                let (i, word) = &mapped[k];
+                let target = |w: &str| {
+                    super::masks::word_target(
+                        &lm.model,
+                        WordScore::Attribute,
+                        cfg.data.kind,
+                        &cfg.explain.words.synonyms,
+                        w,
+                        &sentences[*i],
+                        g.sentences_per_image,
+                        max_tokens,
+                    )
+                };
+                t.push(target(word)?);
+                c.push(target(&cfg.mitigation.class_words[&data.y[*i]][0])?);
+            }
+            (t, c)
+        } else {
+            (Vec::new(), Vec::new())
+        };
     let places = place_words(cfg.data.kind);
     let on_place: Vec<usize> = (0..rows.len())
         .filter(|&k| places.contains(&labels[k]))
@@ -321,6 +372,17 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
     let mut candidates = Vec::new();
     for spec in &specs {
         let name = spec.name(score_layer);
+        let (targets, classes) = match spec.score {
+            WordScore::Literal => (&targets, &classes),
+            WordScore::Attribute => (&attribute_targets, &attribute_classes),
+        };
+        let (n_images, n_fallback) = count_fallbacks(targets.iter().flatten());
+        let word_score = WordScoreCount {
+            kind: spec.score,
+            n_images,
+            n_fallback,
+        };
+        let mut shares: Vec<f64> = Vec::new();
         let mapper = WordRelevance {
             vit,
             translator: &translator,
@@ -340,6 +402,13 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
                 Some(&classes[start..start + len]),
             )?;
             parts.push(maps.pixels);
+            if spec.method == RelevanceMethod::Contribution {
+                let s = mapper.cls_shares(
+                    &images.narrow(0, start as i64, len as i64),
+                    &targets[start..start + len],
+                )?;
+                shares.extend(s.into_iter().filter(|v| !v.is_nan()));
+            }
             progress.inc(len as u64);
         }
         progress.finish_and_clear();
@@ -374,6 +443,9 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
         candidates.push(Candidate {
             relevance: name,
             spec: *spec,
+            word_score,
+            cls_share: (!shares.is_empty())
+                .then(|| shares.iter().sum::<f64>() / shares.len() as f64),
             thresholds: figures,
         });
     }
@@ -502,6 +574,32 @@ fn markdown(r: &EvalReport, name: &str) -> String {
     }
     if let Some((a, name)) = best {
         let _ = writeln!(out, "\nBest AUROC on place words: `{name}` ({a:.3}).");
+    }
+    let notes: Vec<String> = r
+        .candidates
+        .iter()
+        .filter(|c| c.spec.method != RelevanceMethod::ObjectComplement)
+        .map(|c| {
+            let w = &c.word_score;
+            let cls = c
+                .cls_share
+                .map_or(String::new(), |s| format!(", CLS slot's share {s:.3}"));
+            format!(
+                "`{}` {} score, {} of {} fell back{cls}",
+                c.relevance,
+                w.kind.name(),
+                w.n_fallback,
+                w.n_images
+            )
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWord-score fallbacks (images none of whose sentences holds the target's token, literal score, or a \
+             place word, attribute score; `object_complement` reads no word): {}.",
+            notes.join("; ")
+        );
     }
     out.push_str(
         "\nThresholded, on the place-word images (coverage = masked share of the image; mask IoU with the true \

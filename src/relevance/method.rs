@@ -1,10 +1,13 @@
 //! Which relevance method maps a sample's target word, as the method code takes it ([`RelevanceSpec`]) and as the
-//! YAML names it (`mitigation.gradcam.method`, `layer`, `contrastive`, `occlusion`; the config composes the same
-//! fields). The methods themselves: [`super::gradcam`], [`super::rollout`], [`super::occlusion`],
-//! [`super::maps::contrastive`]; the word-targeted runner is [`super::word::WordRelevance`].
+//! YAML names it (`mitigation.gradcam.method`, `layer`, `contrastive`, `occlusion`, `score`; the config composes
+//! the same fields). The methods themselves: [`super::gradcam`], [`super::rollout`], [`super::occlusion`],
+//! [`super::contribution`], [`super::complement`], [`super::maps::contrastive`]; the word scores
+//! [`super::word::target_log_prob`] and [`super::attribute`]; the word-targeted runner is
+//! [`super::word::WordRelevance`].
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::attribute::WordScore;
 use super::occlusion::Occlusion;
 use super::rollout::Readout;
 
@@ -19,6 +22,11 @@ pub enum RelevanceMethod {
     Rollout,
     /// The score's drop when windows of patches are masked (slow reference).
     Occlusion,
+    /// The exact per-slot contribution ⟨∂s/∂A_i, A_i⟩ at the translator's layer, signed, min-max per image.
+    Contribution,
+    /// 1 − the classifier's gradient-weighted rollout of its predicted class logit: a non-word baseline that
+    /// ignores the target word.
+    ObjectComplement,
 }
 
 impl RelevanceMethod {
@@ -27,6 +35,8 @@ impl RelevanceMethod {
             RelevanceMethod::Gradcam => "gradcam",
             RelevanceMethod::Rollout => "rollout",
             RelevanceMethod::Occlusion => "occlusion",
+            RelevanceMethod::Contribution => "contribution",
+            RelevanceMethod::ObjectComplement => "object_complement",
         }
     }
 }
@@ -39,7 +49,8 @@ impl std::fmt::Display for RelevanceMethod {
 
 /// A relevance method with its parameters. In YAML (`texplain masks-eval --relevance`, and the same keys in
 /// `mitigation.gradcam`): `{method: gradcam, layer: 1}`, `{method: rollout, contrastive: true}`,
-/// `{method: rollout, readout: tokens}`, `{method: occlusion, occlusion: {window: 2, stride: 1}}`.
+/// `{method: rollout, readout: tokens}`, `{method: occlusion, occlusion: {window: 2, stride: 1}}`,
+/// `{method: contribution, score: attribute}`, `{method: object_complement}`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelevanceSpec {
@@ -54,6 +65,9 @@ pub struct RelevanceSpec {
     /// Which rows of rollout's relevance matrix make the map: `cls` (the default, the reference's) or `tokens`
     /// (every token the score reads, weighted by its own relevance). Only for `rollout`.
     pub readout: Option<Readout>,
+    /// The word score the map differentiates: `literal` (the default) or `attribute`
+    /// ([`super::attribute`]). Not for `object_complement`, which reads no word.
+    pub score: WordScore,
 }
 
 impl RelevanceSpec {
@@ -80,6 +94,17 @@ impl RelevanceSpec {
                 self.method
             );
         }
+        if self.method == RelevanceMethod::ObjectComplement {
+            if self.contrastive {
+                bail!("{prefix}contrastive: true, but {prefix}method object_complement ignores the target word");
+            }
+            if self.score != WordScore::Literal {
+                bail!(
+                    "{prefix}score: {} is a word score, but {prefix}method object_complement ignores the target word",
+                    self.score.name()
+                );
+            }
+        }
         if let Some(o) = self.occlusion {
             if self.method != RelevanceMethod::Occlusion {
                 bail!(
@@ -100,7 +125,8 @@ impl RelevanceSpec {
         Ok(())
     }
 
-    /// A short name for tables and file names: `gradcam@-1`, `contrastive(rollout)`, `occlusion(2/1)`;
+    /// A short name for tables and file names: `gradcam@-1`, `contrastive(rollout)`, `occlusion(2/1)`,
+    /// `attribute(contribution)`;
     /// `score_layer` is the translator's layer (GradCAM's default).
     pub fn name(&self, score_layer: i64) -> String {
         let base = match self.method {
@@ -113,6 +139,12 @@ impl RelevanceSpec {
                 let o = self.occlusion.unwrap_or_default();
                 format!("occlusion({}/{})", o.window, o.stride)
             }
+            RelevanceMethod::Contribution => "contribution".to_string(),
+            RelevanceMethod::ObjectComplement => "object_complement".to_string(),
+        };
+        let base = match self.score {
+            WordScore::Literal => base,
+            WordScore::Attribute => format!("attribute({base})"),
         };
         if self.contrastive {
             format!("contrastive({base})")
@@ -181,5 +213,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("stride 2"), "{err}");
+    }
+
+    #[test]
+    fn word_scores_and_the_new_methods_parse_name_and_check() {
+        let parse = |s: &str| serde_yaml::from_str::<RelevanceSpec>(s).unwrap();
+        assert_eq!(RelevanceSpec::default().score, WordScore::Literal);
+        let a = parse("{method: gradcam, score: attribute}");
+        assert_eq!(a.score, WordScore::Attribute);
+        assert_eq!(a.name(-1), "attribute(gradcam@-1)");
+        a.check("").unwrap();
+        assert_eq!(parse("{score: literal}").name(-1), "gradcam@-1");
+        let c = parse("{method: contribution, score: attribute, contrastive: true}");
+        assert_eq!(c.name(2), "contrastive(attribute(contribution))");
+        c.check("").unwrap();
+        let o = parse("{method: object_complement}");
+        assert_eq!(o.name(-1), "object_complement");
+        o.check("").unwrap();
+        for (yaml, field) in [
+            (
+                "{method: object_complement, score: attribute}",
+                "m.score: attribute",
+            ),
+            (
+                "{method: object_complement, contrastive: true}",
+                "m.contrastive",
+            ),
+            ("{method: object_complement, layer: 1}", "m.layer: 1"),
+            ("{method: contribution, readout: tokens}", "m.readout"),
+            ("{method: contribution, layer: 0}", "m.layer: 0"),
+        ] {
+            let err = parse(yaml).check("m.").unwrap_err().to_string();
+            assert!(err.contains(field), "{yaml}: {err}");
+        }
+        assert!(serde_yaml::from_str::<RelevanceSpec>("{score: spelling}").is_err());
     }
 }

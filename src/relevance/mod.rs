@@ -18,12 +18,21 @@
 //!   pointing game) beside a random map and the oracle;
 //! * [`sanity`]: the rank correlation of the randomisation sanity check (Adebayo et al. 2018) and the target
 //!   word's probability per background;
+//! * [`contribution`]: the exact per-slot contribution ⟨∂s/∂A_i, A_i⟩ at the translator's layer (signed,
+//!   min-max per image; the CLS slot's share reported);
+//! * [`complement`]: the object complement, 1 − the classifier's rollout of its predicted class (a labelled
+//!   non-word baseline);
+//! * [`attribute`]: the word score that reads the place (log-odds of the target concept's words against the
+//!   competing place words), beside the literal-token score;
 //! * [`method`]: which of these a config names ([`RelevanceSpec`]);
 //! * [`word`]: TExplain's word-targeted score and the map of any method for it ([`word::WordRelevance`]);
 //! * [`mask`]: masks applied to images (MaskTune's zero fill), overlays.
 //!
 //! Every map is returned at patch resolution `[b, p]` and at pixel resolution `[b, 1, H, W]`, each in [0, 1]
 //! ([`RelevanceMaps`]). This module takes plain parameters; it reads no experiment config.
+pub mod attribute;
+pub mod complement;
+pub mod contribution;
 pub mod gradcam;
 pub mod maps;
 pub mod mask;

@@ -2,13 +2,18 @@
 //! model say a given word. The score of an image is the teacher-forced log-probability of its target word over
 //! sampled sentences that contain it, given the translator's prefix; its gradient with respect to the classifier's
 //! token activations gives the GradCAM map ([`super::gradcam`]), its gradient with respect to the attention the
-//! rollout map ([`super::rollout`]), its drop under masking the occlusion map ([`super::occlusion`])
-//! ([`WordRelevance`]).
+//! rollout map ([`super::rollout`]), its drop under masking the occlusion map ([`super::occlusion`]), its
+//! gradient × input per token slot the contribution map ([`super::contribution`]) ([`WordRelevance`]). The score is
+//! the literal-token one here or the attribute one of [`super::attribute`] (`RelevanceSpec::score`); the object
+//! complement ([`super::complement`]) reads no word.
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
+use super::attribute::{attribute_log_odds, AttributeTarget, Concept, WordScore};
+use super::complement::object_complement;
+use super::contribution::contribution;
 use super::gradcam::gradcam;
-use super::maps::{contrastive, RelevanceMaps};
+use super::maps::{contrastive, RelevanceMaps, ScoreFn};
 use super::mask::MaskValue;
 use super::method::{RelevanceMethod, RelevanceSpec};
 use super::occlusion::occlusion;
@@ -31,6 +36,20 @@ pub fn word_score<'a>(
     move |tokens: &Tensor| {
         let prefix = translator.forward(tokens)?; // [b, k, d_lm]
         target_log_prob(lm, &prefix, sentences, targets) // [b]
+    }
+}
+
+/// The attribute word score (log-odds of the target concept's words against the competing place words,
+/// [`attribute_log_odds`]) of each image for its tokens at the translator's layer. Use with `score_layer` = the
+/// translator's layer.
+pub fn attribute_score<'a>(
+    translator: &'a Translator,
+    lm: &'a Gpt2,
+    targets: &'a [Option<AttributeTarget>],
+) -> impl FnMut(&Tensor) -> Result<Tensor> + 'a {
+    move |tokens: &Tensor| {
+        let prefix = translator.forward(tokens)?; // [b, k, d_lm]
+        attribute_log_odds(lm, &prefix, targets) // [b]
     }
 }
 
@@ -85,11 +104,14 @@ pub fn target_log_prob(
     Ok(per_image / counts)
 }
 
-/// The word a sample's map targets, as a token, and the image's sentences (token ids) that hold it.
+/// The word a sample's map targets, as a token, and the image's sentences (token ids) that hold it; for the
+/// attribute score ([`WordTarget::attribute`]) also the concept's token sets and where the score reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WordTarget {
     pub token: i64,
     pub sentences: Vec<Vec<i64>>,
+    /// The attribute score's inputs (`None` for the literal-token score).
+    pub attribute: Option<AttributeTarget>,
 }
 
 impl WordTarget {
@@ -128,8 +150,47 @@ impl WordTarget {
         Ok(Some(Self {
             token,
             sentences: chosen,
+            attribute: None,
         }))
     }
+
+    /// The attribute score's target of a `concept` (its words and the competing place words) among an image's
+    /// sampled `sentences` ([`AttributeTarget::new`]); `None` when the tokenizer spells no target or no competing
+    /// word.
+    pub fn attribute(
+        lm: &LanguageModel,
+        concept: &Concept,
+        sentences: &[String],
+        max_sentences: usize,
+        max_tokens: usize,
+    ) -> Result<Option<Self>> {
+        let Some(a) = AttributeTarget::new(lm, concept, sentences, max_sentences, max_tokens)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            token: a.target[0],
+            sentences: a.sentences.clone(),
+            attribute: Some(a),
+        }))
+    }
+
+    /// Whether the score falls back on no sentence of the image: the literal score finds no sentence holding the
+    /// token (it scores the token as the first word), the attribute score none holding a place word (it reads the
+    /// first position after the prefix).
+    pub fn is_fallback(&self) -> bool {
+        match &self.attribute {
+            Some(a) => a.fallback,
+            None => self.sentences.is_empty(),
+        }
+    }
+}
+
+/// The fallbacks among mapped targets (images with a target): `(n_images, n_fallback)`.
+pub fn count_fallbacks<'a>(targets: impl IntoIterator<Item = &'a WordTarget>) -> (usize, usize) {
+    targets.into_iter().fold((0, 0), |(n, f), t| {
+        (n + 1, f + usize::from(t.is_fallback()))
+    })
 }
 
 /// Word-targeted relevance of any method ([`RelevanceSpec`]) for the score that reads the translator's layer.
@@ -185,21 +246,65 @@ impl WordRelevance<'_> {
         })
     }
 
-    /// The word score of each image (log-probability of its target word, [`target_log_prob`]), no gradient; on
-    /// the CPU, NaN where an image has no target.
+    /// The word score of each image (log-probability of its target word, [`target_log_prob`], or the attribute
+    /// log-odds, as the spec's `score` says), no gradient; on the CPU, NaN where an image has no target.
     pub fn scores(&self, images: &Tensor, targets: &[Option<WordTarget>]) -> Result<Vec<f64>> {
-        let (tokens, sentences) = unzip_targets(targets, self.lm.eos());
         let xs = self.input.eval_batch(images);
         let s = tch::no_grad(|| -> Result<Tensor> {
             let read = self.vit.forward_features(&xs, self.layer, false)?.tokens; // [b, p+1, d]
-            let mut score = word_score(self.translator, &self.lm.model, &sentences, &tokens);
-            score(&read) // [b]
+            self.with_score(targets, &mut |score| score(&read)) // [b]
         })?;
         let s: Vec<f64> = Vec::try_from(s.to_kind(Kind::Double).to_device(Device::Cpu))?;
         Ok(s.into_iter()
             .zip(targets)
             .map(|(v, t)| if t.is_some() { v } else { f64::NAN })
             .collect())
+    }
+
+    /// The share of the CLS slot in the per-slot contribution (`|c_CLS| / Σ_i |c_i|`, [`contribution`]) of each
+    /// image's word score, on the CPU, NaN where an image has no target.
+    pub fn cls_shares(&self, images: &Tensor, targets: &[Option<WordTarget>]) -> Result<Vec<f64>> {
+        let xs = self.input.eval_batch(images);
+        let share = self.with_score(targets, &mut |score| {
+            Ok(contribution(self.vit, &xs, self.layer, score)?.cls_share)
+        })?;
+        let share: Vec<f64> = Vec::try_from(share.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        Ok(share
+            .into_iter()
+            .zip(targets)
+            .map(|(v, t)| if t.is_some() { v } else { f64::NAN })
+            .collect())
+    }
+
+    /// Runs `f` with the word score the spec names for `targets`.
+    fn with_score<T>(
+        &self,
+        targets: &[Option<WordTarget>],
+        f: &mut dyn FnMut(&mut ScoreFn<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self.spec.score {
+            WordScore::Literal => {
+                let (tokens, sentences) = unzip_targets(targets, self.lm.eos());
+                let mut score = word_score(self.translator, &self.lm.model, &sentences, &tokens);
+                f(&mut score)
+            }
+            WordScore::Attribute => {
+                let attributes = targets
+                    .iter()
+                    .map(|t| match t {
+                        None => Ok(None),
+                        Some(WordTarget {
+                            attribute: Some(a), ..
+                        }) => Ok(Some(a.clone())),
+                        Some(_) => bail!(
+                            "the attribute word score needs attribute targets (WordTarget::attribute)"
+                        ),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let mut score = attribute_score(self.translator, &self.lm.model, &attributes);
+                f(&mut score)
+            }
+        }
     }
 
     /// The map of the spec's base method for one set of targets.
@@ -209,22 +314,33 @@ impl WordRelevance<'_> {
         images: &Tensor,
         targets: &[Option<WordTarget>],
     ) -> Result<RelevanceMaps> {
-        let (tokens, sentences) = unzip_targets(targets, self.lm.eos());
-        let mut score = word_score(self.translator, &self.lm.model, &sentences, &tokens);
+        if self.spec.method == RelevanceMethod::ObjectComplement {
+            return object_complement(self.vit, xs);
+        }
+        self.with_score(targets, &mut |score| self.base_with(xs, images, score))
+    }
+
+    /// The map of the spec's base method of a word `score`.
+    fn base_with(
+        &self,
+        xs: &Tensor,
+        images: &Tensor,
+        score: &mut ScoreFn<'_>,
+    ) -> Result<RelevanceMaps> {
         match self.spec.method {
             RelevanceMethod::Gradcam => gradcam(
                 self.vit,
                 xs,
                 self.spec.layer.unwrap_or(self.layer),
                 self.layer,
-                &mut score,
+                score,
             ),
             RelevanceMethod::Rollout => gradient_rollout_with(
                 self.vit,
                 xs,
                 self.layer,
                 self.spec.readout.unwrap_or_default(),
-                &mut score,
+                score,
             ),
             RelevanceMethod::Occlusion => {
                 let fill = match self.mask_value {
@@ -237,8 +353,45 @@ impl WordRelevance<'_> {
                 }; // [b, 3, 1, 1] u8, as `mask::apply_masks` fills
                 let fill = self.input.eval_batch(&fill);
                 let params = self.spec.occlusion.unwrap_or_default();
-                occlusion(self.vit, xs, &fill, params, self.layer, &mut score)
+                occlusion(self.vit, xs, &fill, params, self.layer, score)
             }
+            RelevanceMethod::Contribution => {
+                Ok(contribution(self.vit, xs, self.layer, score)?.maps)
+            }
+            RelevanceMethod::ObjectComplement => object_complement(self.vit, xs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallbacks_are_counted_per_score() {
+        let literal = |sentences: Vec<Vec<i64>>| WordTarget {
+            token: 5,
+            sentences,
+            attribute: None,
+        };
+        let attribute = |sentences: &[Vec<i64>]| {
+            let a = AttributeTarget::from_ids(&[vec![5]], &[vec![8]], sentences, 4, 0).unwrap();
+            WordTarget {
+                token: 5,
+                sentences: a.sentences.clone(),
+                attribute: Some(a),
+            }
+        };
+        let targets = [
+            literal(vec![vec![1, 5, 0]]),
+            literal(Vec::new()),
+            attribute(&[vec![1, 8, 0]]),
+            attribute(&[vec![1, 2, 0], vec![3, 0]]),
+            attribute(&[]),
+        ];
+        let flags: Vec<bool> = targets.iter().map(WordTarget::is_fallback).collect();
+        assert_eq!(flags, [false, true, false, true, true]);
+        assert_eq!(count_fallbacks(&targets), (5, 3));
+        assert_eq!(count_fallbacks(&targets[..1]), (1, 0));
     }
 }
