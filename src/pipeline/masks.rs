@@ -478,8 +478,8 @@ fn sentences_by_image(explained: &Explained) -> Result<HashMap<i64, Vec<String>>
     Ok(out)
 }
 
-/// Coverage and agreement with the true background of one method's masks.
-fn summarize(
+/// Coverage and agreement with the true background of one method's masks (`masks`: one per row of `row_of`).
+pub(super) fn summarize(
     method: Method,
     relevance: &str,
     chosen: &[usize],
