@@ -188,23 +188,53 @@ mod tests {
         assert!(least_in >= most_out, "{least_in} < {most_out}");
     }
 
+    /// A hand-made dataset of three 2x2 images: row 1's bird covers 3 pixels, row 2 is all bird; the spurious
+    /// object sits on row 0's first pixel and row 2's last, row 1 carries none.
+    fn hand_made() -> crate::data::Dataset {
+        let bird = Tensor::zeros([3, 1, 2, 2], (Kind::Uint8, Device::Cpu));
+        let _ = bird.get(1).view([-1]).narrow(0, 0, 3).fill_(1);
+        let _ = bird.get(2).fill_(1);
+        let object = Tensor::zeros([3, 1, 2, 2], (Kind::Uint8, Device::Cpu));
+        let _ = object.get(0).view([-1]).narrow(0, 0, 1).fill_(1);
+        let _ = object.get(2).view([-1]).narrow(0, 3, 1).fill_(1);
+        crate::data::Dataset {
+            images: Tensor::zeros([3, 3, 2, 2], (Kind::Uint8, Device::Cpu)),
+            y: vec![0, 1, 1],
+            place: vec![0, 1, 0],
+            img_ids: vec![10, 11, 12],
+            filenames: vec!["a.png".into(), "b.png".into(), "c.png".into()],
+            bird_masks: Some(bird),
+            place_masks: None,
+            object_masks: Some(object),
+        }
+    }
+
     #[test]
     fn true_masks_pick_the_rows_asked_for() {
-        let bird = Tensor::zeros([3, 1, 2, 2], (Kind::Uint8, Device::Cpu));
-        let _ = bird.get(1).view([-1]).narrow(0, 0, 3).fill_(1); // row 1: bird on 3 of 4 pixels
-        let _ = bird.get(2).fill_(1); // row 2: all bird
-        let bg = true_background_masks(&bird, &[2, 1]);
+        let data = hand_made();
+        let bg = true_background_masks(data.bird_masks.as_ref().unwrap(), &[2, 1]);
         assert_eq!(
             bools(&bg),
             [false, false, false, false, false, false, false, true]
         );
         let folder = std::path::Path::new("/data/x/object_masks");
-        let err = true_object_masks(None, &[0], folder)
+        let object = true_object_masks(data.object_masks.as_ref(), &[2, 1, 0], folder).unwrap();
+        assert_eq!(object.size(), [3, 1, 2, 2]);
+        assert_eq!(
+            bools(&object),
+            [false, false, false, true, false, false, false, false, true, false, false, false]
+        );
+        let without = crate::data::Dataset {
+            object_masks: None,
+            ..data
+        };
+        let err = true_object_masks(without.object_masks.as_ref(), &[0], folder)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/data/x/object_masks"), "{err}");
-        let object = true_object_masks(Some(&bird), &[1], folder).unwrap();
-        assert_eq!(bools(&object), [true, true, true, false]);
+        assert!(
+            err.contains("oracle_object") && err.contains("/data/x/object_masks"),
+            "{err}"
+        );
     }
 
     #[test]
