@@ -48,7 +48,8 @@ mitigation:
     )
 }
 
-/// The tiny config with every method of `Method::ALL`, the baselines sized to seconds.
+/// The tiny config with every method of `Method::ALL` but the arms ([`tiny_config_arms`]), the baselines sized to
+/// seconds.
 fn tiny_config_all_methods(dir: &Path, data: &Path) -> PathBuf {
     let text = tiny_config_text(data).replace(
         "  methods: [erm, random, texplain, oracle]\n",
