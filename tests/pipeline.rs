@@ -48,7 +48,8 @@ mitigation:
     )
 }
 
-/// The tiny config with every method of `Method::ALL`, the baselines sized to seconds.
+/// The tiny config with every method of `Method::ALL` but the arms ([`tiny_config_arms`]), the baselines sized to
+/// seconds.
 fn tiny_config_all_methods(dir: &Path, data: &Path) -> PathBuf {
     let text = tiny_config_text(data).replace(
         "  methods: [erm, random, texplain, oracle]\n",
@@ -923,6 +924,112 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
     assert!(!out.exists(), "no run directory for a rejected config");
 }
 
+/// The tiny config with the arms that separate selection from masks beside Random, TExplain and the oracle.
+fn tiny_config_arms(dir: &Path, data: &Path) -> PathBuf {
+    let text = tiny_config_text(data).replace(
+        "  methods: [erm, random, texplain, oracle]\n",
+        "  methods: [erm, random, texplain, oracle, oracle_random, frame, object_complement]\n",
+    );
+    assert!(text.contains("frame"), "the methods line moved: {text}");
+    let path = dir.join("arms.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config_arms(tmp.path(), &tmp.path().join("data"));
+    let out = tmp.path().join("arms");
+    let done = run(&config, &out, &[]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let arms = ["oracle_random", "frame", "object_complement"];
+    let all = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    for method in arms {
+        for split in ["val", "test"] {
+            let prefix = format!("3,{method},{split},");
+            assert!(all.lines().any(|l| l.starts_with(&prefix)), "{all}");
+        }
+    }
+    let json = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(path)).unwrap()).unwrap()
+    };
+    let masks = json("seed-3/masks/summary.json");
+    let relevance = |method: &str| {
+        masks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["method"] == method)
+            .unwrap_or_else(|| panic!("{method}: {masks}"))
+            .clone()
+    };
+    // oracle_random: Random's draw, the whole true background masked and nothing of the bird.
+    let oracle_random = json("seed-3/oracle_random/masks.json");
+    assert_eq!(oracle_random["relevance"], "true_background");
+    assert_eq!(
+        oracle_random["n_selected"],
+        relevance("random")["n_selected"],
+        "{oracle_random}"
+    );
+    assert_eq!(oracle_random["background_iou"].as_f64(), Some(1.0));
+    assert_eq!(oracle_random["masked_on_bird"].as_f64(), Some(0.0));
+    // frame: TExplain's selection at TExplain's coverage, sample by sample.
+    let frame = json("seed-3/frame/masks.json");
+    let texplain = relevance("texplain");
+    assert_eq!(frame["relevance"], "centre_prior");
+    for field in ["n_selected", "n_masked"] {
+        assert_eq!(frame[field], texplain[field], "{field}: {frame} {texplain}");
+    }
+    let coverage = |e: &serde_json::Value| e["mean_masked_fraction"].as_f64().unwrap();
+    assert!(
+        (coverage(&frame) - coverage(&texplain)).abs() < 1e-6,
+        "{frame} {texplain}"
+    );
+    let complement = json("seed-3/object_complement/masks.json");
+    assert_eq!(complement["relevance"], "object_complement");
+    assert_eq!(complement["n_selected"], texplain["n_selected"]);
+    assert!((0.0..=1.0).contains(&coverage(&complement)), "{complement}");
+    assert!(
+        !out.join("seed-3/texplain/masks.json").exists(),
+        "relevance masks are summarised in the masks stage"
+    );
+
+    // table.md: the arms after the oracle, then the paired differences of every pair that ran (one seed: no
+    // interval).
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    let order: Vec<usize> = [
+        "| erm |",
+        "| random |",
+        "| texplain |",
+        "| oracle |",
+        "| oracle_random |",
+        "| frame |",
+        "| object_complement |",
+        "Paired differences",
+        "| texplain − random | 1 |",
+        "| texplain − frame | 1 |",
+        "| oracle − oracle_random | 1 |",
+        "| texplain − object_complement | 1 |",
+    ]
+    .iter()
+    .map(|m| {
+        table
+            .find(m)
+            .unwrap_or_else(|| panic!("{m} missing: {table}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{table}");
+
+    // The stages of the tiny config keep their keys; the arms' are pinned beside them.
+    let pinned: Vec<_> = PINNED_STAGE_SETTINGS
+        .iter()
+        .chain(PINNED_ARM_STAGE_SETTINGS)
+        .copied()
+        .collect();
+    assert_stage_keys_are_pinned(&out, &pinned, SHARED_STAGES);
+}
+
 /// Every stage's settings (the `settings` hash of its `stage.json`: config sections, seed, data fingerprint) and the
 /// stages whose content it reads, for the tiny config, pinned so that moving code around cannot silently invalidate
 /// existing run directories. A deliberate change of what a stage is keyed on updates this list and says so in its
@@ -1009,5 +1116,24 @@ const PINNED_BASELINE_STAGE_SETTINGS: &[PinnedStage] = &[
         "seed-3/masktune",
         "c37b2143a994472c2346574b3b1cbbd3d26ff6089f5affb57fdabc958b7507bb",
         &["erm"],
+    ),
+];
+
+/// The arms' stages in the arms config ([`tiny_config_arms`]), pinned as above: each reads what the oracle reads.
+const PINNED_ARM_STAGE_SETTINGS: &[PinnedStage] = &[
+    (
+        "seed-3/frame",
+        "609763f9343d28043bc31b87bb677bb8ad6291a6190cd92f7f754819df63880c",
+        &["erm", "flags", "masks"],
+    ),
+    (
+        "seed-3/object_complement",
+        "8796e9dc0793393fc164313d5c54bd4238539d83906a45edbffb5b66ebc04845",
+        &["erm", "flags", "masks"],
+    ),
+    (
+        "seed-3/oracle_random",
+        "c3a90a06fa2c42131a9fd9c66dee5a5b36900e357e3294eb52f2891d677fc8e5",
+        &["erm", "flags", "masks"],
     ),
 ];

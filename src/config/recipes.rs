@@ -42,7 +42,15 @@ impl BaselineRecipes {
             Method::Masktune => Some(&self.masktune),
             Method::Jtt => Some(&self.jtt),
             Method::Groupdro => Some(&self.groupdro),
-            Method::Erm | Method::Random | Method::Texplain | Method::Oracle | Method::Dfr => None,
+            Method::Erm
+            | Method::Random
+            | Method::Texplain
+            | Method::Oracle
+            | Method::OracleRandom
+            | Method::Frame
+            | Method::ObjectComplement
+            | Method::OracleObject
+            | Method::Dfr => None,
         }
     }
 }

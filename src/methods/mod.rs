@@ -9,6 +9,7 @@
 //! MaskTune (Asgari et al. 2022). Each module's header names its paper and reference implementation, the paper's
 //! defaults and what we follow. None of them reads a config, a run directory or the pipeline: they take plain
 //! parameter structs, tensors and label/group vectors (groups g = 2*y + place, see [`crate::data`]).
+pub mod arms;
 pub mod dfr;
 pub mod groupdro;
 pub mod jtt;
@@ -30,6 +31,20 @@ pub enum Method {
     Texplain,
     /// TExplain's selection masked with the true background (needs the data's bird masks): the masks' ceiling.
     Oracle,
+    /// Random's selection (the same draw as [`Method::Random`]) masked with the true background: the oracle
+    /// without TExplain's selection, so oracle − oracle_random is what the selection adds.
+    #[serde(rename = "oracle_random")]
+    OracleRandom,
+    /// TExplain's selection masked with the centre prior at each sample's TExplain coverage (the pixels farthest
+    /// from the image centre): the masks of position alone, so TExplain − frame is what the word map adds.
+    Frame,
+    /// TExplain's selection masked by 1 − the classifier's gradient-weighted rollout of its class logit (Chefer et
+    /// al. 2021), thresholded as TExplain's masks: a non-word mask of everything but the object.
+    #[serde(rename = "object_complement")]
+    ObjectComplement,
+    /// TExplain's selection masked with the spurious object's true mask (needs the data's object masks).
+    #[serde(rename = "oracle_object")]
+    OracleObject,
     /// MaskTune (Asgari et al. 2022): every training image masked where the ERM model's predicted-class GradCAM is
     /// high, one epoch of fine-tuning ([`masktune`]).
     Masktune,
@@ -59,6 +74,25 @@ pub enum MaskSource {
     Relevance,
     /// The true background (the complement of the data's bird mask).
     TrueBackground,
+    /// The centre prior's farthest pixels, as many per sample as its relevance mask covers.
+    CentrePrior,
+    /// 1 − the classifier's gradient-weighted rollout of its class logit, thresholded by the masks' rule.
+    ObjectComplement,
+    /// The spurious object's true mask (the data's `object_masks/`).
+    TrueObject,
+}
+
+impl MaskSource {
+    /// The name of the masks in a fine-tuning stage's `masks.json` (`relevance`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MaskSource::Relevance => "relevance",
+            MaskSource::TrueBackground => "true_background",
+            MaskSource::CentrePrior => "centre_prior",
+            MaskSource::ObjectComplement => "object_complement",
+            MaskSource::TrueObject => "true_object",
+        }
+    }
 }
 
 /// How a method fine-tunes the ERM model on a selection of training samples, each masked (Random, TExplain,
@@ -83,11 +117,15 @@ pub enum GroupLabels {
 
 impl Method {
     /// Every method, in the Table-1 order.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 12] = [
         Method::Erm,
         Method::Random,
         Method::Texplain,
         Method::Oracle,
+        Method::OracleRandom,
+        Method::Frame,
+        Method::ObjectComplement,
+        Method::OracleObject,
         Method::Masktune,
         Method::Jtt,
         Method::Dfr,
@@ -101,6 +139,10 @@ impl Method {
             Method::Random => "random",
             Method::Texplain => "texplain",
             Method::Oracle => "oracle",
+            Method::OracleRandom => "oracle_random",
+            Method::Frame => "frame",
+            Method::ObjectComplement => "object_complement",
+            Method::OracleObject => "oracle_object",
             Method::Masktune => "masktune",
             Method::Jtt => "jtt",
             Method::Dfr => "dfr",
@@ -123,6 +165,10 @@ impl Method {
             Method::Random => (SampleSelection::Random, MaskSource::Relevance),
             Method::Texplain => (SampleSelection::Flagged, MaskSource::Relevance),
             Method::Oracle => (SampleSelection::Flagged, MaskSource::TrueBackground),
+            Method::OracleRandom => (SampleSelection::Random, MaskSource::TrueBackground),
+            Method::Frame => (SampleSelection::Flagged, MaskSource::CentrePrior),
+            Method::ObjectComplement => (SampleSelection::Flagged, MaskSource::ObjectComplement),
+            Method::OracleObject => (SampleSelection::Flagged, MaskSource::TrueObject),
             Method::Erm | Method::Masktune | Method::Jtt | Method::Dfr | Method::Groupdro => {
                 return None
             }
@@ -139,6 +185,10 @@ impl Method {
             | Method::Random
             | Method::Texplain
             | Method::Oracle
+            | Method::OracleRandom
+            | Method::Frame
+            | Method::ObjectComplement
+            | Method::OracleObject
             | Method::Masktune
             | Method::Jtt => GroupLabels::Selection,
         }
@@ -169,6 +219,11 @@ impl Method {
     pub fn needs_true_masks(self) -> bool {
         self.mask_source() == Some(MaskSource::TrueBackground)
     }
+
+    /// Whether the method needs the data's true masks of the spurious object (`object_masks/`).
+    pub fn needs_object_masks(self) -> bool {
+        self.mask_source() == Some(MaskSource::TrueObject)
+    }
 }
 
 impl fmt::Display for Method {
@@ -198,16 +253,44 @@ mod tests {
         assert_eq!(Method::from_name("TExplain"), Some(Method::Texplain));
         assert_eq!(Method::from_name("jtt-v9"), None);
         assert_eq!(Method::from_name("GroupDRO"), Some(Method::Groupdro));
+        assert_eq!(
+            Method::from_name("Oracle_Random"),
+            Some(Method::OracleRandom)
+        );
         let mut names = vec![
-            "zeta", "groupdro", "oracle", "jtt", "texplain", "erm", "dfr", "alpha", "masktune",
+            "zeta",
+            "groupdro",
+            "oracle_object",
+            "oracle",
+            "jtt",
+            "frame",
+            "texplain",
+            "erm",
+            "object_complement",
+            "dfr",
+            "alpha",
+            "masktune",
+            "oracle_random",
             "random",
         ];
         names.sort_by(|a, b| table_order(a, b));
         assert_eq!(
             names,
             [
-                "erm", "random", "texplain", "oracle", "masktune", "jtt", "dfr", "groupdro",
-                "alpha", "zeta"
+                "erm",
+                "random",
+                "texplain",
+                "oracle",
+                "oracle_random",
+                "frame",
+                "object_complement",
+                "oracle_object",
+                "masktune",
+                "jtt",
+                "dfr",
+                "groupdro",
+                "alpha",
+                "zeta"
             ]
         );
     }
@@ -248,6 +331,30 @@ mod tests {
                 true,
                 GroupLabels::Selection,
             ),
+            (
+                Method::OracleRandom,
+                masked(Random, TrueBackground),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::Frame,
+                masked(Flagged, CentrePrior),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::ObjectComplement,
+                masked(Flagged, MaskSource::ObjectComplement),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::OracleObject,
+                masked(Flagged, TrueObject),
+                true,
+                GroupLabels::Selection,
+            ),
             (Method::Masktune, None, false, GroupLabels::Selection),
             (Method::Jtt, None, false, GroupLabels::Selection),
             (Method::Dfr, None, false, GroupLabels::Val),
@@ -266,7 +373,12 @@ mod tests {
                 matches!(m, Method::Dfr | Method::Groupdro),
                 "{m}"
             );
-            assert_eq!(m.needs_true_masks(), m == Method::Oracle, "{m}");
+            assert_eq!(
+                m.needs_true_masks(),
+                matches!(m, Method::Oracle | Method::OracleRandom),
+                "{m}"
+            );
+            assert_eq!(m.needs_object_masks(), m == Method::OracleObject, "{m}");
         }
     }
 }

@@ -1,15 +1,18 @@
 //! The fine-tuning stages (paper section 4.3, step 5): per method, the ERM model fine-tuned on the method's
 //! selection with its masked region filled (`mitigation.masks.mask_value`), then evaluated. Output:
-//! `seed-<s>/<method>/` = `metrics.csv`, `results.csv`.
+//! `seed-<s>/<method>/` = `metrics.csv`, `results.csv`, and for the methods whose masks are made here (every
+//! [`MaskSource`] but the masks stage's relevance masks: the oracles, frame, object complement) `masks.json`, their
+//! coverage and agreement with the true background ([`MaskSummary`]).
 use anyhow::{bail, Context, Result};
 
 use super::context::Seed;
 use super::erm::Erm;
 use super::flags::Flags;
-use super::masks::{self, Masks};
+use super::masks::{self, MaskSummary, Masks};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
 use crate::config::{RecipeSampling, TrainSet};
 use crate::data::Dataset;
+use crate::methods::arms;
 use crate::methods::{MaskSource, Method};
 use crate::relevance::mask::apply_masks;
 use crate::report::{self, ResultRow};
@@ -50,6 +53,10 @@ pub fn run(
         .add("finetune", &cfg.finetune)
         .add("mask_value", &cfg.masks.mask_value)
         .add("recipe", &cfg.recipe);
+    if method.mask_source() == Some(MaskSource::ObjectComplement) {
+        // The rule its masks are cut by (the relevance masks' rule reaches the others through the masks stage).
+        key.add("threshold", &cfg.masks.threshold);
+    }
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let (Some(chosen), Some(source)) =
             (masks::selection(method, flags, seed), method.mask_source())
@@ -75,18 +82,56 @@ pub fn run(
             return Ok(());
         }
         let train = &splits.train;
+        let classifier = erm.classifier(exp.device)?;
         let region = match source {
+            MaskSource::Relevance => masks.for_rows(&chosen)?,
             MaskSource::TrueBackground => {
-                let bird = train
-                    .bird_masks
-                    .as_ref()
-                    .context("oracle: the data ship no true bird masks (fg_masks/)")?;
+                let bird = train.bird_masks.as_ref().with_context(|| {
+                    format!("{method}: the data ship no true bird masks (fg_masks/)")
+                })?;
+                arms::true_background_masks(bird, &chosen) // the whole true background
+            }
+            MaskSource::CentrePrior => {
+                let (_, _, size, _) = train.images.size4()?;
+                let counts = arms::coverage_counts(&masks.for_rows(&chosen)?)?;
+                arms::frame_masks(&counts, size)?
+            }
+            MaskSource::ObjectComplement => {
                 let index =
                     Tensor::from_slice(&chosen.iter().map(|&r| r as i64).collect::<Vec<_>>());
-                bird.index_select(0, &index).eq(0) // mask the whole true background
+                let classes: Vec<i64> = chosen.iter().map(|&r| train.y[r]).collect();
+                arms::object_complement_masks(
+                    &classifier.model,
+                    &train.images.index_select(0, &index),
+                    &classes,
+                    ctx.input(),
+                    cfg.masks.threshold,
+                    cfg.masks.batch_size,
+                )?
             }
-            MaskSource::Relevance => masks.for_rows(&chosen)?,
+            MaskSource::TrueObject => arms::true_object_masks(
+                train.object_masks.as_ref(),
+                &chosen,
+                &exp.config.data.root.join("object_masks"),
+            )?,
         };
+        if source_made_here(Some(source)) {
+            let row_of = chosen
+                .iter()
+                .enumerate()
+                .map(|(k, &r)| (r, k as i64))
+                .collect();
+            let summary = masks::summarize(
+                method,
+                source.name(),
+                &chosen,
+                &region,
+                &row_of,
+                train,
+                seed,
+            );
+            crate::util::write_json(&dir.join("masks.json"), &summary)?;
+        }
         let masked = apply_masks(&train.select(&chosen).images, &region, cfg.masks.mask_value);
         let subset = match cfg.recipe.train_set {
             TrainSet::Selection => Dataset {
@@ -102,7 +147,6 @@ pub fn run(
                 }
             }
         };
-        let classifier = erm.classifier(exp.device)?;
         let depth = classifier.model.config().num_hidden_layers as usize;
         cfg.recipe.trainable.apply(&classifier.vs, depth);
         let mut rng = set_seed(stage_seed(seed, method.name()));
@@ -127,6 +171,21 @@ pub fn run(
         Ok(())
     })?;
     Ok(Finetuned { done })
+}
+
+/// Whether the masks of `source` are made in the fine-tuning stage (all but the masks stage's relevance masks).
+fn source_made_here(source: Option<MaskSource>) -> bool {
+    source.is_some_and(|s| s != MaskSource::Relevance)
+}
+
+/// The `masks.json` of a fine-tuning stage whose masks it made itself.
+pub fn mask_summary(done: &StageDone) -> Result<Option<MaskSummary>> {
+    let path = done.dir.join("masks.json");
+    Ok(if path.is_file() {
+        Some(crate::util::read_json(&path)?)
+    } else {
+        None
+    })
 }
 
 /// Per-sample weights that make both classes equally likely: 1 / (samples of the sample's class).

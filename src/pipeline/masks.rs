@@ -564,8 +564,8 @@ fn sentences_by_image(explained: &Explained) -> Result<HashMap<i64, Vec<String>>
     Ok(out)
 }
 
-/// Coverage and agreement with the true background of one method's masks.
-fn summarize(
+/// Coverage and agreement with the true background of one method's masks (`masks`: one per row of `row_of`).
+pub(super) fn summarize(
     method: Method,
     relevance: &str,
     chosen: &[usize],
@@ -661,4 +661,46 @@ pub fn save_u8_png(image: &Tensor, path: &Path) -> Result<()> {
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     write_atomic(path, png)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::stage::StageDone;
+
+    /// Every arm draws TExplain's flagged samples or Random's draw, the very same rows as the method it shares
+    /// its selection with.
+    #[test]
+    fn each_arm_selects_the_rows_of_the_method_it_shares_a_selection_with() {
+        let flags = Flags {
+            done: StageDone {
+                dir: std::path::PathBuf::new(),
+                content: String::new(),
+                skipped: false,
+            },
+            flags: (0..40)
+                .map(|i| Flag {
+                    img_id: i,
+                    top_words: vec![],
+                    flagged: i % 5 == 1,
+                    target: None,
+                })
+                .collect(),
+        };
+        let flagged: Vec<usize> = (0..40).filter(|i| i % 5 == 1).collect();
+        let random = selection(Method::Random, &flags, 7).unwrap();
+        assert_eq!(random.len(), flagged.len());
+        assert_ne!(random, flagged, "a draw of 8 of 40 is not the flagged rows");
+        assert_eq!(selection(Method::OracleRandom, &flags, 7), Some(random));
+        for m in [
+            Method::Texplain,
+            Method::Oracle,
+            Method::Frame,
+            Method::ObjectComplement,
+            Method::OracleObject,
+        ] {
+            assert_eq!(selection(m, &flags, 7).as_ref(), Some(&flagged), "{m}");
+        }
+        assert_eq!(selection(Method::Erm, &flags, 7), None);
+    }
 }

@@ -123,7 +123,14 @@ fn run_stages(exp: &Experiment) -> Result<String> {
         for &method in &methods {
             let done = match method {
                 // ERM ran above, the masked fine-tunings with the explanations.
-                Method::Erm | Method::Random | Method::Texplain | Method::Oracle => continue,
+                Method::Erm
+                | Method::Random
+                | Method::Texplain
+                | Method::Oracle
+                | Method::OracleRandom
+                | Method::Frame
+                | Method::ObjectComplement
+                | Method::OracleObject => continue,
                 Method::Masktune => masktune::run(&ctx, &erm)?,
                 Method::Jtt => jtt::run(&ctx, pretrained.as_ref())?,
                 Method::Dfr => dfr::run(&ctx, &erm)?,

@@ -314,6 +314,10 @@ pub fn run(exp: &Experiment, outputs: &Outputs) -> Result<String> {
     let out = &exp.out_dir;
     report::write_results_csv(&out.join("results.csv"), &outputs.rows)?;
     let mut table = report::table_md(&outputs.rows, Split::Test, exp.config.report.paper.as_ref());
+    if let Some(paired) = report::paired_differences_md(&outputs.rows, Split::Test) {
+        table.push('\n');
+        table.push_str(&paired);
+    }
     if !outputs.regime.is_empty() {
         table.push('\n');
         table.push_str(&regime_md(&outputs.regime));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::table::{fmt_pct_pm, fmt_pct_signed, group_label_note, method_label, stat};
 use super::{read_results_csv, ReportError, Result, ResultRow};
 use crate::data::Split;
-use crate::methods::table_order;
+use crate::methods::{table_order, Method};
 use crate::metrics::mean_std;
 
 /// Output format of [`compare`] (`--format md` or `csv`).
@@ -125,6 +125,57 @@ fn fmt_paired(d: &Diff) -> String {
     }
     cell.push_str(&format!(" (n={})", d.n_paired));
     cell
+}
+
+/// The pairs of arms whose paired differences a run's `table.md` reports, as (arm, baseline): what the selection
+/// adds over a random one (TExplain − Random; oracle − oracle_random, with the true background) and what the word
+/// map adds over position (TExplain − frame) and over the classifier's object complement.
+pub const PAIRED_ARMS: [(Method, Method); 4] = [
+    (Method::Texplain, Method::Random),
+    (Method::Texplain, Method::Frame),
+    (Method::Oracle, Method::OracleRandom),
+    (Method::Texplain, Method::ObjectComplement),
+];
+
+/// The "Paired differences" section of a run's `table.md`: per pair of [`PAIRED_ARMS`] that both ran, the mean ±
+/// std of the per-seed differences of worst-group and average (train-weighted) accuracy on `split`, with their
+/// 95 % Student-t interval ([`crate::stats::t_interval`], as `texplain compare`); `None` when no pair ran.
+pub fn paired_differences_md(rows: &[ResultRow], split: Split) -> Option<String> {
+    let mut cells: BTreeMap<&str, Cell> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.split == split) {
+        cells
+            .entry(r.method.as_str())
+            .or_insert_with(|| Cell {
+                run: String::new(),
+                method: r.method.clone(),
+                by_seed: BTreeMap::new(),
+            })
+            .by_seed
+            .insert(r.seed, r.clone());
+    }
+    let lines: Vec<String> = PAIRED_ARMS
+        .iter()
+        .filter_map(|(arm, base)| {
+            let (a, b) = (cells.get(arm.name())?, cells.get(base.name())?);
+            let d = |i: usize| diff(a, b, METRICS[i].1, Interval::T);
+            Some(format!(
+                "| {arm} − {base} | {} | {} | {} |",
+                d(0).n_paired,
+                fmt_paired(&d(0)),
+                fmt_paired(&d(1)),
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Paired differences (split `{split}`, percentage points): mean ± std of the per-seed differences over the \
+         seeds both arms ran, [{}], (n = seeds).\n\n\
+         | Difference | Seeds | Worst-group | Average |\n|---|---:|---:|---:|\n{}\n",
+        Interval::T.describe(),
+        lines.join("\n")
+    ))
 }
 
 /// Resolve an input to (results.csv path, run name).
@@ -642,5 +693,46 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("missing"), "{err}");
+    }
+
+    /// The paired-differences section of `table.md` on a hand-written results.csv: TExplain − Random over three
+    /// seeds with its t interval (t_{0.975, 2} = 4.303), TExplain − frame on the one seed frame ran, the pairs
+    /// whose arms did not run left out.
+    #[test]
+    fn paired_differences_of_a_hand_written_results_csv() {
+        let csv = "seed,method,split,acc_g0,acc_g1,acc_g2,acc_g3,worst_group,avg_train_weighted,avg_plain,n\n\
+                   0,texplain,test,0.9,0.8,0.5,0.9,0.50,0.90,0.8,100\n\
+                   1,texplain,test,0.9,0.8,0.6,0.9,0.60,0.91,0.8,100\n\
+                   2,texplain,test,0.9,0.8,0.7,0.9,0.70,0.92,0.8,100\n\
+                   0,random,test,0.9,0.8,0.4,0.9,0.40,0.90,0.8,100\n\
+                   1,random,test,0.9,0.8,0.45,0.9,0.45,0.90,0.8,100\n\
+                   2,random,test,0.9,0.8,0.5,0.9,0.50,0.90,0.8,100\n\
+                   0,frame,test,0.9,0.8,0.45,0.9,0.45,0.88,0.8,100\n\
+                   1,frame,val,0.9,0.8,0.1,0.9,0.10,0.10,0.8,100\n\
+                   0,oracle,test,0.9,0.8,0.7,0.9,0.70,0.93,0.8,100\n";
+        let rows = crate::report::parse_results_csv(csv, Path::new("results.csv")).unwrap();
+        let md = paired_differences_md(&rows, Split::Test).unwrap();
+        let lines: Vec<&str> = md.lines().collect();
+        assert!(
+            lines[0].starts_with("Paired differences (split `test`"),
+            "{md}"
+        );
+        assert!(lines[0].contains("Student-t"), "{md}");
+        assert_eq!(
+            &lines[2..],
+            [
+                "| Difference | Seeds | Worst-group | Average |",
+                "|---|---:|---:|---:|",
+                // worst 0.10, 0.15, 0.20: 15.0 ± 5.0, ± 4.303·5.0/√3 = 12.4; average 0, 1, 2: 1.0 ± 1.0 ± 2.5
+                "| texplain − random | 3 | +15.0 ± 5.0 [+2.6, +27.4] (n=3) | +1.0 ± 1.0 [-1.5, +3.5] (n=3) |",
+                "| texplain − frame | 1 | +5.0 (n=1) | +2.0 (n=1) |",
+            ]
+        );
+        // without a pair of arms that both ran, no section
+        let alone: Vec<ResultRow> = rows
+            .into_iter()
+            .filter(|r| r.method != "random" && r.method != "frame")
+            .collect();
+        assert_eq!(paired_differences_md(&alone, Split::Test), None);
     }
 }

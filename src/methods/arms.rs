@@ -1,0 +1,263 @@
+//! The masks of the control arms that separate TExplain's selection from its masks (issue 24, Build 7), each
+//! fine-tuned like TExplain ([`super::MaskedFinetune`]) and differing from it in one thing only:
+//!
+//! * `oracle_random`: Random's selection, the true background masked ([`true_background_masks`]), as the oracle
+//!   does for TExplain's selection (Sagawa et al. 2020's Waterbirds ships the bird masks; the oracle arm of the
+//!   TExplain paper, section 4.3). oracle − oracle_random is what the selection adds once the masks are right.
+//! * `frame`: TExplain's selection, the centre prior at each sample's TExplain coverage ([`frame_masks`]): the
+//!   pixels farthest from the image centre, as many as the sample's TExplain mask covers, the prior of
+//!   [`crate::relevance::quality::centre_prior_maps`]. TExplain − frame is what the word map adds over position.
+//! * `object_complement`: TExplain's selection, masked by 1 − the gradient-weighted attention rollout of the
+//!   sample's class logit ([`object_complement_maps`]; Chefer, Gur and Wolf, "Generic Attention-model
+//!   Explainability for Interpreting Bi-Modal and Encoder-Decoder Transformers", ICCV 2021, reference
+//!   hila-chefer/Transformer-MM-Explainability, through [`crate::relevance::rollout::gradient_rollout`]),
+//!   thresholded by TExplain's rule: a labelled non-word mask of everything the classifier does not look at.
+//! * `oracle_object`: TExplain's selection, the spurious object's true mask ([`true_object_masks`]).
+//!
+//! Every function returns bool masks `[k, 1, H, W]` (true = masked) on the CPU, in the order of the rows asked for.
+use anyhow::{ensure, Context, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::InputPipeline;
+use crate::models::vit::Vit;
+use crate::relevance::maps::class_logit_score;
+use crate::relevance::quality::centre_prior_maps;
+use crate::relevance::rollout::gradient_rollout;
+use crate::relevance::threshold::{threshold_masks, Threshold};
+use crate::relevance::RelevanceMaps;
+
+fn index(rows: &[usize]) -> Tensor {
+    Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
+}
+
+/// The true background of `rows`: the complement of their bird masks (`bird`: `[n, 1, H, W]`, 1 = bird).
+pub fn true_background_masks(bird: &Tensor, rows: &[usize]) -> Tensor {
+    bird.index_select(0, &index(rows))
+        .eq(0)
+        .to_device(Device::Cpu)
+}
+
+/// The spurious object's true masks of `rows` (`objects`: `[n, 1, H, W]`, 1 = object); an error naming
+/// `folder` (the data's `object_masks/`) where the data have none.
+pub fn true_object_masks(
+    objects: Option<&Tensor>,
+    rows: &[usize],
+    folder: &std::path::Path,
+) -> Result<Tensor> {
+    let objects = objects.with_context(|| {
+        format!(
+            "oracle_object: the data ship no true masks of the spurious object ({} is missing)",
+            folder.display()
+        )
+    })?;
+    Ok(objects
+        .index_select(0, &index(rows))
+        .ne(0)
+        .to_device(Device::Cpu))
+}
+
+/// Masked pixels per image of `masks` (`[k, 1, H, W]`, any kind; nonzero = masked).
+pub fn coverage_counts(masks: &Tensor) -> Result<Vec<i64>> {
+    let k = masks.size()[0];
+    let counts = masks
+        .ne(0)
+        .reshape([k, -1])
+        .sum_dim_intlist(1, false, Kind::Int64)
+        .to_device(Device::Cpu);
+    Ok(Vec::try_from(counts)?)
+}
+
+/// Frame masks `[k, 1, size, size]`: per image, the `counts[i]` pixels of the centre prior farthest from the image
+/// centre (ties at equal distance broken by row-major pixel order, so each mask covers exactly `counts[i]` pixels);
+/// a count of 0 gives an empty mask.
+pub fn frame_masks(counts: &[i64], size: i64) -> Result<Tensor> {
+    let m = size * size;
+    ensure!(
+        counts.iter().all(|&c| (0..=m).contains(&c)),
+        "frame masks: a coverage outside 0..={m} pixels in {counts:?}"
+    );
+    let prior = Vec::<f32>::try_from(centre_prior_maps(1, size).reshape([-1]))?;
+    let mut order: Vec<usize> = (0..prior.len()).collect();
+    // farthest first; stable, so equal distances keep the row-major order
+    order.sort_by(|&a, &b| prior[b].total_cmp(&prior[a]));
+    let mut rank = vec![0i64; order.len()];
+    for (r, &p) in order.iter().enumerate() {
+        rank[p] = r as i64;
+    }
+    let rank = Tensor::from_slice(&rank).view([1, 1, size, size]); // [1, 1, H, W]
+    let counts = Tensor::from_slice(counts).view([-1, 1, 1, 1]); // [k, 1, 1, 1]
+    Ok(rank.lt_tensor(&counts)) // [k, 1, H, W]
+}
+
+/// 1 − the gradient-weighted rollout of each image's `classes` logit (`[b]` i64), at patch and pixel resolution:
+/// the rollout's patch map (per image in [0, 1]) complemented, then upsampled and normalised as every map
+/// ([`RelevanceMaps::from_patches`]). `xs`: normalised images `[b, 3, H, W]` on the model's device.
+pub fn object_complement_maps(vit: &Vit, xs: &Tensor, classes: &Tensor) -> Result<RelevanceMaps> {
+    let classes = classes.to_device(xs.device());
+    let mut score = class_logit_score(vit, &classes);
+    let rollout = gradient_rollout(vit, xs, -1, &mut score)?; // patches [b, p] in [0, 1]
+    let complement = rollout.patches.ones_like() - &rollout.patches; // [b, p]
+    RelevanceMaps::from_patches(&complement, vit.config().image_size)
+}
+
+/// The object-complement masks of `images_u8` (u8 `[k, 3, H, W]`) with their `classes`, thresholded by
+/// `threshold` (TExplain's rule), `batch_size` images at a time.
+pub fn object_complement_masks(
+    vit: &Vit,
+    images_u8: &Tensor,
+    classes: &[i64],
+    input: &InputPipeline,
+    threshold: Threshold,
+    batch_size: usize,
+) -> Result<Tensor> {
+    let (n, _, _, _) = images_u8.size4()?;
+    ensure!(
+        n == classes.len() as i64,
+        "object complement: {n} images, {} classes",
+        classes.len()
+    );
+    let size = vit.config().image_size;
+    let batch = batch_size.max(1);
+    let mut out = Vec::new();
+    for (k, chunk) in classes.chunks(batch).enumerate() {
+        let start = (k * batch) as i64;
+        let xs = input.eval_batch(&images_u8.narrow(0, start, chunk.len() as i64));
+        let maps = object_complement_maps(vit, &xs, &Tensor::from_slice(chunk))?;
+        out.push(threshold_masks(&maps.pixels, threshold)?.to_device(Device::Cpu));
+    }
+    Ok(if out.is_empty() {
+        Tensor::zeros([0, 1, size, size], (Kind::Bool, Device::Cpu))
+    } else {
+        Tensor::cat(&out, 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::vit::Config;
+    use tch::nn;
+
+    fn bools(t: &Tensor) -> Vec<bool> {
+        Vec::<bool>::try_from(t.reshape([-1])).unwrap()
+    }
+
+    #[test]
+    fn frame_covers_exactly_c_pixels_farthest_from_the_centre() {
+        // 4x4: the four corners are farthest (distance √(1.5²+1.5²)), then the eight edge pixels (√(1.5²+0.5²)),
+        // then the four centre pixels.
+        let masks = frame_masks(&[4, 0, 12, 16, 5], 4).unwrap();
+        assert_eq!(masks.size(), [5, 1, 4, 4]);
+        assert_eq!(coverage_counts(&masks).unwrap(), [4, 0, 12, 16, 5]);
+        let corners = [0, 3, 12, 15];
+        let m0 = bools(&masks.get(0));
+        for (p, &on) in m0.iter().enumerate() {
+            assert_eq!(on, corners.contains(&p), "pixel {p}");
+        }
+        let centre = [5, 6, 9, 10];
+        let m2 = bools(&masks.get(2));
+        for (p, &on) in m2.iter().enumerate() {
+            assert_eq!(on, !centre.contains(&p), "pixel {p}");
+        }
+        // the fifth pixel is the first edge pixel in row-major order
+        let m4 = bools(&masks.get(4));
+        let on: Vec<usize> = (0..16).filter(|&p| m4[p]).collect();
+        assert_eq!(on, [0, 1, 3, 12, 15]);
+        assert!(frame_masks(&[17], 4).is_err());
+    }
+
+    #[test]
+    fn frame_coverage_follows_texplains_masks() {
+        let texplain = Tensor::zeros([2, 1, 6, 6], (Kind::Uint8, Device::Cpu));
+        let _ = texplain.get(0).narrow(1, 2, 3).fill_(1); // 3 rows x 6 = 18 pixels
+        let counts = coverage_counts(&texplain).unwrap();
+        assert_eq!(counts, [18, 0]);
+        let frame = frame_masks(&counts, 6).unwrap();
+        assert_eq!(coverage_counts(&frame).unwrap(), [18, 0]);
+        // the frame's pixels are all at least as far from the centre as any pixel it leaves
+        let prior = Vec::<f32>::try_from(centre_prior_maps(1, 6).reshape([-1])).unwrap();
+        let m = bools(&frame.get(0));
+        let least_in = (0..36)
+            .filter(|&p| m[p])
+            .map(|p| prior[p])
+            .fold(1.0, f32::min);
+        let most_out = (0..36)
+            .filter(|&p| !m[p])
+            .map(|p| prior[p])
+            .fold(0.0, f32::max);
+        assert!(least_in >= most_out, "{least_in} < {most_out}");
+    }
+
+    /// A hand-made dataset of three 2x2 images: row 1's bird covers 3 pixels, row 2 is all bird; the spurious
+    /// object sits on row 0's first pixel and row 2's last, row 1 carries none.
+    fn hand_made() -> crate::data::Dataset {
+        let bird = Tensor::zeros([3, 1, 2, 2], (Kind::Uint8, Device::Cpu));
+        let _ = bird.get(1).view([-1]).narrow(0, 0, 3).fill_(1);
+        let _ = bird.get(2).fill_(1);
+        let object = Tensor::zeros([3, 1, 2, 2], (Kind::Uint8, Device::Cpu));
+        let _ = object.get(0).view([-1]).narrow(0, 0, 1).fill_(1);
+        let _ = object.get(2).view([-1]).narrow(0, 3, 1).fill_(1);
+        crate::data::Dataset {
+            images: Tensor::zeros([3, 3, 2, 2], (Kind::Uint8, Device::Cpu)),
+            y: vec![0, 1, 1],
+            place: vec![0, 1, 0],
+            img_ids: vec![10, 11, 12],
+            filenames: vec!["a.png".into(), "b.png".into(), "c.png".into()],
+            bird_masks: Some(bird),
+            place_masks: None,
+            object_masks: Some(object),
+        }
+    }
+
+    #[test]
+    fn true_masks_pick_the_rows_asked_for() {
+        let data = hand_made();
+        let bg = true_background_masks(data.bird_masks.as_ref().unwrap(), &[2, 1]);
+        assert_eq!(
+            bools(&bg),
+            [false, false, false, false, false, false, false, true]
+        );
+        let folder = std::path::Path::new("/data/x/object_masks");
+        let object = true_object_masks(data.object_masks.as_ref(), &[2, 1, 0], folder).unwrap();
+        assert_eq!(object.size(), [3, 1, 2, 2]);
+        assert_eq!(
+            bools(&object),
+            [false, false, false, true, false, false, false, false, true, false, false, false]
+        );
+        let without = crate::data::Dataset {
+            object_masks: None,
+            ..data
+        };
+        let err = true_object_masks(without.object_masks.as_ref(), &[0], folder)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("oracle_object") && err.contains("/data/x/object_masks"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn object_complement_is_one_minus_the_class_rollout() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = Config {
+            initializer_range: 0.1,
+            num_hidden_layers: 2,
+            ..Config::tiny(16, 4)
+        };
+        let vit = Vit::new(&vs.root(), &cfg);
+        let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let classes = Tensor::from_slice(&[0i64, 1]);
+        let maps = object_complement_maps(&vit, &xs, &classes).unwrap();
+        let mut score = class_logit_score(&vit, &classes);
+        let rollout = gradient_rollout(&vit, &xs, -1, &mut score).unwrap();
+        let want = RelevanceMaps::from_patches(&(1.0 - &rollout.patches), 16).unwrap();
+        assert!(maps.patches.allclose(&want.patches, 1e-6, 1e-6, false));
+        assert!(maps.pixels.allclose(&want.pixels, 1e-6, 1e-6, false));
+        // the rollout's most relevant patch is the complement's least: 0 after normalisation
+        let top = rollout.patches.argmax(1, false);
+        let at_top = maps.patches.gather(1, &top.unsqueeze(1), false);
+        assert!(at_top.abs().max().double_value(&[]) < 1e-6);
+    }
+}
