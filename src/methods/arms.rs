@@ -8,7 +8,8 @@
 //!   pixels farthest from the image centre, as many as the sample's TExplain mask covers, the prior of
 //!   [`crate::relevance::quality::centre_prior_maps`]. TExplain − frame is what the word map adds over position.
 //! * `object_complement`: TExplain's selection, masked by 1 − the gradient-weighted attention rollout of the
-//!   sample's class logit ([`object_complement_maps`]; Chefer, Gur and Wolf, "Generic Attention-model
+//!   sample's class logit ([`crate::relevance::complement::object_complement_of`], the map of the relevance
+//!   method `object_complement` for the sample's label instead of the predicted class; Chefer, Gur and Wolf, "Generic Attention-model
 //!   Explainability for Interpreting Bi-Modal and Encoder-Decoder Transformers", ICCV 2021, reference
 //!   hila-chefer/Transformer-MM-Explainability, through [`crate::relevance::rollout::gradient_rollout`]),
 //!   thresholded by TExplain's rule: a labelled non-word mask of everything the classifier does not look at.
@@ -20,11 +21,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::InputPipeline;
 use crate::models::vit::Vit;
-use crate::relevance::maps::class_logit_score;
+use crate::relevance::complement::object_complement_of;
 use crate::relevance::quality::centre_prior_maps;
-use crate::relevance::rollout::gradient_rollout;
 use crate::relevance::threshold::{threshold_masks, Threshold};
-use crate::relevance::RelevanceMaps;
 
 fn index(rows: &[usize]) -> Tensor {
     Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
@@ -89,17 +88,6 @@ pub fn frame_masks(counts: &[i64], size: i64) -> Result<Tensor> {
     Ok(rank.lt_tensor(&counts)) // [k, 1, H, W]
 }
 
-/// 1 − the gradient-weighted rollout of each image's `classes` logit (`[b]` i64), at patch and pixel resolution:
-/// the rollout's patch map (per image in [0, 1]) complemented, then upsampled and normalised as every map
-/// ([`RelevanceMaps::from_patches`]). `xs`: normalised images `[b, 3, H, W]` on the model's device.
-pub fn object_complement_maps(vit: &Vit, xs: &Tensor, classes: &Tensor) -> Result<RelevanceMaps> {
-    let classes = classes.to_device(xs.device());
-    let mut score = class_logit_score(vit, &classes);
-    let rollout = gradient_rollout(vit, xs, -1, &mut score)?; // patches [b, p] in [0, 1]
-    let complement = rollout.patches.ones_like() - &rollout.patches; // [b, p]
-    RelevanceMaps::from_patches(&complement, vit.config().image_size)
-}
-
 /// The object-complement masks of `images_u8` (u8 `[k, 3, H, W]`) with their `classes`, thresholded by
 /// `threshold` (TExplain's rule), `batch_size` images at a time.
 pub fn object_complement_masks(
@@ -122,7 +110,7 @@ pub fn object_complement_masks(
     for (k, chunk) in classes.chunks(batch).enumerate() {
         let start = (k * batch) as i64;
         let xs = input.eval_batch(&images_u8.narrow(0, start, chunk.len() as i64));
-        let maps = object_complement_maps(vit, &xs, &Tensor::from_slice(chunk))?;
+        let maps = object_complement_of(vit, &xs, &Tensor::from_slice(chunk))?;
         out.push(threshold_masks(&maps.pixels, threshold)?.to_device(Device::Cpu));
     }
     Ok(if out.is_empty() {
@@ -136,6 +124,8 @@ pub fn object_complement_masks(
 mod tests {
     use super::*;
     use crate::models::vit::Config;
+    use crate::relevance::maps::class_logit_score;
+    use crate::relevance::rollout::gradient_rollout;
     use tch::nn;
 
     fn bools(t: &Tensor) -> Vec<bool> {
@@ -238,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn object_complement_is_one_minus_the_class_rollout() {
+    fn object_complement_masks_threshold_one_minus_the_class_rollout() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = Config {
@@ -247,17 +237,28 @@ mod tests {
             ..Config::tiny(16, 4)
         };
         let vit = Vit::new(&vs.root(), &cfg);
-        let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
-        let classes = Tensor::from_slice(&[0i64, 1]);
-        let maps = object_complement_maps(&vit, &xs, &classes).unwrap();
-        let mut score = class_logit_score(&vit, &classes);
+        let images = Tensor::randint(256, [3, 3, 16, 16], (Kind::Uint8, Device::Cpu));
+        let input = InputPipeline {
+            normalize: crate::data::NormalizeConfig::default(),
+            augment: crate::data::AugmentConfig {
+                flip: false,
+                random_resized_crop: None,
+            },
+            device: Device::Cpu,
+        };
+        let classes = [0i64, 1, 1];
+        let threshold = Threshold::TopK { percent: 40.0 };
+        // Batches of 2: the masks do not depend on the batching.
+        let masks = object_complement_masks(&vit, &images, &classes, &input, threshold, 2).unwrap();
+        let xs = input.eval_batch(&images);
+        let class_tensor = Tensor::from_slice(&classes);
+        let mut score = class_logit_score(&vit, &class_tensor);
         let rollout = gradient_rollout(&vit, &xs, -1, &mut score).unwrap();
-        let want = RelevanceMaps::from_patches(&(1.0 - &rollout.patches), 16).unwrap();
-        assert!(maps.patches.allclose(&want.patches, 1e-6, 1e-6, false));
-        assert!(maps.pixels.allclose(&want.pixels, 1e-6, 1e-6, false));
-        // the rollout's most relevant patch is the complement's least: 0 after normalisation
-        let top = rollout.patches.argmax(1, false);
-        let at_top = maps.patches.gather(1, &top.unsqueeze(1), false);
-        assert!(at_top.abs().max().double_value(&[]) < 1e-6);
+        let want = threshold_masks(&(1.0 - &rollout.pixels), threshold).unwrap();
+        assert!(masks.equal(&want));
+        // What the rollout finds most relevant is never masked.
+        let top = rollout.pixels.reshape([3, -1]).argmax(1, true);
+        let at_top = masks.reshape([3, -1]).gather(1, &top, false);
+        assert_eq!(at_top.sum(Kind::Int64).int64_value(&[]), 0);
     }
 }

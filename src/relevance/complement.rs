@@ -10,13 +10,21 @@ use super::maps::{class_logit_score, RelevanceMaps};
 use super::rollout::gradient_rollout;
 use crate::models::vit::Vit;
 
-/// `1 −` the normalised rollout maps (patch and pixel) of each image's predicted class logit through every block.
-/// `xs`: pixel values `[b, c, H, W]`. Each map stays in [0, 1]; its maximum is `1 −` the rollout map's minimum.
+/// `1 −` the normalised rollout maps (patch and pixel) of each image's predicted class logit through every block
+/// (the relevance method `object_complement`). `xs`: pixel values `[b, c, H, W]`. Each map stays in [0, 1]; its
+/// maximum is `1 −` the rollout map's minimum.
 pub fn object_complement(vit: &Vit, xs: &Tensor) -> Result<RelevanceMaps> {
     let predicted = tch::no_grad(|| vit.forward_features(xs, -1, false))?
         .logits
         .argmax(-1, false); // [b]
-    let rollout = gradient_rollout(vit, xs, -1, &mut class_logit_score(vit, &predicted))?;
+    object_complement_of(vit, xs, &predicted)
+}
+
+/// [`object_complement`] for given classes (`[b]` i64; the `object_complement` arm of the fine-tuning stage passes
+/// each training sample's label: the object the classifier uses for that class).
+pub fn object_complement_of(vit: &Vit, xs: &Tensor, classes: &Tensor) -> Result<RelevanceMaps> {
+    let classes = classes.to_device(xs.device());
+    let rollout = gradient_rollout(vit, xs, -1, &mut class_logit_score(vit, &classes))?;
     Ok(complement(&rollout))
 }
 
