@@ -211,7 +211,7 @@ impl Translator {
             Readout::Sum => xs.sum_dim_intlist(1, false, xs.kind()),     // [b, d]
         };
         let xs = self.fc3.forward(&self.fc2.forward(&self.fc1.forward(&xs))); // [b, K*d_lm]
-        // The prefix is f32 in every precision (the LM adds it to its f32 embeddings).
+                                                                              // The prefix is f32 in every precision (the LM adds it to its f32 embeddings).
         Ok(crate::precision::upper(&xs).view([b, c.prefix_len, c.out_dim])) // [b, K, d_lm]
     }
 
@@ -330,7 +330,9 @@ mod tests {
             let fc1_in = if readout == Readout::Flatten { 40 } else { 8 };
             assert_eq!(w.size(), [36, fc1_in]);
             assert_eq!(vs.variables()["fc1.weight"].size(), [16, fc1_in]);
-            let bias = tr.forward(&Tensor::zeros([1, 5, 8], (Kind::Float, Device::Cpu))).unwrap(); // [1, K, d_lm]
+            let bias = tr
+                .forward(&Tensor::zeros([1, 5, 8], (Kind::Float, Device::Cpu)))
+                .unwrap(); // [1, K, d_lm]
             let read = match readout {
                 Readout::Flatten => a.reshape([2, 40]),
                 Readout::Mean => a.mean_dim(1, false, Kind::Float),
@@ -342,7 +344,11 @@ mod tests {
             assert!(diff < 1e-4, "{readout}: {diff}");
             // The default is left out of the config file; the others are written and read back.
             let json = serde_json::to_string(&c).unwrap();
-            assert_eq!(json.contains("readout"), readout != Readout::Flatten, "{json}");
+            assert_eq!(
+                json.contains("readout"),
+                readout != Readout::Flatten,
+                "{json}"
+            );
             let dir = tempfile::tempdir().unwrap();
             tr.save_folder(&vs, dir.path()).unwrap();
             let mut vs2 = nn::VarStore::new(Device::Cpu);
