@@ -19,6 +19,9 @@ pub enum RelevanceMethod {
     Rollout,
     /// The score's drop when windows of patches are masked (slow reference).
     Occlusion,
+    /// The CLS reader on value paths: each patch's value path into the CLS token, scored by the score's gradient at
+    /// the CLS slot (Gandelsman et al. 2023, MaskCLIP; [`super::value_paths`]).
+    ValuePaths,
 }
 
 impl RelevanceMethod {
@@ -27,6 +30,7 @@ impl RelevanceMethod {
             RelevanceMethod::Gradcam => "gradcam",
             RelevanceMethod::Rollout => "rollout",
             RelevanceMethod::Occlusion => "occlusion",
+            RelevanceMethod::ValuePaths => "value_paths",
         }
     }
 }
@@ -113,6 +117,7 @@ impl RelevanceSpec {
                 let o = self.occlusion.unwrap_or_default();
                 format!("occlusion({}/{})", o.window, o.stride)
             }
+            RelevanceMethod::ValuePaths => "value_paths".to_string(),
         };
         if self.contrastive {
             format!("contrastive({base})")
@@ -144,6 +149,15 @@ mod tests {
         for spec in [g, r, o] {
             spec.check("").unwrap();
         }
+        let v = parse("{method: value_paths}").unwrap();
+        assert_eq!(v.name(-1), "value_paths");
+        v.check("").unwrap();
+        let err = parse("{method: value_paths, layer: 3}")
+            .unwrap()
+            .check("m.")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m.layer: 3"), "{err}");
         let err = parse("{method: lrp}").unwrap_err().to_string();
         assert!(err.contains("lrp"), "{err}");
         assert!(parse("{method: rollout, window: 2}").is_err());

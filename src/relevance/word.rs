@@ -13,6 +13,7 @@ use super::mask::MaskValue;
 use super::method::{RelevanceMethod, RelevanceSpec};
 use super::occlusion::occlusion;
 use super::rollout::gradient_rollout_with;
+use super::value_paths::value_paths;
 use crate::data::InputPipeline;
 use crate::explain::lm::{pad_batch, LanguageModel};
 use crate::models::gpt2::Gpt2;
@@ -239,6 +240,7 @@ impl WordRelevance<'_> {
                 let params = self.spec.occlusion.unwrap_or_default();
                 occlusion(self.vit, xs, &fill, params, self.layer, &mut score)
             }
+            RelevanceMethod::ValuePaths => value_paths(self.vit, xs, self.layer, &mut score),
         }
     }
 }
