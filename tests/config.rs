@@ -588,3 +588,52 @@ fn precision_is_per_training_and_explanation_and_f32_by_default() {
         "{msg}"
     );
 }
+
+#[test]
+fn translator_readout_spelling_default_and_errors() {
+    use texplain::config::TranslatorReadout;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.yaml", &minimal(tmp.path()));
+    let exp = Experiment::load(&path, &[]).unwrap();
+    assert_eq!(exp.config.translator.readout, TranslatorReadout::Flatten);
+    for (set, want) in [
+        ("translator.readout=flatten", TranslatorReadout::Flatten),
+        ("translator.readout=mean", TranslatorReadout::Mean),
+        ("translator.readout=sum", TranslatorReadout::Sum),
+    ] {
+        let exp = Experiment::load(&path, &[set.to_string()]).unwrap();
+        assert_eq!(exp.config.translator.readout, want, "{set}");
+    }
+    let msg = error_of(&path, &["translator.readout=max"]);
+    assert!(
+        msg.contains("translator.readout") && msg.contains("max"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn value_paths_relevance_loads_and_needs_blocks_before_the_translator() {
+    let quickstart = Path::new("configs/quickstart.yaml");
+    let exp =
+        Experiment::load(quickstart, &["mitigation.masks.method=value_paths".into()]).unwrap();
+    assert_eq!(
+        exp.config.mitigation.masks.relevance().name(-1),
+        "value_paths"
+    );
+    let msg = error_of(
+        quickstart,
+        &["translator.layer=0", "mitigation.masks.method=value_paths"],
+    );
+    assert!(
+        msg.contains("mitigation.masks.method: value_paths needs attention blocks"),
+        "{msg}"
+    );
+    let msg = error_of(
+        quickstart,
+        &["mitigation.masks={method: value_paths, layer: 2}"],
+    );
+    assert!(
+        msg.contains("mitigation.masks.layer: 2 is GradCAM's layer"),
+        "{msg}"
+    );
+}

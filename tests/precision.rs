@@ -189,6 +189,7 @@ fn language_model_and_translator_give_f32_outputs_close_to_f32() {
             prefix_len: 2,
             out_dim: lm.config().n_embd,
             token_subset: None,
+            readout: Default::default(),
         },
     );
     let tokens = Tensor::randn([3, 5, 8], (Kind::Float, Device::Cpu));

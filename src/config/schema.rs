@@ -17,6 +17,7 @@ use crate::data::upstream_captions::UpstreamCaptionConfig;
 use crate::data::{AugmentConfig, NormalizeConfig, SynthConfig};
 pub use crate::data::{DataKind, Label};
 pub use crate::methods::Method;
+pub use crate::models::translator::Readout as TranslatorReadout;
 pub use crate::precision::Precision;
 pub use crate::relevance::attribute::WordScore;
 pub use crate::relevance::mask::MaskValue;
@@ -274,6 +275,11 @@ pub struct TranslatorSection {
     /// K: prefix embeddings handed to the language model.
     pub prefix_len: i64,
     pub hidden_dim: i64,
+    /// How the translator reads the layer's tokens: `flatten` (the paper's: each token slot its own read weights,
+    /// the default), `mean` (`T(mean_i A_i)`) or `sum` (`T(sum_i A_i)`), position-shared readouts under which
+    /// word-GradCAM is CAM ([`crate::models::translator::Readout`]). Written only when not `flatten`.
+    #[serde(skip_serializing_if = "TranslatorReadout::is_flatten")]
+    pub readout: TranslatorReadout,
     pub captions: Option<CaptionSource>,
     /// Share of the caption images held out for the validation loss.
     pub val_fraction: f64,
@@ -286,6 +292,7 @@ impl Default for TranslatorSection {
             layer: -1,
             prefix_len: 4,
             hidden_dim: 256,
+            readout: TranslatorReadout::Flatten,
             captions: None,
             val_fraction: 0.1,
             train: TrainConfig {

@@ -339,6 +339,10 @@ fn validate_relevance(cfg: &Config) -> Result<()> {
             "mitigation.masks.method: object_complement needs the classifier's attention blocks, and it has none"
         ),
         RelevanceMethod::ObjectComplement => {}
+        RelevanceMethod::ValuePaths if t == 0 => bail!(
+            "mitigation.masks.method: value_paths needs attention blocks before translator.layer, which is 0 (the embeddings)"
+        ),
+        RelevanceMethod::ValuePaths => {}
         RelevanceMethod::Occlusion => {
             let window = spec.occlusion.unwrap_or_default().window;
             let grid = cfg.data.image_size / cfg.classifier.patch_size.max(1);

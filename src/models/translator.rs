@@ -2,6 +2,13 @@
 //! of the frozen language model. Three linear layers with NO non-linearity between them (as the paper specifies: the
 //! map is linear overall, factored through two hidden widths), the only trained part of the pipeline.
 //!
+//! How the tokens reach `fc1` is the config's [`Readout`]: `flatten` (the paper's, and the default) concatenates all
+//! `in_tokens` tokens, so each token slot has its own read weights; `mean` and `sum` pool the tokens first and `fc1`
+//! reads one token's width, a position-shared readout: `prefix = T(mean_i A_i)` or `prefix = T(sum_i A_i) =
+//! sum_i W A_i + b` (the affine map's bias counted once). With a pooled readout the score's gradient is the same for
+//! every token slot, so word-GradCAM (Selvaraju et al. 2017) is CAM (Zhou et al. 2016) exactly: the channel weights
+//! are `W^T ds/dprefix` and the map is each token's first-order share of the score.
+//!
 //! Our own model, so the names are ours: `fc1` (flattened tokens -> hidden), `fc2` (hidden -> hidden), `fc3`
 //! (hidden -> K * d_lm), each with `weight` `[out, in]` and `bias`, saved as `fc1.weight`, `fc1.bias`, ...
 //! (prefixed by whatever path the caller builds it under).
@@ -13,6 +20,40 @@ use tch::{nn, nn::Module, Tensor};
 use super::{
     load_safetensors, read_json, save_folder, write_json, Linear, LoadOpts, ModelError, Result,
 };
+
+/// How the translator reads its tokens (YAML `translator.readout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout {
+    /// All tokens concatenated: each token slot has its own read weights (the paper's translator).
+    #[default]
+    Flatten,
+    /// `T(mean_i A_i)`: one set of read weights shared by every token.
+    Mean,
+    /// `T(sum_i A_i) = sum_i W A_i + b`: shared read weights, the bias counted once.
+    Sum,
+}
+
+impl Readout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Readout::Flatten => "flatten",
+            Readout::Mean => "mean",
+            Readout::Sum => "sum",
+        }
+    }
+
+    /// Whether this is the default (`flatten`): the field is then left out of configs and stage keys.
+    pub fn is_flatten(&self) -> bool {
+        *self == Readout::Flatten
+    }
+}
+
+impl std::fmt::Display for Readout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +70,10 @@ pub struct Config {
     /// Token indices (into the classifier's `p + 1` tokens, CLS = 0) to read; all tokens when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_subset: Option<Vec<i64>>,
+    /// How the tokens reach `fc1` ([`Readout`]); written only when not `flatten`, so the configs (and checkpoints)
+    /// of flattening translators are unchanged.
+    #[serde(default, skip_serializing_if = "Readout::is_flatten")]
+    pub readout: Readout,
 }
 
 impl Config {
@@ -55,6 +100,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Width of `fc1`'s input: every token's for `flatten`, one token's for a pooled readout.
+    pub fn fc1_in(&self) -> i64 {
+        match self.readout {
+            Readout::Flatten => self.in_tokens * self.in_dim,
+            Readout::Mean | Readout::Sum => self.in_dim,
+        }
     }
 
     pub fn from_json(path: &Path) -> Result<Self> {
@@ -84,12 +137,7 @@ impl Translator {
         let lc = nn::LinearConfig::default();
         Translator {
             cfg: cfg.clone(),
-            fc1: Linear(nn::linear(
-                vs / "fc1",
-                cfg.in_tokens * cfg.in_dim,
-                cfg.hidden_dim,
-                lc,
-            )),
+            fc1: Linear(nn::linear(vs / "fc1", cfg.fc1_in(), cfg.hidden_dim, lc)),
             fc2: Linear(nn::linear(vs / "fc2", cfg.hidden_dim, cfg.hidden_dim, lc)),
             fc3: Linear(nn::linear(
                 vs / "fc3",
@@ -157,10 +205,26 @@ impl Translator {
             )));
         }
         let b = size[0];
-        let xs = xs.reshape([b, c.in_tokens * c.in_dim]); // [b, n*d]
+        let xs = match c.readout {
+            Readout::Flatten => xs.reshape([b, c.in_tokens * c.in_dim]), // [b, n*d]
+            Readout::Mean => xs.mean_dim(1, false, xs.kind()),           // [b, d]
+            Readout::Sum => xs.sum_dim_intlist(1, false, xs.kind()),     // [b, d]
+        };
         let xs = self.fc3.forward(&self.fc2.forward(&self.fc1.forward(&xs))); // [b, K*d_lm]
                                                                               // The prefix is f32 in every precision (the LM adds it to its f32 embeddings).
         Ok(crate::precision::upper(&xs).view([b, c.prefix_len, c.out_dim])) // [b, K, d_lm]
+    }
+
+    /// The linear part `W = W3 W2 W1` of the affine map from `fc1`'s input to the flattened prefix:
+    /// `[K * d_lm, fc1_in]` (columns `[j d, (j+1) d)` read token slot j under `flatten`; all `d` columns read the
+    /// pooled token otherwise). f32, no gradient.
+    pub fn linear_part(&self) -> Tensor {
+        tch::no_grad(|| {
+            let w1 = self.fc1.0.ws.to_kind(tch::Kind::Float); // [h, fc1_in]
+            let w2 = self.fc2.0.ws.to_kind(tch::Kind::Float); // [h, h]
+            let w3 = self.fc3.0.ws.to_kind(tch::Kind::Float); // [K*d_lm, h]
+            w3.matmul(&w2).matmul(&w1) // [K*d_lm, fc1_in]
+        })
     }
 }
 
@@ -177,6 +241,7 @@ mod tests {
             prefix_len: 3,
             out_dim: 12,
             token_subset: None,
+            readout: Readout::Flatten,
         }
     }
 
@@ -252,5 +317,49 @@ mod tests {
             ..sub
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn readouts_are_the_affine_map_of_the_flattened_or_pooled_tokens() {
+        let a = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+        for readout in [Readout::Flatten, Readout::Mean, Readout::Sum] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let c = Config { readout, ..cfg() };
+            let tr = Translator::new(&vs.root(), &c);
+            let w = tr.linear_part(); // [K*d_lm, fc1_in]
+            let fc1_in = if readout == Readout::Flatten { 40 } else { 8 };
+            assert_eq!(w.size(), [36, fc1_in]);
+            assert_eq!(vs.variables()["fc1.weight"].size(), [16, fc1_in]);
+            let bias = tr
+                .forward(&Tensor::zeros([1, 5, 8], (Kind::Float, Device::Cpu)))
+                .unwrap(); // [1, K, d_lm]
+            let read = match readout {
+                Readout::Flatten => a.reshape([2, 40]),
+                Readout::Mean => a.mean_dim(1, false, Kind::Float),
+                Readout::Sum => a.sum_dim_intlist(1, false, Kind::Float),
+            }; // [2, fc1_in]
+            let want = read.matmul(&w.tr()).view([2, 3, 12]) + bias; // W x + b, the bias once
+            let got = tr.forward(&a).unwrap();
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-4, "{readout}: {diff}");
+            // The default is left out of the config file; the others are written and read back.
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(
+                json.contains("readout"),
+                readout != Readout::Flatten,
+                "{json}"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            tr.save_folder(&vs, dir.path()).unwrap();
+            let mut vs2 = nn::VarStore::new(Device::Cpu);
+            let tr2 = Translator::from_folder(&mut vs2, dir.path()).unwrap();
+            assert_eq!(tr2.config().readout, readout);
+            assert!(tr2.forward(&a).unwrap().equal(&got));
+        }
+        // A pre-readout config file (no field) reads as `flatten`.
+        let old = r#"{"in_tokens":5,"in_dim":8,"hidden_dim":16,"prefix_len":3,"out_dim":12}"#;
+        assert_eq!(serde_json::from_str::<Config>(old).unwrap(), cfg());
+        let err = serde_json::from_str::<Config>(&old.replace('}', r#","readout":"max"}"#));
+        assert!(err.unwrap_err().to_string().contains("max"));
     }
 }

@@ -89,8 +89,8 @@ struct EvalReport {
 }
 
 /// The default candidates: GradCAM at every layer from the embeddings to the translator's, rollout, occlusion,
-/// the per-slot contribution, each plain and contrastive; then GradCAM at the translator's layer and the
-/// contribution with the attribute word score, and the object complement (no word).
+/// the per-slot contribution, the CLS reader on value paths, each plain and contrastive; then GradCAM at the
+/// translator's layer and the contribution with the attribute word score, and the object complement (no word).
 pub fn default_candidates(depth: i64, score_layer: i64, occlusion: bool) -> Vec<RelevanceSpec> {
     let last = if score_layer == -1 {
         depth
@@ -128,6 +128,13 @@ pub fn default_candidates(depth: i64, score_layer: i64, occlusion: bool) -> Vec<
         ..RelevanceSpec::default()
     };
     bases.push(contribution);
+    let value_paths = RelevanceSpec {
+        method: RelevanceMethod::ValuePaths,
+        ..RelevanceSpec::default()
+    };
+    if last > 0 {
+        bases.push(value_paths);
+    }
     let contrastive: Vec<RelevanceSpec> = bases
         .iter()
         .map(|s| RelevanceSpec {

@@ -12,7 +12,7 @@ use super::context::Seed;
 use super::erm::Erm;
 use super::lm::{write_losses, CaptionData, Lm};
 use super::stage::{run_stage, Stage, StageDone, StageKey};
-use crate::config::Experiment;
+use crate::config::{Experiment, TranslatorSection};
 use crate::data::InputPipeline;
 use crate::explain::lm::{CaptionExample, TranslatorTraining};
 use crate::models::translator::{self, Translator};
@@ -71,6 +71,19 @@ pub fn run(
     )
 }
 
+/// The translator section as the stage key holds it. The readout is there only when it is not `flatten`, so a
+/// flattening translator keeps the key (and checkpoint) it had before the field existed.
+fn section_key(cfg: &TranslatorSection) -> serde_json::Value {
+    let mut section = serde_json::json!({
+        "layer": cfg.layer, "prefix_len": cfg.prefix_len, "hidden_dim": cfg.hidden_dim,
+        "val_fraction": cfg.val_fraction, "train": cfg.train,
+    });
+    if !cfg.readout.is_flatten() {
+        section["readout"] = serde_json::json!(cfg.readout);
+    }
+    section
+}
+
 /// The frozen classifier a translator reads: the model, and as its key names it, the stage (or pretrained folder)
 /// and its content.
 #[derive(Clone, Copy)]
@@ -99,13 +112,7 @@ pub fn train(
         .reads(classifier.name, classifier.content)
         .reads("lm", &lm.content)
         .add("captions", &captions.fingerprint);
-    key.add(
-        "translator",
-        &serde_json::json!({
-            "layer": cfg.layer, "prefix_len": cfg.prefix_len, "hidden_dim": cfg.hidden_dim,
-            "val_fraction": cfg.val_fraction, "train": cfg.train,
-        }),
-    );
+    key.add("translator", &section_key(cfg));
     let translator_cfg = translator::Config {
         in_tokens: vit.num_tokens(),
         in_dim: vit.config().hidden_size,
@@ -113,6 +120,7 @@ pub fn train(
         prefix_len: cfg.prefix_len,
         out_dim: lm.model.n_embd(),
         token_subset: None,
+        readout: cfg.readout,
     };
     let done = run_stage(seed_dir, Stage::Translator, &key, |dir| {
         let mut rng = set_seed(stage_seed(seed, "translator"));
@@ -154,4 +162,34 @@ pub fn train(
     let model = Translator::from_folder(&mut vs, &done.dir)?;
     vs.freeze();
     Ok(TrainedTranslator { done, vs, model })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::translator::Readout;
+
+    #[test]
+    fn only_a_changed_readout_changes_the_key() {
+        let flatten = TranslatorSection::default();
+        let key = section_key(&flatten);
+        let mut fields: Vec<&String> = key.as_object().unwrap().keys().collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            ["hidden_dim", "layer", "prefix_len", "train", "val_fraction"]
+        );
+        let mean = TranslatorSection {
+            readout: Readout::Mean,
+            ..TranslatorSection::default()
+        };
+        let key_mean = section_key(&mean);
+        assert_eq!(key_mean["readout"], "mean");
+        assert_ne!(key, key_mean);
+        let sum = TranslatorSection {
+            readout: Readout::Sum,
+            ..TranslatorSection::default()
+        };
+        assert_eq!(section_key(&sum)["readout"], "sum");
+    }
 }

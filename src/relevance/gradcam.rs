@@ -170,4 +170,77 @@ mod tests {
         );
         assert!(gradcam(&vit, &xs, -1, 2, &mut class_logit_score(&vit, &classes)).is_err());
     }
+
+    #[test]
+    fn with_a_pooled_translator_word_gradcam_is_cam() {
+        // Zhou et al. 2016: CAM_i = sum_c w_c A_i[c] with w the readout's weights on the pooled feature. For the
+        // score s(T(pool A)), the weights are W^T ds/dprefix (scaled by 1/(p+1) for the mean); GradCAM's channel
+        // mean is exact since every slot has the same gradient.
+        use crate::models::translator::{self, Readout, Translator};
+        let (_vs, vit, xs) = tiny();
+        for readout in [Readout::Sum, Readout::Mean] {
+            let tvs = nn::VarStore::new(Device::Cpu);
+            let tr = Translator::new(
+                &tvs.root(),
+                &translator::Config {
+                    in_tokens: 17,
+                    in_dim: 96,
+                    hidden_dim: 32,
+                    prefix_len: 2,
+                    out_dim: 8,
+                    token_subset: None,
+                    readout,
+                },
+            );
+            let u = Tensor::randn([2, 8], (Kind::Float, Device::Cpu));
+            let prefix_score = |prefix: &Tensor| -> Tensor {
+                (prefix * &u)
+                    .tanh()
+                    .sum_dim_intlist(&[1i64, 2][..], false, Kind::Float)
+            };
+            let mut score = |t: &Tensor| -> Result<Tensor> { Ok(prefix_score(&tr.forward(t)?)) };
+            let maps = gradcam(&vit, &xs, -1, -1, &mut score).unwrap();
+            let tokens = vit.forward_features(&xs, -1, false).unwrap().tokens; // [b, n, d]
+            let prefix = tr
+                .forward(&tokens)
+                .unwrap()
+                .detach()
+                .set_requires_grad(true);
+            let ds = Tensor::run_backward(
+                &[prefix_score(&prefix).sum(Kind::Float)],
+                &[&prefix],
+                false,
+                false,
+            )
+            .remove(0)
+            .view([3, 16]); // [b, K*d_lm]
+            let scale = if readout == Readout::Mean {
+                1.0 / 17.0
+            } else {
+                1.0
+            };
+            let w = ds.matmul(&tr.linear_part()) * scale; // [b, d]: the CAM weights
+            let cam = (tokens.narrow(1, 1, 16) * w.unsqueeze(1))
+                .sum_dim_intlist(-1, false, Kind::Float)
+                .relu(); // [b, p]
+            let want = RelevanceMaps::from_patches(&cam, 16).unwrap();
+            let diff = (&maps.patches - &want.patches)
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(diff < 1e-4, "{readout}: {diff}");
+            assert!(maps.patches.max().double_value(&[]) > 0.99);
+            // Every slot's gradient is the CAM weight vector.
+            let leaf = tokens.detach().set_requires_grad(true);
+            let grads = Tensor::run_backward(
+                &[score(&leaf).unwrap().sum(Kind::Float)],
+                &[&leaf],
+                false,
+                false,
+            )
+            .remove(0); // [b, n, d]
+            let spread = (&grads - w.unsqueeze(1)).abs().max().double_value(&[]);
+            assert!(spread < 1e-5, "{readout}: {spread}");
+        }
+    }
 }

@@ -27,6 +27,9 @@ pub enum RelevanceMethod {
     /// 1 − the classifier's gradient-weighted rollout of its predicted class logit: a non-word baseline that
     /// ignores the target word.
     ObjectComplement,
+    /// The CLS reader on value paths: each patch's value path into the CLS token, scored by the score's gradient at
+    /// the CLS slot (Gandelsman et al. 2023, MaskCLIP; [`super::value_paths`]).
+    ValuePaths,
 }
 
 impl RelevanceMethod {
@@ -37,6 +40,7 @@ impl RelevanceMethod {
             RelevanceMethod::Occlusion => "occlusion",
             RelevanceMethod::Contribution => "contribution",
             RelevanceMethod::ObjectComplement => "object_complement",
+            RelevanceMethod::ValuePaths => "value_paths",
         }
     }
 }
@@ -141,6 +145,7 @@ impl RelevanceSpec {
             }
             RelevanceMethod::Contribution => "contribution".to_string(),
             RelevanceMethod::ObjectComplement => "object_complement".to_string(),
+            RelevanceMethod::ValuePaths => "value_paths".to_string(),
         };
         let base = match self.score {
             WordScore::Literal => base,
@@ -176,6 +181,15 @@ mod tests {
         for spec in [g, r, o] {
             spec.check("").unwrap();
         }
+        let v = parse("{method: value_paths}").unwrap();
+        assert_eq!(v.name(-1), "value_paths");
+        v.check("").unwrap();
+        let err = parse("{method: value_paths, layer: 3}")
+            .unwrap()
+            .check("m.")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m.layer: 3"), "{err}");
         let err = parse("{method: lrp}").unwrap_err().to_string();
         assert!(err.contains("lrp"), "{err}");
         assert!(parse("{method: rollout, window: 2}").is_err());

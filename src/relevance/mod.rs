@@ -12,6 +12,8 @@
 //!   hila-chefer/Transformer-MM-Explainability, also used for ViTs in Transformer-Explainability, CVPR 2021);
 //! * [`occlusion`]: the score drop when patches are replaced by the masking fill (slow reference, Zeiler &
 //!   Fergus 2014);
+//! * [`value_paths`]: the CLS reader on value paths, each patch's value path into the CLS token scored through the
+//!   translator's CLS slot (Gandelsman, Efros & Steinhardt 2023; MaskCLIP, Zhou et al. 2022);
 //! * [`maps::contrastive`]: one map minus another, clipped at 0 (target word against class word);
 //! * [`threshold`]: maps to masks (MaskTune's mean + k std, quantile, top-k %, Otsu);
 //! * [`quality`]: threshold-free mask quality against the true bird masks (AUROC, IoU at matched coverage,
@@ -42,6 +44,7 @@ pub mod quality;
 pub mod rollout;
 pub mod sanity;
 pub mod threshold;
+pub mod value_paths;
 pub mod word;
 
 pub use maps::{RelevanceMaps, ScoreFn};

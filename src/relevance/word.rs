@@ -18,6 +18,7 @@ use super::mask::MaskValue;
 use super::method::{RelevanceMethod, RelevanceSpec};
 use super::occlusion::occlusion;
 use super::rollout::gradient_rollout_with;
+use super::value_paths::value_paths;
 use crate::data::InputPipeline;
 use crate::explain::lm::{pad_batch, LanguageModel};
 use crate::models::gpt2::Gpt2;
@@ -359,6 +360,7 @@ impl WordRelevance<'_> {
                 Ok(contribution(self.vit, xs, self.layer, score)?.maps)
             }
             RelevanceMethod::ObjectComplement => object_complement(self.vit, xs),
+            RelevanceMethod::ValuePaths => value_paths(self.vit, xs, self.layer, score),
         }
     }
 }

@@ -16,7 +16,9 @@ use super::{
 use crate::precision::{self, Precision};
 
 mod config;
+mod decompose;
 pub use config::{flops_per_image, Config};
+pub use decompose::ClsDecomposition;
 
 fn linear(vs: nn::Path, i: i64, o: i64, bias: bool, std: f64) -> Linear {
     // HF `_init_weights`: trunc_normal(0, initializer_range) (truncated at +-2, i.e. ~100 std: a plain normal), bias 0.
