@@ -25,6 +25,7 @@ fn object_cfg() -> SynthConfig {
         seed: 3,
         variants: false,
         spurious_object: Some(SpuriousObject::default()),
+        place_masks: true,
         ..SynthConfig::default()
     }
 }
@@ -92,6 +93,18 @@ fn object_counts_masks_and_captions() {
         0,
         "object and bird masks overlap"
     );
+    // The place mask leaves the dock out, as it leaves the bird out.
+    let pm = train.place_masks.as_ref().expect("place_masks/ is written");
+    for (other, name) in [(om, "object"), (bm, "bird")] {
+        let both =
+            (pm.to_kind(tch::Kind::Int64) * other.to_kind(tch::Kind::Int64)).sum(tch::Kind::Int64);
+        assert_eq!(
+            i64::try_from(both).unwrap(),
+            0,
+            "place and {name} masks overlap"
+        );
+    }
+    assert!(i64::try_from(pm.sum(tch::Kind::Int64)).unwrap() > 0);
 
     // Captions name the dock on every image that carries it and on no other.
     let mut rdr = csv::Reader::from_path(d.path().join("captions.csv")).unwrap();
