@@ -423,17 +423,8 @@ fn the_cli_sets_placement_and_place_masks() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("wb");
     let run = |extra: &[&str]| {
-        std::process::Command::new(common::BIN)
-            .args([
-                "data",
-                "synth-waterbirds",
-                "--scale",
-                "0.01",
-                "--size",
-                "16",
-            ])
-            .args(["--no-variants", "--out"])
-            .arg(&out)
+        common::tiny_synth_command(&out)
+            .arg("--no-variants")
             .args(extra)
             .output()
             .unwrap()

@@ -231,17 +231,7 @@ fn truncated_jpeg_is_reported_as_corrupt_or_skipped_and_counted() {
 #[test]
 fn logs_to_a_pipe_carry_no_colour_codes() {
     let tmp = tempfile::tempdir().unwrap();
-    let done = Command::new(BIN)
-        .args([
-            "data",
-            "synth-waterbirds",
-            "--scale",
-            "0.01",
-            "--size",
-            "16",
-            "--out",
-        ])
-        .arg(tmp.path().join("wb"))
+    let done = common::tiny_synth_command(&tmp.path().join("wb"))
         .env_remove("NO_COLOR")
         .env_remove("RUST_LOG")
         .output()

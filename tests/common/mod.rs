@@ -34,6 +34,24 @@ pub fn run(config: &Path, out: &Path, args: &[&str]) -> Output {
         .expect("the texplain binary runs")
 }
 
+/// The command `texplain data synth-waterbirds --scale 0.01 --size 16 --out OUT` (119 images of 16 px), to which a
+/// test adds its own flags.
+pub fn tiny_synth_command(out: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "data",
+            "synth-waterbirds",
+            "--scale",
+            "0.01",
+            "--size",
+            "16",
+        ])
+        .arg("--out")
+        .arg(out);
+    command
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
