@@ -6,8 +6,10 @@
 //! bird-free scenes, so a decoder can leave the bird out when the features do not show it (docs/ARCHITECTURE.md,
 //! "Why the caption set holds scenes without birds").
 //!
-//! One file (about 550 lines of code before the tests): the grammar, the caption set drawn with it and the readers
-//! of the formats that set is written in belong together; the scene drawing itself lives in [`super::scene`].
+//! One file (about 600 lines of code before the tests): the grammar, the caption set drawn with it and the readers
+//! of the formats that set is written in belong together; the scene drawing itself lives in [`super::scene`]. The
+//! next addition should move the readers (`load_csv`, `load_coco`, `load_images`, `load_corpus`) to a module of
+//! their own.
 use super::draw::{png_rgb, Canvas};
 use super::scene::object::CaptionObjects;
 use super::scene::{
