@@ -9,10 +9,10 @@
 //!   [`crate::relevance::quality::centre_prior_maps`]. TExplain − frame is what the word map adds over position.
 //! * `object_complement`: TExplain's selection, masked by 1 − the gradient-weighted attention rollout of the
 //!   sample's class logit ([`crate::relevance::complement::object_complement_of`], the map of the relevance
-//!   method `object_complement` for the sample's label instead of the predicted class; Chefer, Gur and Wolf, "Generic Attention-model
-//!   Explainability for Interpreting Bi-Modal and Encoder-Decoder Transformers", ICCV 2021, reference
-//!   hila-chefer/Transformer-MM-Explainability, through [`crate::relevance::rollout::gradient_rollout`]),
-//!   thresholded by TExplain's rule: a labelled non-word mask of everything the classifier does not look at.
+//!   method `object_complement` for the sample's label instead of the predicted class; Chefer, Gur and Wolf,
+//!   "Generic Attention-model Explainability for Interpreting Bi-Modal and Encoder-Decoder Transformers", ICCV
+//!   2021, reference hila-chefer/Transformer-MM-Explainability), thresholded by TExplain's rule: a labelled
+//!   non-word mask of everything the classifier does not look at.
 //! * `oracle_object`: TExplain's selection, the spurious object's true mask ([`true_object_masks`]).
 //!
 //! Every function returns bool masks `[k, 1, H, W]` (true = masked) on the CPU, in the order of the rows asked for.
