@@ -125,10 +125,11 @@ fn num(values: impl Iterator<Item = Option<f64>>) -> String {
 fn quality_cells(qs: &[&QualitySummary]) -> String {
     let images: usize = qs.iter().map(|q| q.n_scored).sum();
     format!(
-        "{} | {} | {} | {} | {} | {} | {} | {}",
+        "{} | {} | {} | {} | {} | {} | {} | {} | {}",
         images,
         num(qs.iter().map(|q| q.auroc)),
         num(qs.iter().map(|q| q.place_auroc)),
+        num(qs.iter().map(|q| q.object_auroc)),
         num(qs.iter().map(|q| q.matched_iou)),
         num(qs.iter().map(|q| q.pointing_game)),
         num(qs.iter().map(|q| q.coverage)),
@@ -175,13 +176,14 @@ pub fn masks_md(seeds: &[SeedMasks]) -> String {
         out,
         "relevance `{relevance}`, threshold `{threshold}`. Quality against the true bird masks over the selected \
          training samples with a target word (the background is the positive class; AUROC vs place: the place's \
-         pixels, sky excluded, against the rest, where the data ship place masks; IoU at matched coverage: the \
+         pixels, sky excluded, against the rest, where the data ship place masks; AUROC vs object: the spurious \
+         object's pixels against the rest, over the images that carry it; IoU at matched coverage: the \
          map's top pixels as many as the background has; mean ± std over seeds). The centre prior scores distance \
          from the image centre and never looks at the image: it is the chance level of a benchmark whose birds sit \
          in the middle. Beats centre: the share of images on which the map's AUROC beats the centre prior's (ties \
          one half), mean over seeds, with the seeds' pooled 95 % Wilson interval.\n\n\
-         | Selection | Map | Images | AUROC | AUROC vs place | IoU @ matched coverage | Pointing game | Coverage | \
-         Mask IoU | Masked on bird | Beats centre |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+         | Selection | Map | Images | AUROC | AUROC vs place | AUROC vs object | IoU @ matched coverage | Pointing game \
+         | Coverage | Mask IoU | Masked on bird | Beats centre |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     );
     let mut methods: Vec<_> = seeds
         .iter()
