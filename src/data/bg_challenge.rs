@@ -14,10 +14,9 @@
 //! Every variant must hold the same class folders. Images decode like the Waterbirds loader (shorter side resized,
 //! centre crop) into one uint8 tensor; `.npy` masks get the same geometry (nearest neighbour).
 use super::npy;
-use super::waterbirds::{decode_all, resize_crop, stack_chw};
+use super::waterbirds::{decode_all, decode_masks, resize_crop, stack_chw};
 use super::{first_offenders, DataError, LoadOptions, Split};
 use image::imageops::FilterType;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -390,25 +389,9 @@ pub fn load_fg_masks(
             first_offenders(&missing)
         )));
     }
-    let res: Vec<Result<Vec<u8>, String>> = paths
-        .par_iter()
-        .map(|p| decode_npy_mask(p, size as u32))
-        .collect();
-    let mut masks = Vec::with_capacity(res.len());
-    for (p, r) in paths.iter().zip(res) {
-        match r {
-            Ok(m) => masks.push(m),
-            Err(e) => bad.push(format!("{}: {e}", p.display())),
-        }
-    }
-    if !bad.is_empty() {
-        return Err(DataError::CorruptImages {
-            path: mask_root,
-            count: bad.len(),
-            first: first_offenders(&bad),
-        });
-    }
-    Ok(stack_chw(&masks, size, 1))
+    decode_masks(&paths, &mask_root, size, |p| {
+        decode_npy_mask(p, size as u32)
+    })
 }
 
 /// Loads one variant (`<root>/<variant>/val`), with its foreground masks when `masks`.

@@ -326,8 +326,18 @@ fn load_masks(
         .iter()
         .map(|r| mask_dir.join(Path::new(&r.img_filename).with_extension("png")))
         .collect();
-    let res: Vec<Result<Vec<u8>, String>> =
-        paths.par_iter().map(|p| decode_mask(p, size)).collect();
+    decode_masks(&paths, &mask_dir, size as i64, |p| decode_mask(p, size)).map(Some)
+}
+
+/// Decodes the masks at `paths` in parallel with `decode` (0/1 bytes of `size`x`size`) into `[n, 1, size, size]`
+/// u8; an error on `folder` counts and names the masks that do not decode.
+pub(crate) fn decode_masks(
+    paths: &[PathBuf],
+    folder: &Path,
+    size: i64,
+    decode: impl Fn(&Path) -> Result<Vec<u8>, String> + Sync,
+) -> Result<Tensor, DataError> {
+    let res: Vec<Result<Vec<u8>, String>> = paths.par_iter().map(|p| decode(p)).collect();
     let mut masks = Vec::with_capacity(res.len());
     let mut bad = Vec::new();
     for (p, r) in paths.iter().zip(res) {
@@ -338,10 +348,10 @@ fn load_masks(
     }
     if !bad.is_empty() {
         return Err(DataError::CorruptImages {
-            path: mask_dir,
+            path: folder.to_path_buf(),
             count: bad.len(),
             first: first_offenders(&bad),
         });
     }
-    Ok(Some(stack_chw(&masks, size as i64, 1)))
+    Ok(stack_chw(&masks, size, 1))
 }
