@@ -123,10 +123,8 @@ pub fn object_complement_masks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::vit::Config;
     use crate::relevance::maps::class_logit_score;
     use crate::relevance::rollout::gradient_rollout;
-    use tch::nn;
 
     fn bools(t: &Tensor) -> Vec<bool> {
         Vec::<bool>::try_from(t.reshape([-1])).unwrap()
@@ -229,14 +227,7 @@ mod tests {
 
     #[test]
     fn object_complement_masks_threshold_one_minus_the_class_rollout() {
-        tch::manual_seed(3);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            num_hidden_layers: 2,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (_vs, vit) = crate::models::vit::sharp_tiny(3, Some(2));
         let images = Tensor::randint(256, [3, 3, 16, 16], (Kind::Uint8, Device::Cpu));
         let input = InputPipeline {
             normalize: crate::data::NormalizeConfig::default(),

@@ -39,19 +39,11 @@ pub fn complement(maps: &RelevanceMaps) -> RelevanceMaps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::vit::Config;
-    use tch::{nn, Device};
+    use tch::Device;
 
     #[test]
     fn the_map_is_one_minus_the_predicted_class_rollout() {
-        tch::manual_seed(13);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            num_hidden_layers: 2,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (_vs, vit) = crate::models::vit::sharp_tiny(13, Some(2));
         let xs = Tensor::randn([3, 3, 16, 16], (Kind::Float, Device::Cpu));
         let got = object_complement(&vit, &xs).unwrap();
         let logits = vit.forward_features(&xs, -1, false).unwrap().logits; // [b, labels]

@@ -68,18 +68,10 @@ pub fn contribution(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::vit::Config;
     use tch::{nn, Device};
 
     fn tiny() -> (nn::VarStore, Vit, Tensor) {
-        tch::manual_seed(5);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            num_hidden_layers: 2,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (vs, vit) = crate::models::vit::sharp_tiny(5, Some(2));
         let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         (vs, vit, xs)
     }

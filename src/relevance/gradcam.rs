@@ -59,18 +59,11 @@ pub fn gradcam(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::vit::Config;
     use crate::relevance::maps::class_logit_score;
     use tch::{nn, Device};
 
     fn tiny() -> (nn::VarStore, Vit, Tensor) {
-        tch::manual_seed(7);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (vs, vit) = crate::models::vit::sharp_tiny(7, None);
         let xs = Tensor::randn([3, 3, 16, 16], (Kind::Float, Device::Cpu));
         (vs, vit, xs)
     }

@@ -150,7 +150,6 @@ pub fn gradient_rollout_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::vit::Config;
     use crate::relevance::maps::class_logit_score;
     use tch::{nn, Device};
 
@@ -195,14 +194,7 @@ mod tests {
     }
 
     fn tiny(layers: i64) -> (nn::VarStore, Vit, Tensor) {
-        tch::manual_seed(11);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            num_hidden_layers: layers,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (vs, vit) = crate::models::vit::sharp_tiny(11, Some(layers));
         let xs = Tensor::randn([3, 3, 16, 16], (Kind::Float, Device::Cpu));
         (vs, vit, xs)
     }

@@ -80,17 +80,10 @@ pub fn value_paths(
 mod tests {
     use super::*;
     use crate::models::translator::{self, Readout, Translator};
-    use crate::models::vit::Config;
     use tch::{nn, Device};
 
     fn tiny() -> (nn::VarStore, Vit, Tensor) {
-        tch::manual_seed(2);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (vs, vit) = crate::models::vit::sharp_tiny(2, None);
         let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         (vs, vit, xs)
     }

@@ -163,18 +163,11 @@ impl Vit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::vit::Config;
-    use tch::{nn, Device};
+    use tch::Device;
 
     #[test]
     fn value_paths_and_the_other_terms_rebuild_the_cls_token() {
-        tch::manual_seed(11);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (vs, vit) = crate::models::vit::sharp_tiny(11, None);
         // Random layernorm affines and biases, so that no term is trivially zero or one.
         tch::no_grad(|| {
             for (name, mut var) in vs.variables() {
@@ -217,13 +210,7 @@ mod tests {
     #[test]
     fn one_blocks_value_paths_are_the_attention_weighted_values() {
         // Block 1 alone, written out with the attention of HF's eager path: c_i = a_{cls,i} W_O v_i per head.
-        tch::manual_seed(5);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
+        let (vs, vit) = crate::models::vit::sharp_tiny(5, None);
         let xs = Tensor::randn([1, 3, 16, 16], (Kind::Float, Device::Cpu));
         let dec = vit.cls_decomposition(&xs, 1).unwrap();
         let trace = vit.forward_with_attentions(&xs, false).unwrap();
@@ -234,14 +221,14 @@ mod tests {
             [96],
             Some(&p("layernorm_before.weight")),
             Some(&p("layernorm_before.bias")),
-            cfg.layer_norm_eps,
+            vit.config().layer_norm_eps,
             false,
         ); // [1, n, d]
         let v = h.linear(
             &p("attention.attention.value.weight"),
             Some(&p("attention.attention.value.bias")),
         ); // [1, n, d]
-        let heads = cfg.num_attention_heads;
+        let heads = vit.config().num_attention_heads;
         let hd = 96 / heads;
         let w_o = p("attention.output.dense.weight"); // [d, d]
         let mut want = Tensor::zeros([17, 96], (Kind::Float, Device::Cpu));

@@ -501,6 +501,22 @@ impl nn::ModuleT for Vit {
     }
 }
 
+/// A tiny ViT for unit tests (16 px, patch 4, `layers` blocks or the tiny preset's), its weights drawn from
+/// `seed` with std 0.1, large enough that attention is far from uniform.
+#[cfg(test)]
+pub(crate) fn sharp_tiny(seed: i64, layers: Option<i64>) -> (nn::VarStore, Vit) {
+    tch::manual_seed(seed);
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let tiny = Config::tiny(16, 4);
+    let cfg = Config {
+        initializer_range: 0.1,
+        num_hidden_layers: layers.unwrap_or(tiny.num_hidden_layers),
+        ..tiny
+    };
+    let vit = Vit::new(&vs.root(), &cfg);
+    (vs, vit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,21 +547,9 @@ mod tests {
         }
     }
 
-    /// A tiny model with weights large enough that attention is far from uniform.
-    fn sharp_tiny() -> (nn::VarStore, Vit) {
-        tch::manual_seed(3);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = Config {
-            initializer_range: 0.1,
-            ..Config::tiny(16, 4)
-        };
-        let vit = Vit::new(&vs.root(), &cfg);
-        (vs, vit)
-    }
-
     #[test]
     fn explicit_attention_forward_equals_the_sdpa_forward() {
-        let (_vs, vit) = sharp_tiny();
+        let (_vs, vit) = super::sharp_tiny(3, None);
         let xs = Tensor::randn([3, 3, 16, 16], (Kind::Float, Device::Cpu));
         let (hs, last, logits) = vit.forward_hidden_states(&xs, false).unwrap();
         let trace = vit.forward_with_attentions(&xs, false).unwrap();
@@ -570,7 +574,7 @@ mod tests {
 
     #[test]
     fn forward_from_continues_any_layer_to_any_later_layer() {
-        let (_vs, vit) = sharp_tiny();
+        let (_vs, vit) = super::sharp_tiny(3, None);
         let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         let (hs, last, _) = vit.forward_hidden_states(&xs, false).unwrap();
         let at = |l: i64| {
