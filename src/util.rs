@@ -6,6 +6,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// For `#[serde(skip_serializing_if = "crate::util::is_default")]`: a knob added with today's behaviour as its
+/// default is left out of what it serializes into (`synth.json`, stage keys), so earlier folders and keys hold.
+pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// `path` with `suffix` appended to its last component (`a/b` + `.tmp` = `a/b.tmp`).
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();

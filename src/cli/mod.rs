@@ -65,7 +65,7 @@ pub enum Command {
     /// and attribute (paper 4.1 and 5.8).
     Faithfulness(faithfulness::FaithfulnessArgs),
     /// Score relevance methods and thresholds against the true bird masks on a held-out split of a finished run
-    /// (val by default): which `mitigation.gradcam` finds the spurious region.
+    /// (val by default): which `mitigation.masks` finds the spurious region.
     MasksEval(masks_eval::MasksEvalArgs),
 }
 

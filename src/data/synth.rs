@@ -99,19 +99,15 @@ pub struct SynthConfig {
     /// Where the bird lands: `{kind: inside}` (the default: wholly inside with a 3 % margin) or
     /// `{kind: anywhere, max_cut: 0.3}` (its box centre anywhere, at most `max_cut` of its width and height cut off).
     /// Left out of `synth.json` at the default, so the folders written before the knob keep their bytes.
-    #[serde(skip_serializing_if = "is_default")]
+    #[serde(skip_serializing_if = "crate::util::is_default")]
     pub placement: Placement,
     /// Also write `place_masks/` (255 = the place's water or land pixels) beside `fg_masks/`, for the main set and
     /// the variants.
-    #[serde(skip_serializing_if = "is_default")]
+    #[serde(skip_serializing_if = "crate::util::is_default")]
     pub place_masks: bool,
     /// A label-correlated object drawn into a subset of the images (absent: none, and today's bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spurious_object: Option<SpuriousObject>,
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
 }
 
 impl Default for SynthConfig {

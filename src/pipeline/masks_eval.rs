@@ -84,6 +84,9 @@ struct EvalReport {
     /// Flagged images with a target word the tokenizer can spell (the mapped ones).
     n_mapped: usize,
     n_place_words: usize,
+    /// The split's mean share of place pixels, where the data ship place masks: the coverage of the
+    /// place-matched `top_k` rule among the thresholds.
+    place_share: Option<f64>,
     target_words: BTreeMap<String, usize>,
     candidates: Vec<Candidate>,
 }
@@ -245,6 +248,18 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
             cfg.data.root.display()
         );
     };
+    // A coverage matched to the place: top-k at the split's mean share of place pixels (issue 24), beside the
+    // default rules, where the data ship place masks.
+    let mut thresholds = thresholds;
+    let place_share = truth.place.as_ref().map(mean_share);
+    if let (true, Some(share)) = (args.thresholds.is_empty(), place_share) {
+        let rule = Threshold::TopK {
+            percent: (1000.0 * share).round() / 10.0,
+        };
+        if !thresholds.contains(&rule) {
+            thresholds.push(rule);
+        }
+    }
     let captions = CaptionData::load(&exp)?;
     let lm = super::lm::run(&exp, &captions)?;
     let mut classifier = Classifier::load(&seed_dir.join(Stage::Erm.name()), exp.device)?;
@@ -463,6 +478,7 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
         n_flagged,
         n_mapped: rows.len(),
         n_place_words: on_place.len(),
+        place_share,
         target_words,
         candidates,
     };
@@ -471,6 +487,14 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
     write_json(&seed_dir.join(format!("{stem}.json")), &report)?;
     write_atomic(&seed_dir.join(format!("{stem}.md")), &md)?;
     Ok(md)
+}
+
+/// The share of nonzero pixels over a `[b, 1, H, W]` mask batch.
+fn mean_share(mask: &Tensor) -> f64 {
+    mask.ne(0)
+        .to_kind(tch::Kind::Float)
+        .mean(tch::Kind::Float)
+        .double_value(&[])
 }
 
 /// The two tables: threshold-free figures per method (place-word targets, then all), thresholded figures per
@@ -606,6 +630,14 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             "\nWord-score fallbacks (images none of whose sentences holds the target's token, literal score, or a \
              place word, attribute score; `object_complement` reads no word): {}.",
             notes.join("; ")
+        );
+    }
+    if let Some(share) = r.place_share {
+        let _ = writeln!(
+            out,
+            "\nPlace share of the split: {:.1} % of the pixels are the place (the coverage of the place-matched \
+             `top_k` rule below).",
+            100.0 * share
         );
     }
     out.push_str(

@@ -1,5 +1,5 @@
 //! Which relevance method maps a sample's target word, as the method code takes it ([`RelevanceSpec`]) and as the
-//! YAML names it (`mitigation.gradcam.method`, `layer`, `contrastive`, `occlusion`, `score`; the config composes
+//! YAML names it (`mitigation.masks.method`, `layer`, `contrastive`, `occlusion`, `score`; the config composes
 //! the same fields). The methods themselves: [`super::gradcam`], [`super::rollout`], [`super::occlusion`],
 //! [`super::contribution`], [`super::complement`], [`super::maps::contrastive`]; the word scores
 //! [`super::word::target_log_prob`] and [`super::attribute`]; the word-targeted runner is
@@ -52,7 +52,7 @@ impl std::fmt::Display for RelevanceMethod {
 }
 
 /// A relevance method with its parameters. In YAML (`texplain masks-eval --relevance`, and the same keys in
-/// `mitigation.gradcam`): `{method: gradcam, layer: 1}`, `{method: rollout, contrastive: true}`,
+/// `mitigation.masks`): `{method: gradcam, layer: 1}`, `{method: rollout, contrastive: true}`,
 /// `{method: rollout, readout: tokens}`, `{method: occlusion, occlusion: {window: 2, stride: 1}}`,
 /// `{method: contribution, score: attribute}`, `{method: object_complement}`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
