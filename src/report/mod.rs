@@ -10,10 +10,14 @@
 //!   of the paired per-seed differences with a 95 % interval of their mean ([`Interval`]: Student-t by default, or
 //!   a seeded percentile bootstrap; see [`crate::stats`]). One shared seed gives no interval.
 //!
-//! Imports flow results <- table <- compare.
+//! * [`html`]: the parts of `report.html` (escaping, `table.md`'s tables as HTML, the page) and its plots
+//!   (`plotters`, SVG backend), the accuracy plot shared with `texplain compare --html`.
+//!
+//! Imports flow results <- table <- compare <- html.
 use std::path::PathBuf;
 
 pub mod compare;
+pub mod html;
 pub mod results;
 pub mod table;
 

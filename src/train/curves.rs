@@ -152,13 +152,19 @@ mod tests {
     fn bad_curves_name_the_file_line_and_column() {
         let path = Path::new("seed-0/erm/curves.csv");
         let err = parse_curves("epoch,loss\n", path).unwrap_err();
-        assert!(format!("{err}").contains("seed-0/erm/curves.csv: header"), "{err}");
+        assert!(
+            format!("{err}").contains("seed-0/erm/curves.csv: header"),
+            "{err}"
+        );
         let err = parse_curves(&format!("{HEADER}\n1,0.5,x,0.2\n"), path).unwrap_err();
         assert_eq!(
             format!("{err}"),
             "seed-0/erm/curves.csv: line 2, column `val_worst_group`: \"x\" is not a number"
         );
         let err = parse_curves(&format!("{HEADER}\n1,0.5\n"), path).unwrap_err();
-        assert!(format!("{err}").contains("line 2: 2 cells, expected 4"), "{err}");
+        assert!(
+            format!("{err}").contains("line 2: 2 cells, expected 4"),
+            "{err}"
+        );
     }
 }

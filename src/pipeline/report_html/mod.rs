@@ -1,0 +1,137 @@
+//! `report.html` of a run directory: written at the end of every `texplain run` (both flows, failed runs too) and
+//! rebuilt by `texplain report RUN_DIR`. It reads only what the run left on disk (`run.json`,
+//! `config.resolved.yaml`, `results.csv`, `table.md`, each seed's stage folders and their `stage.json`), so it
+//! opens for a run that failed half-way, saying which stage failed and why, and is never stale. Composed from the
+//! parts of [`crate::report::html`]; one section per part of the run:
+//!
+//! * `run`: status (the error chain of a failed run, the interrupted `.partial` stages), `run.json`;
+//! * `accuracy`: Table 1 beside its plot (a dot per seed, the mean, the paired 95 % interval against ERM, the
+//!   paper's figures), the paired differences of the arms beside theirs, and the reference check's verdict;
+//! * `regime`, `flags`, `masks` (AUROC of every map and its controls, an overlay grid per arm), `explanations`
+//!   (word clouds, top words with their shares, sampled sentences per group), `curves` (each seed's `curves.csv`
+//!   per stage), `timings` (seconds per stage from `stage.json`), `config`;
+//! * an ImageNet-9 analysis (no `results.csv`) shows its `table.md` beside the figures its stages drew.
+//!
+//! Sections whose files are missing are left out; a section whose files cannot be read says so in place.
+mod sections;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::report::html::{document, escape, write_page, Section};
+
+/// The report's file name in the run directory.
+pub const REPORT_FILE: &str = "report.html";
+
+/// The fields of `run.json` the report reads.
+#[derive(Deserialize, Debug, Default)]
+pub struct RunJson {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub started_unix: Option<u64>,
+    #[serde(default)]
+    pub finished_unix: Option<u64>,
+}
+
+/// The seed folders of a run (`seed-<s>`), by seed.
+pub fn seed_dirs(run: &Path) -> Vec<(u64, PathBuf)> {
+    let mut seeds: Vec<(u64, PathBuf)> = std::fs::read_dir(run)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let seed = name.strip_prefix("seed-")?.parse().ok()?;
+            e.path().is_dir().then(|| (seed, e.path()))
+        })
+        .collect();
+    seeds.sort();
+    seeds
+}
+
+/// A section from `build`, or, where its files cannot be read, one that says why; `None` when it has nothing.
+fn section(
+    id: &str,
+    title: &str,
+    build: impl FnOnce() -> Result<Option<String>>,
+) -> Option<Section> {
+    match build() {
+        Ok(Some(body)) => Some(Section::new(id, title, body)),
+        Ok(None) => None,
+        Err(err) => Some(Section::new(
+            id,
+            title,
+            format!(
+                "<p class=\"note\">This section could not be drawn: {}</p>",
+                escape(&format!("{err:#}"))
+            ),
+        )),
+    }
+}
+
+/// The page of the run directory `run`.
+pub fn render(run: &Path) -> Result<String> {
+    let info: RunJson = match std::fs::read_to_string(run.join("run.json")) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", run.join("run.json").display()))?,
+        Err(_) => RunJson::default(),
+    };
+    let name = std::fs::canonicalize(run)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| run.display().to_string());
+    let seeds = seed_dirs(run);
+    let status = if info.status.is_empty() {
+        "no run.json".to_string()
+    } else {
+        info.status.clone()
+    };
+    let sections: Vec<Section> = [
+        section("run", "Run", || sections::run(run, &info).map(Some)),
+        section("accuracy", "Accuracy (Table 1)", || {
+            sections::accuracy(run, &name)
+        }),
+        section("analysis", "Analysis", || sections::analysis(run, &seeds)),
+        section("regime", "Regime check", || sections::regime(&seeds)),
+        section("flags", "Flags", || sections::flags(&seeds)),
+        section("masks", "Masks", || sections::masks(run, &seeds)),
+        section("explanations", "Explanations", || {
+            sections::explanations(run, &seeds)
+        }),
+        section("curves", "Training curves", || sections::curves(&seeds)),
+        section("timings", "Timings", || sections::timings(run)),
+        section("config", "Config", || sections::config(run)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let subtitle = format!(
+        "status: {status} · seeds: {} · {}",
+        seeds
+            .iter()
+            .map(|(s, _)| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        run.display()
+    );
+    Ok(document(
+        &format!("texplain run {name}"),
+        &subtitle,
+        &sections,
+    ))
+}
+
+/// Writes `<run>/report.html` atomically and returns its path.
+pub fn write(run: &Path) -> Result<PathBuf> {
+    let path = run.join(REPORT_FILE);
+    write_page(&path, &render(run)?)?;
+    Ok(path)
+}
