@@ -22,7 +22,7 @@ pub mod results;
 pub mod table;
 
 pub use compare::{
-    compare, compare_with, paired_differences_md, CompareFormat, Interval, PAIRED_ARMS,
+    compare, compare_with, paired_differences_md, read_runs, CompareFormat, Interval, PAIRED_ARMS,
 };
 pub use results::{
     parse_results_csv, read_results_csv, results_to_csv, write_results_csv, ResultRow,

@@ -13,6 +13,9 @@
 //! * an ImageNet-9 analysis (no `results.csv`) shows its `table.md` beside the figures its stages drew.
 //!
 //! Sections whose files are missing are left out; a section whose files cannot be read says so in place.
+mod explanations;
+mod masks;
+mod outcome;
 mod sections;
 
 use anyhow::{Context, Result};
@@ -95,20 +98,20 @@ pub fn render(run: &Path) -> Result<String> {
         info.status.clone()
     };
     let sections: Vec<Section> = [
-        section("run", "Run", || sections::run(run, &info).map(Some)),
+        section("run", "Run", || outcome::run(run, &info).map(Some)),
         section("accuracy", "Accuracy (Table 1)", || {
-            sections::accuracy(run, &name)
+            outcome::accuracy(run, &name)
         }),
-        section("analysis", "Analysis", || sections::analysis(run, &seeds)),
+        section("analysis", "Analysis", || outcome::analysis(run, &seeds)),
         section("regime", "Regime check", || sections::regime(&seeds)),
         section("flags", "Flags", || sections::flags(&seeds)),
-        section("masks", "Masks", || sections::masks(run, &seeds)),
+        section("masks", "Masks", || masks::masks(run, &seeds)),
         section("explanations", "Explanations", || {
-            sections::explanations(run, &seeds)
+            explanations::explanations(run, &seeds)
         }),
         section("curves", "Training curves", || sections::curves(&seeds)),
-        section("timings", "Timings", || sections::timings(run)),
-        section("config", "Config", || sections::config(run)),
+        section("timings", "Timings", || outcome::timings(run)),
+        section("config", "Config", || outcome::config(run)),
     ]
     .into_iter()
     .flatten()

@@ -214,6 +214,6 @@ mod tests {
         let (categories, series) = paired_bars(&runs[0].1, Split::Test);
         assert_eq!(categories, ["texplain − random"]);
         assert_eq!(series[0].values, [Some((50.0 - 40.0, None))]);
-        assert!(svg.contains(">b/texplain<"));
+        assert!(super::super::plots::has_text(&svg, "b/texplain"));
     }
 }
