@@ -132,7 +132,7 @@ mod tests {
             },
             CurvePoint {
                 epoch: 1,
-                train_loss: Some(0.693147),
+                train_loss: Some(0.5625),
                 val_worst_group: Some(0.375),
                 val_avg: Some(0.625),
             },
@@ -140,7 +140,7 @@ mod tests {
         let csv = curves_csv(&points);
         assert_eq!(
             csv,
-            "epoch,train_loss,val_worst_group,val_avg\n0,,0.250000,0.500000\n1,0.693147,0.375000,0.625000\n"
+            "epoch,train_loss,val_worst_group,val_avg\n0,,0.250000,0.500000\n1,0.562500,0.375000,0.625000\n"
         );
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_curves(dir.path()).unwrap(), None);

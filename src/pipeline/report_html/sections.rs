@@ -12,7 +12,7 @@ use crate::pipeline::regime::RegimeSummary;
 use crate::pipeline::report::{flags_md, regime_md};
 use crate::report::html::plots::{bars, line_panels, BarSeries, Line};
 use crate::report::html::{md_to_html, pair};
-use crate::train::curves::read_curves;
+use crate::train::curves::{read_curves, CurvePoint};
 use crate::util::read_json;
 
 /// The PNG files of `dir`, sorted, as paths relative to `run`.
@@ -152,11 +152,14 @@ pub(super) fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// A stage's folder name and its training curve.
+type StageCurve = (String, Vec<CurvePoint>);
+
 /// Each seed's training curves (`curves.csv`) per stage: the training loss and the validation worst-group and
 /// average accuracy per epoch.
 pub fn curves(seeds: &[(u64, PathBuf)]) -> Result<Option<String>> {
     let mut stages: Vec<String> = Vec::new();
-    let mut per_seed: Vec<(u64, Vec<(String, Vec<crate::train::curves::CurvePoint>)>)> = Vec::new();
+    let mut per_seed: Vec<(u64, Vec<StageCurve>)> = Vec::new();
     for (seed, dir) in seeds {
         let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
             .into_iter()
@@ -191,7 +194,7 @@ pub fn curves(seeds: &[(u64, PathBuf)]) -> Result<Option<String>> {
         "<p class=\"note\">One plot per seed, one line per training stage (from its <code>curves.csv</code>); \
          validation accuracy in %, epoch 0 = the model before fine-tuning where it competes in model selection.</p>",
     );
-    type Pick = fn(&crate::train::curves::CurvePoint) -> Option<f64>;
+    type Pick = fn(&CurvePoint) -> Option<f64>;
     let panels: [(&str, Pick); 3] = [
         ("training loss", |p| p.train_loss),
         ("val worst-group (%)", |p| {
