@@ -80,6 +80,13 @@ fn section(
     }
 }
 
+/// The `name` of the run's resolved config.
+fn config_name(run: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(run.join("config.resolved.yaml")).ok()?;
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    config.get("name")?.as_str().map(String::from)
+}
+
 /// The page of the run directory `run`.
 pub fn render(run: &Path) -> Result<String> {
     let info: RunJson = match std::fs::read_to_string(run.join("run.json")) {
@@ -87,6 +94,7 @@ pub fn render(run: &Path) -> Result<String> {
             .with_context(|| format!("parsing {}", run.join("run.json").display()))?,
         Err(_) => RunJson::default(),
     };
+    // The run is named by its directory, as `texplain check-reference` names its reference.
     let name = std::fs::canonicalize(run)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -125,11 +133,11 @@ pub fn render(run: &Path) -> Result<String> {
             .join(", "),
         run.display()
     );
-    Ok(document(
-        &format!("texplain run {name}"),
-        &subtitle,
-        &sections,
-    ))
+    let title = match config_name(run) {
+        Some(config) if config != name => format!("texplain run {name} (config {config})"),
+        _ => format!("texplain run {name}"),
+    };
+    Ok(document(&title, &subtitle, &sections))
 }
 
 /// Writes `<run>/report.html` atomically and returns its path.

@@ -192,7 +192,7 @@ pub fn curves(seeds: &[(u64, PathBuf)]) -> Result<Option<String>> {
     }
     let mut out = String::from(
         "<p class=\"note\">One plot per seed, one line per training stage (from its <code>curves.csv</code>); \
-         validation accuracy in %, epoch 0 = the model before fine-tuning where it competes in model selection.</p>",
+         validation accuracy in %, an epoch 0, where a stage has one, is the model as it starts, a candidate of the model selection.</p>",
     );
     type Pick = fn(&CurvePoint) -> Option<f64>;
     let panels: [(&str, Pick); 3] = [

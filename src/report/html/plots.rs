@@ -221,7 +221,7 @@ pub fn bars(
             .iter()
             .flat_map(|s| s.values.iter().flatten())
             .flat_map(|&(v, w)| [v - w.unwrap_or(0.0), v + w.unwrap_or(0.0)]);
-        let (lo, hi) = padded_range(values.chain([0.0]), 1e-9, (0.0, 1.0));
+        let (lo, hi) = padded_range(values.chain([0.0]), 1.0, (0.0, 1.0));
         (lo.min(0.0), hi)
     });
     svg(title, (WIDTH, height), |root| {
@@ -282,6 +282,15 @@ pub fn bars(
     })
 }
 
+/// `x` as a whole number where it is one, blank between (epochs).
+fn whole(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
 /// A line of a [`line_panels`] plot, in the colour of `colour(colour_index)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
@@ -309,6 +318,8 @@ pub fn line_panels(title: &str, x_desc: &str, panels: &[(String, Vec<Line>)]) ->
                 .map_err(err)?;
             chart
                 .configure_mesh()
+                .max_light_lines(2)
+                .x_label_formatter(&|x| whole(*x))
                 .x_desc(x_desc)
                 .label_style(("sans-serif", 13))
                 .draw()
