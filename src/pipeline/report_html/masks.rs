@@ -50,13 +50,11 @@ pub fn masks(run: &Path, seeds: &[(u64, PathBuf)]) -> Result<Option<String>> {
         return Ok(None);
     }
     let mut out = String::new();
-    let mut selections: Vec<String> = summaries
+    // The selections whose maps were scored (against true masks), in name order.
+    let selections: Vec<String> = summaries
         .iter()
+        .filter(|s| s.quality.is_some())
         .map(|s| s.method.name().to_string())
-        .collect();
-    selections.dedup();
-    let selections: Vec<String> = selections
-        .into_iter()
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
