@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine: `make demo` (the main job: a run, then its check against the
-# committed reference results/reference/<name>/) and `make test` (the tests).
+# committed reference results/reference/<name>/, ending with the path of the run's report.html) and `make test` (the tests).
 # Both fetch a CPU libtorch 2.11.0 into ~/.cache/texplain on first use (scripts/fetch-libtorch.sh); a LIBTORCH
 # that is already set wins. Everything is built in release mode, once, for the binary and the tests alike.
 WITH_LIBTORCH := scripts/with-libtorch.sh
@@ -18,6 +18,7 @@ build:
 demo: build
 	target/release/texplain run $(CONFIG)
 	target/release/texplain check-reference $(RUN_DIR)
+	@echo "report: $(RUN_DIR)/report.html"
 
 test:
 	$(WITH_LIBTORCH) cargo test --release

@@ -7,7 +7,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::data::Split;
-use crate::report::{compare_with, CompareFormat, Interval};
+use crate::report::html::{compare_page, write_page};
+use crate::report::{compare_with, read_runs, CompareFormat, Interval};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
@@ -32,6 +33,10 @@ pub struct CompareArgs {
     /// Seed of the bootstrap resampling (with `--interval bootstrap`).
     #[arg(long, default_value_t = 0)]
     pub bootstrap_seed: u64,
+    /// Also write a self-contained HTML page here: the accuracy plot of every run and method (a dot per seed, the
+    /// mean, the paired 95 % interval against the run's ERM) beside the markdown table.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
 }
 
 /// Which interval `--interval` asks for; [`CompareArgs::interval`] adds the bootstrap's resamples and seed.
@@ -83,6 +88,22 @@ pub fn run(args: CompareArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
+    if let Some(out) = &args.html {
+        let table = if args.format == CompareFormat::Markdown {
+            text
+        } else {
+            compare_with(
+                &args.inputs,
+                &args.baseline,
+                args.split,
+                CompareFormat::Markdown,
+                args.interval(),
+            )?
+        };
+        let runs = read_runs(&args.inputs)?;
+        write_page(out, &compare_page(&runs, args.split, &table)?)?;
+        eprintln!("report: {}", out.display());
+    }
     Ok(())
 }
 
@@ -129,6 +150,9 @@ mod tests {
             ("r/random", "val", CompareFormat::Csv)
         );
         assert_eq!(cli.args.interval(), Interval::T);
+        assert_eq!(cli.args.html, None);
+        let cli = Cli::try_parse_from(["compare", "a", "b", "--html", "out/cmp.html"]).unwrap();
+        assert_eq!(cli.args.html, Some(PathBuf::from("out/cmp.html")));
         let cli = Cli::try_parse_from([
             "compare",
             "r",

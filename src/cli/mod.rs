@@ -14,6 +14,7 @@ mod data;
 mod explain;
 mod faithfulness;
 mod masks_eval;
+mod report;
 mod run;
 
 /// `texplain --version`: the crate, tch and libtorch versions, and whether libtorch sees CUDA.
@@ -54,6 +55,8 @@ pub enum Command {
     Data(data::DataCommand),
     /// Aggregate results.csv files across seeds and runs.
     Compare(compare::CompareArgs),
+    /// Rebuild a run directory's report.html (tables, plots, masks, explanations, curves) from its files.
+    Report(report::ReportArgs),
     /// Check a run's results against the committed reference of its experiment (results/reference/<name>/):
     /// which method and metric moved beyond seed noise.
     CheckReference(check_reference::CheckArgs),
@@ -100,6 +103,7 @@ pub fn main() -> Result<()> {
         Command::Config(args) => config::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Compare(args) => compare::run(args),
+        Command::Report(args) => report::run(args),
         Command::CheckReference(args) => check_reference::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Bench(args) => bench::run(args),

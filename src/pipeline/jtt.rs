@@ -11,7 +11,7 @@
 //! Output: `seed-<s>/jtt/` = `grid.csv` (per point: error-set size and its groups, selected epoch, val and test
 //! worst-group and average, the chosen point marked), `metrics.csv` and `results.csv` of the chosen point,
 //! `id-T<T>/` (the identification run's `metrics.csv`, `errors.csv`: img_id and group of each error) and
-//! `final-T<T>-up<λ>/metrics.csv`.
+//! `final-T<T>-up<λ>/{metrics,curves}.csv`; the chosen point's `curves.csv` beside its `metrics.csv`.
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -125,6 +125,9 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
                     )
                 })?;
                 copy_files(&step, &dir.join(&name), &["metrics.csv"])?;
+                if let Some(curve) = train::curves::read_curves(&step)? {
+                    train::curves::write_curves(&dir.join(&name), &curve)?;
+                }
                 let mut errors_by_group = [0; N_GROUPS];
                 for &e in set {
                     errors_by_group[groups[e] as usize] += 1;
@@ -163,6 +166,9 @@ pub fn run(ctx: &Seed, pretrained: Option<&Pretrained>) -> Result<MethodResults>
             ));
             std::fs::copy(chosen_dir.join("metrics.csv"), dir.join("metrics.csv"))
                 .with_context(|| format!("copying {}/metrics.csv", chosen_dir.display()))?;
+            if let Some(curve) = train::curves::read_curves(&chosen_dir)? {
+                train::curves::write_curves(dir, &curve)?;
+            }
             tracing::info!(
                 seed,
                 t = chosen.id_epochs,

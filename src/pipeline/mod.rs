@@ -19,6 +19,7 @@
 //!                   dfr::run                seed-<s>/dfr/        last layer retrained on validation features
 //!                   groupdro::run           seed-<s>/groupdro/   online group DRO from ERM's init
 //! at the end        report::run             results.csv, table.md
+//!                   report_html::write      report.html (also after a failed run)
 //! ```
 //! Which stages run follows from `mitigation.methods`: the masked fine-tunings
 //! ([`crate::methods::Method::masked_finetune`]) after the explanation stages, each baseline by its method, all four
@@ -49,6 +50,7 @@ pub mod outcome;
 pub mod pretrain;
 pub mod regime;
 pub mod report;
+pub mod report_html;
 pub mod retrain;
 pub mod stage;
 pub mod translator;
@@ -88,9 +90,12 @@ pub fn run(exp: &Experiment) -> Result<()> {
         }
     }
     let recorded = write_json(&out.join("run.json"), &info);
+    // The report shows a failed run too; its own failure never hides the run's error.
+    let report = report_html::write(out);
     let table = result?;
     recorded?;
     println!("{table}");
+    println!("report: {}", report?.display());
     Ok(())
 }
 

@@ -24,6 +24,9 @@
 //!   "content": "<sha256>" }   util::content_digest over the files' (path, sha256): what downstream keys add
 //! ```
 //!
+//! `files` leaves out the training curves (`curves.csv`, [`crate::train::curves`]): a by-product for the run
+//! report that no stage reads, so writing it changes no content digest and no key.
+//!
 //! A long stage made of independent trainings (JTT's grid) keeps its finished steps across an interrupted run:
 //! [`run_stage_in_steps`] hands the build a [`Steps`], whose steps are built in `<stage>.steps/<step>.partial/` and
 //! renamed into place when finished, under the stage's key; a rerun with the same key reuses them and redoes only
@@ -41,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::methods::Method;
+use crate::train::curves::CURVES_FILE;
 use crate::util::{build_in_partial, content_digest, hex, list_files, sha256_file, write_json};
 
 /// A stage of `texplain run`, named as its folder (`<run>/lm/`, `<run>/seed-<s>/erm/`, ...).
@@ -214,6 +218,14 @@ impl StageRecord {
     }
 }
 
+/// The files of a stage's folder that its record lists: all but the by-products no stage reads
+/// ([`CURVES_FILE`], wherever it lies), so writing them changes no content digest and no downstream key.
+fn recorded_files(dir: &Path) -> Result<Vec<String>> {
+    let mut files = list_files(dir)?;
+    files.retain(|f| Path::new(f).file_name().is_none_or(|n| n != CURVES_FILE));
+    Ok(files)
+}
+
 /// The size and SHA-256 of each of `files` (relative to `dir`).
 fn hash_files(dir: &Path, files: Vec<String>) -> Result<Vec<FileRecord>> {
     files
@@ -289,7 +301,7 @@ pub fn run_stage(
     build_in_partial(&dir, |partial| {
         build(partial).with_context(|| format!("stage {}", dir.display()))?;
         seconds = started.elapsed().as_secs_f64();
-        let files = hash_files(partial, list_files(partial)?)?;
+        let files = hash_files(partial, recorded_files(partial)?)?;
         content = StageRecord::digest(&files);
         let record = StageRecord {
             format: RECORD_FORMAT,
@@ -488,6 +500,39 @@ mod tests {
                 .unwrap()
                 .skipped
         );
+    }
+
+    #[test]
+    fn training_curves_are_left_out_of_the_record_and_content() {
+        let tmp = tempfile::tempdir().unwrap();
+        let build = |dir: &Path, curves: bool| {
+            crate::util::write_atomic(&dir.join("model.bin"), "weights")?;
+            if curves {
+                crate::util::write_atomic(&dir.join(CURVES_FILE), "epoch\n")?;
+                crate::util::write_atomic(&dir.join("id-T1").join(CURVES_FILE), "epoch\n")?;
+            }
+            Ok(())
+        };
+        let plain = run_stage(tmp.path(), Stage::Erm, &StageKey::new(Stage::Erm), |d| {
+            build(d, false)
+        })
+        .unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let with = run_stage(other.path(), Stage::Erm, &StageKey::new(Stage::Erm), |d| {
+            build(d, true)
+        })
+        .unwrap();
+        assert_eq!(with.content, plain.content);
+        let record = StageRecord::read(&with.dir).unwrap();
+        let files: Vec<&str> = record.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(files, ["model.bin"]);
+        // Losing the curves is no reason to redo the stage.
+        std::fs::remove_file(with.dir.join(CURVES_FILE)).unwrap();
+        let again = run_stage(other.path(), Stage::Erm, &StageKey::new(Stage::Erm), |_| {
+            panic!("the stage is finished")
+        })
+        .unwrap();
+        assert!(again.skipped);
     }
 
     /// An upstream stage and a downstream stage keyed on its content; returns (upstream, downstream ran?).

@@ -198,6 +198,37 @@ fn resolve_input(input: &Path) -> Result<(PathBuf, String)> {
     Ok((csv_path, name))
 }
 
+/// Each input's `results.csv` and its run's name: its directory's name, or its full path where two inputs share
+/// a directory name.
+fn named_inputs(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let resolved: Vec<(PathBuf, String)> = inputs
+        .iter()
+        .map(|p| resolve_input(p))
+        .collect::<Result<_>>()?;
+    Ok(resolved
+        .iter()
+        .map(|(csv_path, name)| {
+            let n_same = resolved.iter().filter(|(_, n)| n == name).count();
+            let run = if n_same > 1 {
+                csv_path
+                    .parent()
+                    .map_or_else(|| name.clone(), |p| p.display().to_string())
+            } else {
+                name.clone()
+            };
+            (csv_path.clone(), run)
+        })
+        .collect())
+}
+
+/// Every input's rows, named as [`compare`] names its runs (for `texplain compare --html`).
+pub fn read_runs(inputs: &[PathBuf]) -> Result<Vec<(String, Vec<ResultRow>)>> {
+    named_inputs(inputs)?
+        .into_iter()
+        .map(|(csv_path, run)| Ok((run, read_results_csv(&csv_path)?)))
+        .collect()
+}
+
 /// Aggregate `inputs` (results.csv files or run directories) on `split` and compare each (run, method) with
 /// `baseline` (a method name, compared within each run, or `RUN/METHOD` for one fixed run's method); paired
 /// differences get a Student-t interval ([`compare_with`] chooses).
@@ -229,21 +260,10 @@ pub fn compare_with(
 /// The (run, method) cells of `inputs` on `split`: runs in input order (two inputs with the same directory name
 /// are told apart by their full paths), methods in table order within a run.
 fn read_cells(inputs: &[PathBuf], split: Split) -> Result<Vec<Cell>> {
-    let resolved: Vec<(PathBuf, String)> = inputs
-        .iter()
-        .map(|p| resolve_input(p))
-        .collect::<Result<_>>()?;
+    let resolved = named_inputs(inputs)?;
     let mut cells: Vec<Cell> = Vec::new();
-    for (csv_path, name) in &resolved {
-        let n_same = resolved.iter().filter(|(_, n)| n == name).count();
-        let run = if n_same > 1 {
-            csv_path
-                .parent()
-                .map_or_else(|| name.clone(), |p| p.display().to_string())
-        } else {
-            name.clone()
-        };
-        cells.extend(run_cells(&run, csv_path, split)?);
+    for (csv_path, run) in &resolved {
+        cells.extend(run_cells(run, csv_path, split)?);
     }
     if cells.is_empty() {
         return Err(ReportError::NoRows {

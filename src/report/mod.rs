@@ -10,15 +10,19 @@
 //!   of the paired per-seed differences with a 95 % interval of their mean ([`Interval`]: Student-t by default, or
 //!   a seeded percentile bootstrap; see [`crate::stats`]). One shared seed gives no interval.
 //!
-//! Imports flow results <- table <- compare.
+//! * [`html`]: the parts of `report.html` (escaping, `table.md`'s tables as HTML, the page) and its plots
+//!   (`plotters`, SVG backend), the accuracy plot shared with `texplain compare --html`.
+//!
+//! Imports flow results <- table <- compare <- html.
 use std::path::PathBuf;
 
 pub mod compare;
+pub mod html;
 pub mod results;
 pub mod table;
 
 pub use compare::{
-    compare, compare_with, paired_differences_md, CompareFormat, Interval, PAIRED_ARMS,
+    compare, compare_with, paired_differences_md, read_runs, CompareFormat, Interval, PAIRED_ARMS,
 };
 pub use results::{
     parse_results_csv, read_results_csv, results_to_csv, write_results_csv, ResultRow,

@@ -1,6 +1,7 @@
 //! Training a ViT classifier on a Waterbirds-format dataset ([`ClassifierTraining`]): ERM, fine-tuning on masked
 //! samples and the retraining baselines, each epoch evaluated per group on the validation split, the epoch kept by
-//! worst-group validation accuracy (group_DRO's model selection, Sagawa et al. 2020), `metrics.csv` written.
+//! worst-group validation accuracy (group_DRO's model selection, Sagawa et al. 2020), `metrics.csv` and
+//! `curves.csv` ([`super::curves`]) written.
 use anyhow::{Context, Result};
 use rand_chacha::ChaCha8Rng;
 use std::cell::{Cell, RefCell};
@@ -8,6 +9,7 @@ use std::path::Path;
 use tch::{nn, Kind, Tensor};
 
 use super::config::{ModelSelection, TrainConfig};
+use super::curves::{write_curves, CurvePoint};
 use super::eval::{evaluate, Evaluation};
 use super::fit::{restore_vars, snapshot_vars, Batch, Epoch, Sampling, TrainingLoop};
 use super::objective::Objective;
@@ -83,6 +85,7 @@ impl<'a> ClassifierTraining<'a> {
         // The objective's state (group DRO's weights) is updated by every step and read at each epoch's end.
         let loss = RefCell::new(self.objective.start(train, input.device)?);
         let mut csv = MetricsCsv::new(val.is_some());
+        let mut curve = Vec::new();
         let selecting = cfg.select == ModelSelection::WorstGroupVal;
         let mut best = BestEpoch::default();
         if let (true, true, Some(val)) = (self.include_start, selecting, val) {
@@ -91,6 +94,7 @@ impl<'a> ClassifierTraining<'a> {
             csv.start_row();
             csv.val_columns(&eval);
             csv.end_row();
+            curve.push(point(0, None, Some(&eval)));
             best.offer(0, &eval, vs);
         }
         // Correct training predictions of the current epoch (counted per batch, read at its end).
@@ -117,6 +121,7 @@ impl<'a> ClassifierTraining<'a> {
                 if let Some(val) = val {
                     let eval = self.validate(val);
                     csv.val_columns(&eval);
+                    curve.push(point(e.epoch, Some(e.train_loss), Some(&eval)));
                     tracing::info!(
                         epoch = e.epoch,
                         train_loss = e.train_loss,
@@ -127,6 +132,7 @@ impl<'a> ClassifierTraining<'a> {
                         best.offer(e.epoch, &eval, vs);
                     }
                 } else {
+                    curve.push(point(e.epoch, Some(e.train_loss), None));
                     tracing::info!(epoch = e.epoch, train_loss = e.train_loss);
                 }
                 loss.borrow().log_epoch(e.epoch);
@@ -136,6 +142,7 @@ impl<'a> ClassifierTraining<'a> {
         )?;
         write_atomic(&out_dir.join("metrics.csv"), &csv.0)
             .context("writing the per-epoch metrics")?;
+        write_curves(out_dir, &curve)?;
         Ok(best.restore(vs).unwrap_or(TrainSummary {
             selected_epoch: last_epoch,
             val_worst_group: None,
@@ -145,6 +152,16 @@ impl<'a> ClassifierTraining<'a> {
     /// The model's per-group accuracy on `val` (in batches of at least 256).
     fn validate(&self, val: &Dataset) -> Evaluation {
         evaluate(self.model, val, self.input, self.cfg.batch_size.max(256))
+    }
+}
+
+/// An epoch's point of `curves.csv`.
+fn point(epoch: u32, train_loss: Option<f64>, eval: Option<&Evaluation>) -> CurvePoint {
+    CurvePoint {
+        epoch,
+        train_loss,
+        val_worst_group: eval.map(Evaluation::worst_group),
+        val_avg: eval.map(|e| e.avg_plain),
     }
 }
 

@@ -11,9 +11,11 @@
 //! * `fit`: the loop, the sampling of each epoch, optimiser, schedule, mini-batches, weight snapshots;
 //! * `objective`: the loss of a classifier's step ([`Objective`]: cross-entropy, or online group DRO);
 //! * `classifier`: a classifier's training with per-epoch validation and model selection;
-//! * `eval`: predictions and per-group accuracy.
+//! * `eval`: predictions and per-group accuracy;
+//! * [`curves`]: `curves.csv`, the per-epoch training curve every classifier training writes.
 mod classifier;
 mod config;
+pub mod curves;
 mod eval;
 mod fit;
 mod objective;
