@@ -1,5 +1,9 @@
-//! One run at a time in a run directory: `<run>/.lock`, a pid file in the lock-file convention of mail spools and
-//! package managers. It is created atomically (`O_CREAT | O_EXCL`, [`std::fs::OpenOptions::create_new`]) and holds
+//! One whole run, or one process per unit, in a run directory. The whole run (`texplain run`) holds `<run>/.lock`;
+//! a unit run (`texplain run --unit`) holds `<run>/.locks/<unit>.lock` ([`UnitLock`]), waits while another process
+//! builds the same unit, and refuses to start beside a whole run. Each is a pid file in the lock-file convention of
+//! mail spools and package managers; a unit lock records `<pid> <host>` (a lock recorded on another host is
+//! always respected: its pid means nothing here). It is created atomically (`O_CREAT | O_EXCL`,
+//! [`std::fs::OpenOptions::create_new`]) and holds
 //! the holder's process id; it is removed when the holder lets go ([`RunLock`] is dropped, on success and on an
 //! error alike). A lock whose process is no longer alive (a run that was killed) is stale: the next run takes it
 //! over with a warning. A run that finds a live holder fails at once and names its pid. Taking over is
@@ -88,8 +92,9 @@ enum Busy {
     Wait,
 }
 
-/// Creates the lock file `path` for this process (`O_EXCL`), taking over one whose holder is gone.
-fn take(path: &Path, busy: Busy, what: &str) -> Result<u32> {
+/// Creates the lock file `path` for this process (`O_EXCL`), taking over one whose holder is gone; it records the
+/// host too when `with_host` (the unit locks; the whole-run lock keeps its plain pid).
+fn take(path: &Path, busy: Busy, what: &str, with_host: bool) -> Result<u32> {
     let pid = std::process::id();
     let here = host_name();
     let mut takeovers = 0;
@@ -100,7 +105,12 @@ fn take(path: &Path, busy: Busy, what: &str) -> Result<u32> {
             .open(path)
         {
             Ok(mut file) => {
-                file.write_all(format!("{pid} {here}\n").as_bytes())
+                let record = if with_host {
+                    format!("{pid} {here}\n")
+                } else {
+                    format!("{pid}\n")
+                };
+                file.write_all(record.as_bytes())
                     .and_then(|()| file.sync_all())
                     .with_context(|| format!("writing the lock {}", path.display()))?;
                 return Ok(pid);
@@ -175,7 +185,7 @@ impl RunLock {
     /// Takes `<dir>/.lock` for this process, or fails naming the live holder's pid.
     pub fn acquire(dir: &Path) -> Result<Self> {
         let path = dir.join(LOCK_FILE);
-        let pid = take(&path, Busy::Fail, &dir.display().to_string())?;
+        let pid = take(&path, Busy::Fail, &dir.display().to_string(), false)?;
         Ok(Self { path, pid })
     }
 
@@ -215,7 +225,7 @@ impl UnitLock {
         let dir = run.join(UNIT_LOCKS);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{}.lock", unit.replace('/', "__")));
-        let pid = take(&path, Busy::Wait, &format!("unit {unit}"))?;
+        let pid = take(&path, Busy::Wait, &format!("unit {unit}"), true)?;
         Ok(Self { path, pid })
     }
 
@@ -265,5 +275,47 @@ mod tests {
         drop(taken);
         std::fs::write(&path, "not a pid").unwrap();
         assert!(RunLock::acquire(tmp.path()).is_ok());
+    }
+
+    #[test]
+    fn another_hosts_lock_is_respected_and_a_unit_lock_is_per_unit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+
+        // A pid that is dead here but recorded on another host still holds.
+        let path = tmp.path().join(LOCK_FILE);
+        std::fs::write(&path, format!("{dead} elsewhere-node\n")).unwrap();
+        let err = format!("{:#}", RunLock::acquire(tmp.path()).unwrap_err());
+        assert!(
+            err.contains(&format!("pid {dead} on elsewhere-node")),
+            "{err}"
+        );
+
+        // No unit runs beside a live whole run; none of a dead one.
+        std::fs::write(&path, "1\n").unwrap();
+        let err = format!(
+            "{:#}",
+            UnitLock::acquire(tmp.path(), "seed-3/erm").unwrap_err()
+        );
+        assert!(err.contains("a whole texplain run (pid 1)"), "{err}");
+        std::fs::write(&path, format!("{dead}\n")).unwrap();
+
+        // Units lock apart; a dead local holder's unit lock is taken over, recording pid and host.
+        let erm = UnitLock::acquire(tmp.path(), "seed-3/erm").unwrap();
+        let lm = UnitLock::acquire(tmp.path(), "lm").unwrap();
+        assert!(erm.path().ends_with(".locks/seed-3__erm.lock"));
+        assert_eq!(
+            holder(erm.path()),
+            Some((std::process::id(), Some(host_name())))
+        );
+        drop(erm);
+        assert!(!tmp.path().join(".locks/seed-3__erm.lock").exists());
+        let stale = tmp.path().join(".locks/seed-3__erm.lock");
+        std::fs::write(&stale, format!("{dead} {}\n", host_name())).unwrap();
+        let taken = UnitLock::acquire(tmp.path(), "seed-3/erm").unwrap();
+        assert_eq!(holder(taken.path()).map(|h| h.0), Some(std::process::id()));
+        drop((taken, lm));
     }
 }

@@ -21,18 +21,23 @@
 //! at the end        report::run             results.csv, table.md
 //!                   report_html::write      report.html (also after a failed run)
 //! ```
-//! Which stages run follows from `mitigation.methods`: the masked fine-tunings
+//! The list of units above lives in one place, [`plan::units`] (each stage with the units it reads): [`run`] walks
+//! all of it, [`run_unit`] (`texplain run --unit`) one unit's upstream closure, `texplain plan` writes it as waves,
+//! and the local executor ([`executor`], `texplain run-plan`) and the cluster files ([`emit`]) run its units
+//! apart. Which stages run follows from `mitigation.methods`: the masked fine-tunings
 //! ([`crate::methods::Method::masked_finetune`]) after the explanation stages, each baseline by its method, all four
 //! on one skeleton ([`retrain`]: key, starting point, evaluation, results).
 //! A config with an `analysis` section runs that analysis' flow instead ([`in9`]: the ImageNet-9 / Background
 //! Challenge analysis), on the same run directory conventions and stage cache.
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
 //! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
-//! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]), and
+//! stages and redoes interrupted ones. One whole run at a time writes into a run directory ([`lock::RunLock`]), or
+//! any number of unit runs, one per unit ([`lock::UnitLock`]), and
 //! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
 pub mod dfr;
+pub mod emit;
 pub mod erm;
 pub mod executor;
 pub mod explain;
