@@ -278,3 +278,80 @@ fn two_processes_on_one_unit_build_it_once() {
     assert!(run.join("seed-3/erm/stage.json").exists());
     assert!(!run.join(".locks/seed-3__erm.lock").exists());
 }
+
+/// Compares `text` with the golden file `tests/golden/<name>`, after `@RUN@` replaces the run directory; with
+/// `TEXPLAIN_UPDATE_GOLDEN=1` writes it instead.
+fn assert_golden(name: &str, text: &str, run: &Path) {
+    let text = text.replace(s(run), "@RUN@");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var("TEXPLAIN_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (TEXPLAIN_UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    assert_eq!(text, golden, "{name} differs from its golden file");
+}
+
+#[test]
+fn emitted_slurm_and_kubernetes_files_match_their_golden_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let run = tmp.path().join("run");
+    // device: auto asks for the accelerator where there is one: the model units want a GPU.
+    texplain_ok(&["plan", s(&config), "--out", s(&run), "--set", "device=auto"]);
+    let cluster = [
+        "--texplain",
+        "/opt/texplain/bin/texplain",
+        "--workdir",
+        "/work/project",
+        "--parallel",
+        "4",
+        "--partition",
+        "gpu",
+        "--account",
+        "lab",
+        "--image",
+        "registry.example/texplain:1",
+        "--volume",
+        "texplain-runs",
+    ];
+    for kind in ["slurm", "k8s"] {
+        let mut args = vec!["emit", kind, s(&run)];
+        args.extend(cluster);
+        let printed = texplain_ok(&args);
+        assert!(printed.contains("submit.sh"), "{printed}");
+        let dir = run.join(kind);
+        let names = files(&dir);
+        let waves = plan_json(&run)["waves"].as_u64().unwrap() as usize;
+        assert_eq!(names.len(), waves + 1, "{names:?}");
+        for name in &names {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert_golden(&format!("{kind}/{}", name.display()), &text, &run);
+        }
+        let scripts: Vec<PathBuf> = names
+            .iter()
+            .filter(|n| n.extension().is_some_and(|e| e == "sh" || e == "sbatch"))
+            .map(|n| dir.join(n))
+            .collect();
+        match Command::new("shellcheck").arg("--version").output() {
+            Ok(_) => {
+                let out = Command::new("shellcheck").args(&scripts).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "shellcheck: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+            Err(_) => {
+                eprintln!("shellcheck is not installed: the emitted {kind} scripts are not linted")
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod check_reference;
 mod compare;
 mod config;
 mod data;
+mod emit;
 mod explain;
 mod faithfulness;
 mod masks_eval;
@@ -52,6 +53,9 @@ pub enum Command {
     Plan(run::RunArgs),
     /// Run the plan's units on this machine with N worker processes (texplain run --unit each).
     RunPlan(run_plan::RunPlanArgs),
+    /// Write a planned run's waves as Slurm job arrays or Kubernetes Indexed Jobs, with a submit.sh.
+    #[command(subcommand)]
+    Emit(emit::EmitCommand),
     /// Pretrain the config's classifier on its upstream corpus (the `pretrain` stage of `texplain run`, alone).
     Pretrain(run::RunArgs),
     /// Print the resolved config (base files merged, overrides applied, defaults filled in).
@@ -107,6 +111,7 @@ pub fn main() -> Result<()> {
         Command::Run(cmd) => run::run(cmd),
         Command::Plan(args) => plan::run(args),
         Command::RunPlan(args) => run_plan::run(args),
+        Command::Emit(cmd) => emit::run(cmd),
         Command::Pretrain(args) => crate::pipeline::pretrain::command(&args.experiment()?),
         Command::Config(args) => config::run(args),
         Command::Data(cmd) => data::run(cmd),

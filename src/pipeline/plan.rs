@@ -14,7 +14,7 @@
 //! `plan/plan.json` and `plan/wave-<k>.txt` (one unit id a line, the array index is the line number) are written
 //! together by [`write`] and read by [`read_wave`].
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::stage::Stage;
@@ -197,10 +197,11 @@ pub fn closure(units: &[Unit], target: usize) -> Vec<bool> {
 }
 
 /// One unit as `plan.json` records it.
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct UnitRecord {
     pub id: String,
-    pub stage: &'static str,
+    pub stage: String,
     pub seed: Option<u64>,
     pub wave: usize,
     pub needs: Vec<String>,
@@ -211,7 +212,8 @@ pub struct UnitRecord {
 }
 
 /// `plan/plan.json`.
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct PlanRecord {
     pub name: String,
     pub waves: usize,
@@ -238,7 +240,7 @@ pub fn record(exp: &Experiment) -> PlanRecord {
         .zip(&wave)
         .map(|(unit, &w)| UnitRecord {
             id: unit.id(),
-            stage: unit.work.name(),
+            stage: unit.work.name().to_string(),
             seed: unit.seed,
             wave: w,
             needs: unit.needs.iter().map(|&n| units[n].id()).collect(),
@@ -288,6 +290,19 @@ pub fn write(run: &Path, plan: &PlanRecord) -> Result<()> {
         write_atomic(&wave_file(run, w), list)?;
     }
     Ok(())
+}
+
+/// Reads `plan/plan.json` of the run directory `run`.
+pub fn read(run: &Path) -> Result<PlanRecord> {
+    let path = dir(run).join("plan.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (write the plan first: texplain plan CONFIG --out {})",
+            path.display(),
+            run.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// The unit at line `index` of `plan/wave-<wave>.txt` (the array task of a scheduler).
