@@ -233,3 +233,70 @@ spec:
     files.push(("submit.sh".to_string(), submit));
     files
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::plan::UnitRecord;
+
+    fn unit(id: &str, wave: usize, gpu: bool, memory_bytes: Option<u64>) -> UnitRecord {
+        UnitRecord {
+            id: id.to_string(),
+            stage: id.to_string(),
+            seed: None,
+            wave,
+            needs: vec![],
+            gpu,
+            memory_bytes,
+        }
+    }
+
+    #[test]
+    fn waves_request_the_accelerator_and_the_estimated_memory() {
+        let plan = PlanRecord {
+            name: "Table 1_synth".to_string(),
+            waves: 2,
+            units: vec![
+                unit("data", 0, false, None),
+                unit("a", 1, false, None),
+                unit("b", 1, true, Some(40 * GIB + 1)),
+                unit("c", 1, false, None),
+            ],
+        };
+        let cluster = Cluster {
+            texplain: "texplain".into(),
+            config: "run/config.resolved.yaml".into(),
+            run: "run".into(),
+            workdir: "/w".into(),
+            parallel: 2,
+            mem_gib: 16,
+            cpus: 4,
+            partition: None,
+            account: None,
+            image: "img".into(),
+            volume: "Runs".into(),
+            mount: "/w".into(),
+        };
+        let slurm = slurm(&plan, &cluster);
+        assert_eq!(slurm.len(), 3);
+        let (w0, w1) = (&slurm[0].1, &slurm[1].1);
+        assert!(
+            w0.contains("--array=0-0%2\n") && !w0.contains("--gres") && w0.contains("--mem=16G\n")
+        );
+        // 16 / 2 + 41 GiB (the estimate, rounded up).
+        assert!(
+            w1.contains("--array=0-2%2\n")
+                && w1.contains("--gres=gpu:1\n")
+                && w1.contains("--mem=49G\n")
+        );
+        assert!(!w1.contains("--partition"), "{w1}");
+        assert!(slurm[2]
+            .1
+            .contains("--dependency=afterok:\"${job%%;*}\" wave-1.sbatch"));
+        let k8s = k8s(&plan, &cluster);
+        assert!(k8s[1].1.contains("name: texplain-table-1-synth-wave-1\n"));
+        assert!(k8s[1].1.contains("completions: 3\n  parallelism: 2\n"));
+        assert!(k8s[1].1.contains("claimName: runs\n"));
+        assert!(k8s[0].1.contains("parallelism: 1\n") && !k8s[0].1.contains("nvidia.com/gpu"));
+    }
+}
