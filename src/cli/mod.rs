@@ -11,11 +11,14 @@ mod check_reference;
 mod compare;
 mod config;
 mod data;
+mod emit;
 mod explain;
 mod faithfulness;
 mod masks_eval;
+mod plan;
 mod report;
 mod run;
+mod run_plan;
 
 /// `texplain --version`: the crate, tch and libtorch versions, and whether libtorch sees CUDA.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
@@ -44,8 +47,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run an experiment config end to end (resumes finished stages).
-    Run(run::RunArgs),
+    /// Run an experiment config end to end (resumes finished stages), or one unit of its plan (--unit, --wave).
+    Run(run::RunCommand),
+    /// Write the run's work units (plan/plan.json, plan/wave-<k>.txt) and print its waves; computes nothing.
+    Plan(run::RunArgs),
+    /// Run the plan's units on this machine with N worker processes (texplain run --unit each).
+    RunPlan(run_plan::RunPlanArgs),
+    /// Write a planned run's waves as Slurm job arrays or Kubernetes Indexed Jobs, with a submit.sh.
+    #[command(subcommand)]
+    Emit(emit::EmitCommand),
     /// Pretrain the config's classifier on its upstream corpus (the `pretrain` stage of `texplain run`, alone).
     Pretrain(run::RunArgs),
     /// Print the resolved config (base files merged, overrides applied, defaults filled in).
@@ -98,7 +108,10 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Run(args) => crate::pipeline::run(&args.experiment()?),
+        Command::Run(cmd) => run::run(cmd),
+        Command::Plan(args) => plan::run(args),
+        Command::RunPlan(args) => run_plan::run(args),
+        Command::Emit(cmd) => emit::run(cmd),
         Command::Pretrain(args) => crate::pipeline::pretrain::command(&args.experiment()?),
         Command::Config(args) => config::run(args),
         Command::Data(cmd) => data::run(cmd),

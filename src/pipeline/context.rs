@@ -101,6 +101,7 @@ impl Splits {
 /// Generates a dataset into `<root>.partial` and renames it to `root` once complete, so an interrupted
 /// generation is never mistaken for a finished one.
 pub fn generate_into(root: &Path, generate: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    super::stage::may_build(root)?;
     if root.exists() {
         anyhow::bail!(
             "{} exists but is not a finished dataset; move it away (it is never deleted) or point the config elsewhere",

@@ -21,19 +21,25 @@
 //! at the end        report::run             results.csv, table.md
 //!                   report_html::write      report.html (also after a failed run)
 //! ```
-//! Which stages run follows from `mitigation.methods`: the masked fine-tunings
+//! The list of units above lives in one place, [`plan::units`] (each stage with the units it reads): [`run`] walks
+//! all of it, [`run_unit`] (`texplain run --unit`) one unit's upstream closure, `texplain plan` writes it as waves,
+//! and the local executor ([`executor`], `texplain run-plan`) and the cluster files ([`emit`]) run its units
+//! apart. Which stages run follows from `mitigation.methods`: the masked fine-tunings
 //! ([`crate::methods::Method::masked_finetune`]) after the explanation stages, each baseline by its method, all four
 //! on one skeleton ([`retrain`]: key, starting point, evaluation, results).
 //! A config with an `analysis` section runs that analysis' flow instead ([`in9`]: the ImageNet-9 / Background
 //! Challenge analysis), on the same run directory conventions and stage cache.
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
 //! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
-//! stages and redoes interrupted ones. One run at a time writes into a run directory ([`lock::RunLock`]), and
+//! stages and redoes interrupted ones. One whole run at a time writes into a run directory ([`lock::RunLock`]), or
+//! any number of unit runs, one per unit ([`lock::UnitLock`]), and
 //! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
 pub mod dfr;
+pub mod emit;
 pub mod erm;
+pub mod executor;
 pub mod explain;
 pub mod faithfulness;
 pub mod finetune;
@@ -47,6 +53,7 @@ pub mod masks;
 pub mod masks_eval;
 pub mod masktune;
 pub mod outcome;
+pub mod plan;
 pub mod pretrain;
 pub mod regime;
 pub mod report;
@@ -55,14 +62,14 @@ pub mod retrain;
 pub mod stage;
 pub mod translator;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::config::Experiment;
 use crate::methods::Method;
 use crate::runtime::{device_name, set_threads};
 use crate::util::{write_atomic, write_json};
 use context::{Run, Splits};
-use stage::RunInfo;
+use stage::{RunInfo, Stage};
 
 /// Runs an experiment end to end (resuming finished stages) and prints its Table-1 layout.
 pub fn run(exp: &Experiment) -> Result<()> {
@@ -77,10 +84,7 @@ pub fn run(exp: &Experiment) -> Result<()> {
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;
 
-    let result = match &cfg.analysis {
-        Some(_) => in9::run_stages(exp),
-        None => run_stages(exp),
-    };
+    let result = run_stages(exp);
     info.finished_unix = Some(stage::unix_now());
     match &result {
         Ok(_) => info.status = "finished".into(),
@@ -99,90 +103,273 @@ pub fn run(exp: &Experiment) -> Result<()> {
     Ok(())
 }
 
-/// Every stage of the run, then the report; returns the Table-1 layout.
+/// Every unit of the plan in order ([`plan::units`]: every stage, then the report); returns the Table-1 layout.
 fn run_stages(exp: &Experiment) -> Result<String> {
-    let cfg = &exp.config;
-    let pretrained = pretrain::run(exp)?;
-    let run = Run::new(exp, Splits::load(exp)?);
-    let methods = exp.methods();
-    let explainers = if exp.explains() {
-        let captions = lm::CaptionData::load(exp)?;
-        let lm = lm::run(exp, &captions)?;
-        Some((captions, lm))
-    } else {
-        None
-    };
-    let mut outputs = report::Outputs::default();
-    for &seed in &cfg.seeds {
-        let span = tracing::info_span!("seed", seed);
-        let _enter = span.enter();
-        let ctx = run.seed(seed);
-        let erm = erm::run(&ctx, pretrained.as_ref())?;
-        outputs.rows.extend(erm.results()?);
-        outputs
-            .regime
-            .push(regime::run(&ctx, &erm, pretrained.as_ref())?);
-        if let Some((captions, lm)) = &explainers {
-            explained(&ctx, &methods, &erm, lm, captions, &mut outputs)?;
-        }
-        for &method in &methods {
-            let done = match method {
-                // ERM ran above, the masked fine-tunings with the explanations.
-                Method::Erm
-                | Method::Random
-                | Method::Texplain
-                | Method::Oracle
-                | Method::OracleRandom
-                | Method::Frame
-                | Method::ObjectComplement
-                | Method::OracleObject => continue,
-                Method::Masktune => masktune::run(&ctx, &erm)?,
-                Method::Jtt => jtt::run(&ctx, pretrained.as_ref())?,
-                Method::Dfr => dfr::run(&ctx, &erm)?,
-                Method::Groupdro => groupdro::run(&ctx, pretrained.as_ref())?,
-            };
-            outputs.rows.extend(done.results()?);
-        }
+    let mut walk = Walk::new(exp);
+    for unit in &plan::units(exp) {
+        walk.step(unit)?;
     }
-    report::run(exp, &outputs)
+    walk.table.context("the plan has no report unit")
 }
 
-/// The stages that explain the ERM classifier (translator, explain, clouds) and, for the methods that fine-tune a
-/// selection with masks (Random, TExplain, oracle), flags, masks and their fine-tuning; their flag summary and
-/// result rows go into `outputs`.
-fn explained(
-    ctx: &context::Seed,
-    methods: &[Method],
-    erm: &erm::Erm,
-    lm: &lm::Lm,
-    captions: &lm::CaptionData,
-    outputs: &mut report::Outputs,
-) -> Result<()> {
-    let mut classifier = erm.classifier(ctx.exp().device)?;
-    classifier.vs.freeze();
-    let vit = &classifier.model;
-    let translator = translator::run(ctx, erm, vit, lm, captions)?;
-    let explained = explain::run(ctx, erm, &translator, vit, lm)?;
-    clouds::run(ctx, &explained)?;
-    let finetuned: Vec<Method> = methods
-        .iter()
-        .copied()
-        .filter(|m| m.masked_finetune().is_some())
-        .collect();
-    if finetuned.is_empty() {
-        return Ok(());
+/// `texplain run --unit ID`: runs one unit of the plan ([`plan::units`]) and nothing else. The units it reads are
+/// walked first with building switched off ([`stage::set_may_build`]): each must have finished, or the run stops
+/// naming it before writing anything. Then the unit takes its lock ([`lock::UnitLock`]; a second process on the
+/// same unit waits, then finds it finished) and is built, or skipped when it finished earlier. The `report` unit
+/// writes `run.json` and `report.html` too; the `analysis` unit is the whole [`run`].
+pub fn run_unit(exp: &Experiment, id: &str) -> Result<()> {
+    let units = plan::units(exp);
+    let target = plan::find(&units, id)?;
+    if units[target].work == plan::Work::Analysis {
+        return run(exp);
     }
-    let flags = flags::run(ctx, &explained, erm, vit)?;
-    outputs.flags.push(flags.summary()?);
-    let masks = masks::run(ctx, &explained, &flags, erm, vit, &translator, lm)?;
-    outputs.masks.push(report::SeedMasks {
-        seed: ctx.seed,
-        summaries: masks.summary()?,
-        sanity: masks.sanity()?,
-    });
-    for method in finetuned {
-        let done = finetune::run(ctx, method, erm, &flags, &masks)?;
-        outputs.rows.extend(done.results()?);
+    exp.preflight()?;
+    let cfg = &exp.config;
+    set_threads(cfg.threads);
+    let wanted = plan::closure(&units, target);
+    let mut walk = Walk::new(exp);
+    for (i, unit) in units.iter().enumerate().take(target) {
+        if !wanted[i] {
+            continue;
+        }
+        stage::set_may_build(false);
+        let walked = walk.step(unit);
+        stage::set_may_build(true);
+        if let Err(err) = walked {
+            let upstream = unit.id();
+            if err.chain().any(|e| e.is::<stage::NotFinished>()) {
+                bail!(
+                    "unit {id} needs unit {upstream}, which has not finished ({err:#}); run it first: texplain run \
+                     CONFIG --unit {upstream}"
+                );
+            }
+            return Err(err).with_context(|| format!("reading unit {upstream}"));
+        }
+    }
+    let out = &exp.out_dir;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating the run directory {}", out.display()))?;
+    let _lock = lock::UnitLock::acquire(out, id)?;
+    let info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
+    walk.step(&units[target])
+        .with_context(|| format!("unit {id}"))?;
+    if let Some(table) = &walk.table {
+        let info = RunInfo {
+            finished_unix: Some(stage::unix_now()),
+            status: "finished".into(),
+            ..info
+        };
+        write_json(&out.join("run.json"), &info)?;
+        println!("{table}");
+        println!("report: {}", report_html::write(out)?.display());
     }
     Ok(())
+}
+
+/// What one seed's units returned so far.
+struct SeedOutputs {
+    seed: u64,
+    erm: Option<erm::Erm>,
+    /// ERM's classifier, frozen: what the explanation stages read.
+    classifier: Option<erm::Classifier>,
+    translator: Option<translator::TrainedTranslator>,
+    explained: Option<explain::Explained>,
+    flags: Option<flags::Flags>,
+    masks: Option<masks::Masks>,
+}
+
+impl SeedOutputs {
+    fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            erm: None,
+            classifier: None,
+            translator: None,
+            explained: None,
+            flags: None,
+            masks: None,
+        }
+    }
+}
+
+/// The typed outputs of the units walked so far, and the report's inputs.
+struct Walk<'a> {
+    exp: &'a Experiment,
+    /// `Some(None)` without a `pretrain` section.
+    pretrained: Option<Option<pretrain::Pretrained>>,
+    run: Option<Run<'a>>,
+    captions: Option<lm::CaptionData>,
+    lm: Option<lm::Lm>,
+    seed: Option<SeedOutputs>,
+    outputs: report::Outputs,
+    /// The Table-1 layout, once the report (or the analysis) ran.
+    table: Option<String>,
+}
+
+/// The output of a unit walked earlier; an error when the plan did not walk it first (its needs are wrong).
+fn got<'o, T>(output: &'o Option<T>, unit: &str) -> Result<&'o T> {
+    output
+        .as_ref()
+        .with_context(|| format!("the plan read unit {unit} before walking it"))
+}
+
+impl<'a> Walk<'a> {
+    fn new(exp: &'a Experiment) -> Self {
+        Self {
+            exp,
+            pretrained: exp.config.pretrain.is_none().then_some(None),
+            run: None,
+            captions: None,
+            lm: None,
+            seed: None,
+            outputs: report::Outputs::default(),
+            table: None,
+        }
+    }
+
+    /// Runs (or finds finished) one unit, from the outputs of the units it reads.
+    fn step(&mut self, unit: &plan::Unit) -> Result<()> {
+        let Walk {
+            exp,
+            pretrained,
+            run,
+            captions,
+            lm,
+            seed: seeded,
+            outputs,
+            table,
+        } = self;
+        let exp: &'a Experiment = exp;
+        let stage = match unit.work {
+            plan::Work::Data => {
+                *run = Some(Run::new(exp, Splits::load(exp)?));
+                if exp.explains() {
+                    *captions = Some(lm::CaptionData::load(exp)?);
+                }
+                return Ok(());
+            }
+            plan::Work::Report => {
+                *table = Some(report::run(exp, outputs)?);
+                return Ok(());
+            }
+            plan::Work::Analysis => {
+                *table = Some(in9::run_stages(exp)?);
+                return Ok(());
+            }
+            plan::Work::Stage(stage) => stage,
+        };
+        let Some(seed) = unit.seed else {
+            match stage {
+                Stage::Pretrain => *pretrained = Some(pretrain::run(exp)?),
+                Stage::Lm => *lm = Some(lm::run(exp, got(captions, "data")?)?),
+                other => bail!("{} is not a stage shared by the seeds", other.name()),
+            }
+            return Ok(());
+        };
+        let pre = got(pretrained, "pretrain")?.as_ref();
+        let ctx = got(run, "data")?.seed(seed);
+        if seeded.as_ref().is_none_or(|s| s.seed != seed) {
+            *seeded = Some(SeedOutputs::new(seed));
+        }
+        let Some(s) = seeded.as_mut() else {
+            unreachable!("set just above")
+        };
+        let erm = "erm";
+        if matches!(
+            stage,
+            Stage::Translator | Stage::Explain | Stage::Flags | Stage::Masks
+        ) && s.classifier.is_none()
+        {
+            let mut classifier = got(&s.erm, erm)?.classifier(exp.device)?;
+            classifier.vs.freeze();
+            s.classifier = Some(classifier);
+        }
+        let vit = || got(&s.classifier, erm).map(|c| &c.model);
+        match stage {
+            Stage::Erm => {
+                let done = erm::run(&ctx, pre)?;
+                outputs.rows.extend(done.results()?);
+                s.erm = Some(done);
+            }
+            Stage::Regime => outputs
+                .regime
+                .push(regime::run(&ctx, got(&s.erm, erm)?, pre)?),
+            Stage::Translator => {
+                s.translator = Some(translator::run(
+                    &ctx,
+                    got(&s.erm, erm)?,
+                    vit()?,
+                    got(lm, "lm")?,
+                    got(captions, "data")?,
+                )?)
+            }
+            Stage::Explain => {
+                s.explained = Some(explain::run(
+                    &ctx,
+                    got(&s.erm, erm)?,
+                    got(&s.translator, "translator")?,
+                    vit()?,
+                    got(lm, "lm")?,
+                )?)
+            }
+            Stage::Clouds => {
+                clouds::run(&ctx, got(&s.explained, "explain")?)?;
+            }
+            Stage::Flags => {
+                let done = flags::run(
+                    &ctx,
+                    got(&s.explained, "explain")?,
+                    got(&s.erm, erm)?,
+                    vit()?,
+                )?;
+                outputs.flags.push(done.summary()?);
+                s.flags = Some(done);
+            }
+            Stage::Masks => {
+                let done = masks::run(
+                    &ctx,
+                    got(&s.explained, "explain")?,
+                    got(&s.flags, "flags")?,
+                    got(&s.erm, erm)?,
+                    vit()?,
+                    got(&s.translator, "translator")?,
+                    got(lm, "lm")?,
+                )?;
+                outputs.masks.push(report::SeedMasks {
+                    seed,
+                    summaries: done.summary()?,
+                    sanity: done.sanity()?,
+                });
+                s.masks = Some(done);
+            }
+            Stage::Method(method) => {
+                let rows = match method {
+                    Method::Erm => bail!("erm is its own stage, not a method stage"),
+                    Method::Random
+                    | Method::Texplain
+                    | Method::Oracle
+                    | Method::OracleRandom
+                    | Method::Frame
+                    | Method::ObjectComplement
+                    | Method::OracleObject => finetune::run(
+                        &ctx,
+                        method,
+                        got(&s.erm, erm)?,
+                        got(&s.flags, "flags")?,
+                        got(&s.masks, "masks")?,
+                    )?
+                    .results()?,
+                    Method::Masktune => masktune::run(&ctx, got(&s.erm, erm)?)?.results()?,
+                    Method::Jtt => jtt::run(&ctx, pre)?.results()?,
+                    Method::Dfr => dfr::run(&ctx, got(&s.erm, erm)?)?.results()?,
+                    Method::Groupdro => groupdro::run(&ctx, pre)?.results()?,
+                };
+                outputs.rows.extend(rows);
+            }
+            Stage::Pretrain | Stage::Lm | Stage::Predictions | Stage::Summary => {
+                bail!("{} is not a stage of a seed", stage.name())
+            }
+        }
+        Ok(())
+    }
 }

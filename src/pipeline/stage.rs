@@ -260,6 +260,32 @@ fn pause_for_tests(name: &str, partial: &Path) {
     }
 }
 
+/// A stage or data folder that this process may not build (`texplain run --unit` walking an upstream unit that has
+/// not finished): [`run_stage`] and [`super::context::generate_into`] return it before writing anything.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} has not finished")]
+pub struct NotFinished(pub String);
+
+thread_local! {
+    /// Whether [`run_stage`] may build what is not finished; see [`may_build`].
+    static MAY_BUILD: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Lets this thread build unfinished stages and data folders (`true`, a whole run and the unit being run) or only
+/// reuse finished ones (`false`, the upstream units of `texplain run --unit`).
+pub fn set_may_build(may: bool) {
+    MAY_BUILD.with(|m| m.set(may));
+}
+
+/// Whether this thread may build unfinished stages ([`set_may_build`]); an error naming `what` when it may not.
+pub fn may_build(what: &Path) -> Result<()> {
+    if MAY_BUILD.with(|m| m.get()) {
+        Ok(())
+    } else {
+        Err(NotFinished(what.display().to_string()).into())
+    }
+}
+
 /// Runs `build` into `<parent>/<name>.partial/` unless `<parent>/<name>/stage.json` already records `key`'s hash
 /// and every file it lists still hashes as recorded.
 ///
@@ -290,6 +316,7 @@ pub fn run_stage(
             Some(why) => tracing::info!(stage = %dir.display(), "{why}; redoing it"),
         }
     }
+    may_build(&dir)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }

@@ -1,0 +1,357 @@
+//! Scale-out on a tiny synthetic config: `texplain plan` is deterministic on every shipped config; running the
+//! plan's units one by one (`texplain run --wave K --index I`) and through the local executor (`texplain run-plan
+//! --jobs 2`) gives the same stages (keys and content digests) and the same `table.md` as a serial `texplain run`;
+//! a unit whose upstream has not finished fails naming it and writes nothing; two processes on one unit build it
+//! once.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{files, finished_stages, stage_records, stderr, texplain, BIN};
+
+/// A config small enough to run in seconds, with a baseline (DFR) beside the masked fine-tunings.
+fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
+    let text = format!(
+        r#"name: tiny
+seeds: [3]
+device: cpu
+threads: 1
+data:
+  root: {data}/wb
+  synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
+  image_size: 32
+classifier:
+{vit}  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
+{text_models}explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
+mitigation:
+  methods: [erm, random, texplain, dfr]
+  class_words: {{0: [bird], 1: [bird]}}
+  masks: {{overlays: 2, sentences_per_image: 2}}
+  finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
+  baselines:
+    dfr: {{c_grid: [1.0, 0.1], final_retrains: 3}}
+"#,
+        data = data.display(),
+        vit = common::TINY_VIT,
+        text_models = common::tiny_text_models(data, "synth"),
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The units of the tiny config, in plan order.
+const TINY_UNITS: [&str; 13] = [
+    "data",
+    "lm",
+    "seed-3/erm",
+    "seed-3/regime",
+    "seed-3/translator",
+    "seed-3/explain",
+    "seed-3/clouds",
+    "seed-3/flags",
+    "seed-3/masks",
+    "seed-3/random",
+    "seed-3/texplain",
+    "seed-3/dfr",
+    "report",
+];
+
+fn texplain_ok(args: &[&str]) -> String {
+    let out = texplain(args);
+    assert!(out.status.success(), "texplain {args:?}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Each stage's (key, content digest), by folder.
+fn digests(run: &Path) -> Vec<(String, String, String)> {
+    stage_records(run)
+        .into_iter()
+        .map(|(stage, r)| {
+            (
+                stage,
+                r["key"].as_str().unwrap().to_string(),
+                r["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn plan_json(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("plan/plan.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_plan_of_every_shipped_config_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&configs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    for config in &names {
+        let a = tmp.path().join("a");
+        let b = tmp.path().join("b");
+        texplain_ok(&["plan", s(config), "--out", s(&a)]);
+        texplain_ok(&["plan", s(config), "--out", s(&b)]);
+        let plan_a = files(&a.join("plan"));
+        assert!(
+            plan_a.iter().any(|f| f.ends_with("plan.json")),
+            "{plan_a:?}"
+        );
+        assert_eq!(plan_a, files(&b.join("plan")), "{}", config.display());
+        for f in &plan_a {
+            assert_eq!(
+                std::fs::read(a.join("plan").join(f)).unwrap(),
+                std::fs::read(b.join("plan").join(f)).unwrap(),
+                "{}: {}",
+                config.display(),
+                f.display()
+            );
+        }
+        std::fs::remove_dir_all(&a).unwrap();
+        std::fs::remove_dir_all(&b).unwrap();
+    }
+
+    // The tiny config's units, waves and needs.
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let run = tmp.path().join("tiny");
+    let printed = texplain_ok(&["plan", s(&config), "--out", s(&run)]);
+    let plan = plan_json(&run);
+    let ids: Vec<&str> = plan["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, TINY_UNITS);
+    let wave0 = std::fs::read_to_string(run.join("plan/wave-0.txt")).unwrap();
+    assert_eq!(wave0, "data\n");
+    let wave1 = std::fs::read_to_string(run.join("plan/wave-1.txt")).unwrap();
+    assert_eq!(wave1, "lm\nseed-3/erm\n");
+    let explain = &plan["units"][5];
+    assert_eq!(
+        explain["needs"],
+        serde_json::json!(["data", "seed-3/erm", "seed-3/translator", "lm"])
+    );
+    assert_eq!(explain["gpu"], false, "device: cpu wants no accelerator");
+    assert!(explain["memory_bytes"].as_u64().unwrap() > 0);
+    assert!(printed.contains("13 unit(s) in 8 wave(s)"), "{printed}");
+    assert!(!run.join("seed-3").exists(), "planning computes nothing");
+}
+
+/// The files under `run`, outside the plan.
+fn written(run: &Path) -> Vec<PathBuf> {
+    files(run)
+        .into_iter()
+        .filter(|f| !f.starts_with("plan"))
+        .collect()
+}
+
+#[test]
+fn units_in_wave_order_and_run_plan_match_the_serial_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+
+    let serial = tmp.path().join("serial");
+    let done = common::run(&config, &serial, &[]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let table = std::fs::read_to_string(serial.join("table.md")).unwrap();
+
+    // A unit whose upstream has not finished fails naming it and writes nothing.
+    let units = tmp.path().join("units");
+    texplain_ok(&["plan", s(&config), "--out", s(&units)]);
+    let before = files(&units);
+    let early = common::run(&config, &units, &["--unit", "seed-3/explain"]);
+    assert!(!early.status.success());
+    let err = stderr(&early);
+    assert!(
+        err.contains("needs unit lm, which has not finished"),
+        "{err}"
+    );
+    assert_eq!(files(&units), before, "a refused unit writes nothing");
+    let unknown = common::run(&config, &units, &["--unit", "seed-3/nope"]);
+    assert!(
+        stderr(&unknown).contains("no such unit"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    // Every unit in wave order, as a scheduler's array tasks would run them.
+    let plan = plan_json(&units);
+    for wave in 0..plan["waves"].as_u64().unwrap() {
+        let list = std::fs::read_to_string(units.join(format!("plan/wave-{wave}.txt"))).unwrap();
+        for index in 0..list.lines().count() {
+            let (w, i) = (wave.to_string(), index.to_string());
+            let out = common::run(&config, &units, &["--wave", &w, "--index", &i]);
+            assert!(out.status.success(), "wave {w} index {i}: {}", stderr(&out));
+        }
+    }
+    assert_eq!(digests(&units), digests(&serial));
+    assert_eq!(
+        std::fs::read_to_string(units.join("table.md")).unwrap(),
+        table
+    );
+    assert!(units.join("run.json").exists() && units.join("report.html").exists());
+
+    // Running a finished unit again finds it finished; the array index comes from the scheduler's variable.
+    let again = Command::new(BIN)
+        .args(["run", s(&config), "--out", s(&units), "--wave", "2"])
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(finished_stages(&stderr(&again), &units).is_empty());
+    assert!(stderr(&again).contains("finished earlier with the same inputs; skipped"));
+
+    // The local executor with two workers.
+    let parallel = tmp.path().join("parallel");
+    let out = Command::new(BIN)
+        .args([
+            "run-plan",
+            s(&config),
+            "--out",
+            s(&parallel),
+            "--jobs",
+            "2",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(digests(&parallel), digests(&serial));
+    assert_eq!(
+        std::fs::read_to_string(parallel.join("table.md")).unwrap(),
+        table
+    );
+    let left: Vec<PathBuf> = written(&parallel)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains(".partial") || f.starts_with(".locks"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "no partial stage or unit lock is left: {left:?}"
+    );
+}
+
+#[test]
+fn two_processes_on_one_unit_build_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let run = tmp.path().join("run");
+    texplain_ok(&["plan", s(&config), "--out", s(&run)]);
+    let data = common::run(&config, &run, &["--unit", "data"]);
+    assert!(data.status.success(), "{}", stderr(&data));
+    let start = || {
+        Command::new(BIN)
+            .args(["run", s(&config), "--out", s(&run), "--unit", "seed-3/erm"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let logs: Vec<String> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            stderr(&out)
+        })
+        .collect();
+    let built: Vec<usize> = logs
+        .iter()
+        .map(|log| finished_stages(log, &run).len())
+        .collect();
+    assert_eq!(built.iter().sum::<usize>(), 1, "{logs:?}");
+    let other = &logs[built.iter().position(|&n| n == 0).unwrap()];
+    assert!(other.contains("skipped"), "{other}");
+    assert!(run.join("seed-3/erm/stage.json").exists());
+    assert!(!run.join(".locks/seed-3__erm.lock").exists());
+}
+
+/// Compares `text` with the golden file `tests/golden/<name>`, after `@RUN@` replaces the run directory; with
+/// `TEXPLAIN_UPDATE_GOLDEN=1` writes it instead.
+fn assert_golden(name: &str, text: &str, run: &Path) {
+    let text = text.replace(s(run), "@RUN@");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var("TEXPLAIN_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (TEXPLAIN_UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    assert_eq!(text, golden, "{name} differs from its golden file");
+}
+
+#[test]
+fn emitted_slurm_and_kubernetes_files_match_their_golden_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path(), &tmp.path().join("data"));
+    let run = tmp.path().join("run");
+    // device: auto asks for the accelerator where there is one: the model units want a GPU.
+    texplain_ok(&["plan", s(&config), "--out", s(&run), "--set", "device=auto"]);
+    let cluster = [
+        "--texplain",
+        "/opt/texplain/bin/texplain",
+        "--workdir",
+        "/work/project",
+        "--parallel",
+        "4",
+        "--partition",
+        "gpu",
+        "--account",
+        "lab",
+        "--image",
+        "registry.example/texplain:1",
+        "--volume",
+        "texplain-runs",
+    ];
+    for kind in ["slurm", "k8s"] {
+        let mut args = vec!["emit", kind, s(&run)];
+        args.extend(cluster);
+        let printed = texplain_ok(&args);
+        assert!(printed.contains("submit.sh"), "{printed}");
+        let dir = run.join(kind);
+        let names = files(&dir);
+        let waves = plan_json(&run)["waves"].as_u64().unwrap() as usize;
+        assert_eq!(names.len(), waves + 1, "{names:?}");
+        for name in &names {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert_golden(&format!("{kind}/{}", name.display()), &text, &run);
+        }
+        let scripts: Vec<PathBuf> = names
+            .iter()
+            .filter(|n| n.extension().is_some_and(|e| e == "sh" || e == "sbatch"))
+            .map(|n| dir.join(n))
+            .collect();
+        match Command::new("shellcheck").arg("--version").output() {
+            Ok(_) => {
+                let out = Command::new("shellcheck").args(&scripts).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "shellcheck: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+            Err(_) => {
+                eprintln!("shellcheck is not installed: the emitted {kind} scripts are not linted")
+            }
+        }
+    }
+}
