@@ -430,6 +430,7 @@ fn relevance_method_and_threshold_spelling_and_errors() {
     let exp = Experiment::load(
         quickstart,
         &[
+            "mitigation.masks.method=gradcam".into(),
             "mitigation.masks.layer=1".into(),
             "mitigation.masks.threshold={rule: otsu}".into(),
         ],
@@ -452,7 +453,7 @@ fn relevance_method_and_threshold_spelling_and_errors() {
     let exp = Experiment::load(quickstart, &[]).unwrap();
     let yaml = exp.resolved_yaml().unwrap();
     assert!(
-        yaml.contains("contrastive: false") && yaml.contains("method: gradcam"),
+        yaml.contains("contrastive: false") && yaml.contains("method: value_paths"),
         "{yaml}"
     );
     // The literal word score (the default) stays out of the serialised section, so default stage keys hold.
