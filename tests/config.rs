@@ -535,7 +535,10 @@ fn relevance_method_and_threshold_spelling_and_errors() {
             "unknown variant `median`",
         ),
     ] {
-        let msg = error_of(quickstart, sets);
+        // Against GradCAM (the quickstart's default is value_paths); a later --set of the section wins.
+        let mut all = vec!["mitigation.masks.method=gradcam"];
+        all.extend_from_slice(sets);
+        let msg = error_of(quickstart, &all);
         assert!(msg.contains(expect), "--set {sets:?}: {msg}");
     }
 }
