@@ -19,39 +19,14 @@ use common::{
 /// A config small enough to run in seconds; data folders are shared between the runs of this file.
 fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
     let path = dir.join("tiny.yaml");
-    std::fs::write(&path, tiny_config_text(data)).unwrap();
+    std::fs::write(&path, common::tiny_pipeline_config_text(data)).unwrap();
     path
-}
-
-fn tiny_config_text(data: &Path) -> String {
-    format!(
-        r#"name: tiny
-seeds: [3]
-device: cpu
-threads: 1
-data:
-  root: {data}/wb
-  synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
-  image_size: 32
-classifier:
-{vit}  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
-{text_models}explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
-mitigation:
-  methods: [erm, random, texplain, oracle]
-  class_words: {{0: [bird], 1: [bird]}}
-  masks: {{overlays: 2, sentences_per_image: 2}}
-  finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
-"#,
-        data = data.display(),
-        vit = common::TINY_VIT,
-        text_models = common::tiny_text_models(data, "synth"),
-    )
 }
 
 /// The tiny config with every method of `Method::ALL` but the arms ([`tiny_config_arms`]), the baselines sized to
 /// seconds.
 fn tiny_config_all_methods(dir: &Path, data: &Path) -> PathBuf {
-    let text = tiny_config_text(data).replace(
+    let text = common::tiny_pipeline_config_text(data).replace(
         "  methods: [erm, random, texplain, oracle]\n",
         "  methods: [erm, random, texplain, oracle, masktune, jtt, dfr, groupdro]\n  baselines:\n    \
          masktune: {overlays: 3, save_masks: true}\n    \
@@ -926,7 +901,7 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
 
 /// The tiny config with the arms that separate selection from masks beside Random, TExplain and the oracle.
 fn tiny_config_arms(dir: &Path, data: &Path) -> PathBuf {
-    let text = tiny_config_text(data).replace(
+    let text = common::tiny_pipeline_config_text(data).replace(
         "  methods: [erm, random, texplain, oracle]\n",
         "  methods: [erm, random, texplain, oracle, oracle_random, frame, object_complement]\n",
     );

@@ -12,30 +12,15 @@ mod common;
 
 use common::{run, stderr, texplain};
 
-/// The tiny end-to-end config of `tests/pipeline.rs` (seconds on a CPU).
+/// The tiny end-to-end config of `tests/pipeline.rs`, with a third overlay and two fine-tuning epochs (curves
+/// with more than one point).
 fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
-    let text = format!(
-        r#"name: tiny
-seeds: [3]
-device: cpu
-threads: 1
-data:
-  root: {data}/wb
-  synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
-  image_size: 32
-classifier:
-{vit}  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
-{text_models}explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
-mitigation:
-  methods: [erm, random, texplain, oracle]
-  class_words: {{0: [bird], 1: [bird]}}
-  masks: {{overlays: 3, sentences_per_image: 2}}
-  finetune: {{lr: 1.0e-4, epochs: 2, batch_size: 32}}
-"#,
-        data = data.display(),
-        vit = common::TINY_VIT,
-        text_models = common::tiny_text_models(data, "synth"),
-    );
+    let text = common::tiny_pipeline_config_text(data)
+        .replace("overlays: 2,", "overlays: 3,")
+        .replace(
+            "finetune: {lr: 1.0e-4, epochs: 1,",
+            "finetune: {lr: 1.0e-4, epochs: 2,",
+        );
     let path = dir.join("tiny.yaml");
     std::fs::write(&path, text).unwrap();
     path

@@ -10,31 +10,23 @@ use std::process::{Command, Stdio};
 
 use common::{files, finished_stages, stage_records, stderr, texplain, BIN};
 
-/// A config small enough to run in seconds, with a baseline (DFR) beside the masked fine-tunings.
+/// The tiny end-to-end config of `tests/pipeline.rs` with a baseline (DFR) in place of the oracle.
 fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
-    let text = format!(
-        r#"name: tiny
-seeds: [3]
-device: cpu
-threads: 1
-data:
-  root: {data}/wb
-  synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
-  image_size: 32
-classifier:
-{vit}  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
-{text_models}explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
-mitigation:
-  methods: [erm, random, texplain, dfr]
-  class_words: {{0: [bird], 1: [bird]}}
-  masks: {{overlays: 2, sentences_per_image: 2}}
-  finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
-  baselines:
-    dfr: {{c_grid: [1.0, 0.1], final_retrains: 3}}
-"#,
-        data = data.display(),
-        vit = common::TINY_VIT,
-        text_models = common::tiny_text_models(data, "synth"),
+    let finetune = "  finetune: {lr: 1.0e-4, epochs: 1, batch_size: 32}\n";
+    let text = common::tiny_pipeline_config_text(data)
+        .replace(
+            "methods: [erm, random, texplain, oracle]",
+            "methods: [erm, random, texplain, dfr]",
+        )
+        .replace(
+            finetune,
+            &format!(
+                "{finetune}  baselines:\n    dfr: {{c_grid: [1.0, 0.1], final_retrains: 3}}\n"
+            ),
+        );
+    assert!(
+        text.contains("dfr: {c_grid"),
+        "the tiny config's finetune line moved"
     );
     let path = dir.join("tiny.yaml");
     std::fs::write(&path, text).unwrap();

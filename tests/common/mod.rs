@@ -253,3 +253,30 @@ translator:
         data = data.display()
     )
 }
+
+/// The tiny end-to-end config of `tests/pipeline.rs` (seconds on a CPU; its stage keys are pinned there): ERM,
+/// Random, TExplain and the oracle on one seed of a 32 px synthetic set. Other tests derive theirs from it.
+pub fn tiny_pipeline_config_text(data: &Path) -> String {
+    format!(
+        r#"name: tiny
+seeds: [3]
+device: cpu
+threads: 1
+data:
+  root: {data}/wb
+  synth: {{scale: 0.04, size: 32, seed: 5, variants: false, supersample: 1}}
+  image_size: 32
+classifier:
+{vit}  train: {{lr: 1.0e-3, epochs: 2, batch_size: 32}}
+{text_models}explain: {{samples_per_image: 3, max_words: 8, min_words: 2, top_k: 5}}
+mitigation:
+  methods: [erm, random, texplain, oracle]
+  class_words: {{0: [bird], 1: [bird]}}
+  masks: {{overlays: 2, sentences_per_image: 2}}
+  finetune: {{lr: 1.0e-4, epochs: 1, batch_size: 32}}
+"#,
+        data = data.display(),
+        vit = TINY_VIT,
+        text_models = tiny_text_models(data, "synth"),
+    )
+}
