@@ -433,3 +433,58 @@ fn nothing_is_shared_with_waterbirds() {
     assert!(a.len() > 500 && b.len() > 200, "{} {}", a.len(), b.len());
     assert_eq!(a.intersection(&b).count(), 0);
 }
+
+#[test]
+fn placement_anywhere_puts_objects_on_the_border_and_is_recorded_only_when_set() {
+    use texplain::data::scene::Placement;
+    // The share of challenge images whose object mask reaches the frame's outermost rows or columns.
+    let touching = |placement: Placement| -> (f64, serde_json::Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = UpstreamConfig {
+            challenge_per_class: 4,
+            placement,
+            ..small(3)
+        };
+        generate(&cfg, dir.path()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("upstream.json")).unwrap(),
+        )
+        .unwrap();
+        let bgc = load_bg_challenge(
+            &dir.path().join(BG_CHALLENGE_DIR),
+            &[Variant::Original],
+            &opts(32),
+            true,
+        )
+        .unwrap();
+        let mask = bgc.variants[&Variant::Original]
+            .fg_masks
+            .as_ref()
+            .unwrap()
+            .ne(0); // [n, 1, s, s]
+        let n = mask.size()[0];
+        let edge = |dim: i64, index: i64| mask.select(dim, index).flatten(1, -1).any_dim(1, false);
+        let touches = edge(2, 0)
+            .logical_or(&edge(2, 31))
+            .logical_or(&edge(3, 0))
+            .logical_or(&edge(3, 31));
+        let share = touches
+            .to_kind(Kind::Float)
+            .sum(Kind::Float)
+            .double_value(&[])
+            / n as f64;
+        (share, json["config"]["placement"].clone())
+    };
+    let (inside, recorded) = touching(Placement::Inside {});
+    assert_eq!(inside, 0.0, "inside keeps a 3 % margin");
+    assert!(
+        recorded.is_null(),
+        "the default is left out of upstream.json: {recorded}"
+    );
+    let (anywhere, recorded) = touching(Placement::Anywhere { max_cut: 0.4 });
+    assert!(
+        anywhere > 0.3,
+        "share of objects cut by the border: {anywhere}"
+    );
+    assert_eq!(recorded["kind"], "anywhere");
+}
