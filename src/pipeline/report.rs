@@ -315,7 +315,12 @@ pub fn masks_md(seeds: &[SeedMasks]) -> String {
 pub fn run(exp: &Experiment, outputs: &Outputs) -> Result<String> {
     let out = &exp.out_dir;
     report::write_results_csv(&out.join("results.csv"), &outputs.rows)?;
-    let mut table = report::table_md(&outputs.rows, Split::Test, exp.config.report.paper.as_ref());
+    let mut table = report::table_md(
+        &outputs.rows,
+        Split::Test,
+        exp.config.report.paper.as_ref(),
+        exp.config.data.kind.attr_column(),
+    );
     if let Some(paired) = report::paired_differences_md(&outputs.rows, Split::Test) {
         table.push('\n');
         table.push_str(&paired);

@@ -125,8 +125,14 @@ pub(super) fn stat(rows: &[&ResultRow], f: impl Fn(&ResultRow) -> f64) -> (f64, 
     mean_std(&rows.iter().map(|r| f(r)).collect::<Vec<_>>())
 }
 
-/// The paper's Table-1 layout for one split, in markdown (see the module docs).
-pub fn table_md(rows: &[ResultRow], split: Split, paper: Option<&PaperTable>) -> String {
+/// The paper's Table-1 layout for one split, in markdown (see the module docs); `attribute` names the spurious
+/// attribute of the groups g = 2*y + attribute (`DataKind::attr_column`: place, object, apple).
+pub fn table_md(
+    rows: &[ResultRow],
+    split: Split,
+    paper: Option<&PaperTable>,
+    attribute: &str,
+) -> String {
     let rows: Vec<&ResultRow> = rows.iter().filter(|r| r.split == split).collect();
     let mut methods: Vec<&str> = rows
         .iter()
@@ -141,7 +147,7 @@ pub fn table_md(rows: &[ResultRow], split: Split, paper: Option<&PaperTable>) ->
     let _ = writeln!(
         out,
         "Split `{split}`: accuracy in %, mean ± std (ddof=1) over seeds. Average = train-group-weighted \
-         (group_DRO/WILDS convention), Plain = accuracy over all samples, g = 2*y + place."
+         (group_DRO/WILDS convention), Plain = accuracy over all samples, g = 2*y + {attribute}."
     );
     out.push('\n');
     let mut header = vec![
@@ -207,8 +213,10 @@ mod tests {
             &sample_rows(),
             Split::Test,
             Some(&PaperTable::waterbirds_table1()),
+            "object",
         );
         let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("g = 2*y + object."), "{}", lines[0]);
         assert_eq!(
             lines[2],
             "| Method | Seeds | Worst-group | Average | Plain | g0 | g1 | g2 | g3 | Paper worst-group | Paper average |"
@@ -259,7 +267,7 @@ mod tests {
                 average: [93.5, f64::NAN],
             },
         );
-        let t = table_md(&rows, Split::Test, Some(&paper));
+        let t = table_md(&rows, Split::Test, Some(&paper), "place");
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[7].starts_with("| jtt | 1 | 70.0 |"), "{t}");
         assert!(lines[8].starts_with("| dfr † | 1 | 85.0 |"), "{t}");
@@ -276,7 +284,7 @@ mod tests {
              validation accuracy); these use them to train as well."
         );
 
-        let val = table_md(&sample_rows(), Split::Val, None);
+        let val = table_md(&sample_rows(), Split::Val, None, "place");
         assert_eq!(
             val.lines().nth(4).unwrap(),
             "| erm | 1 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 |"

@@ -103,6 +103,16 @@ fn paper_of(run: &Path) -> Option<PaperTable> {
     serde_yaml::from_value(paper.clone()).ok()
 }
 
+/// The spurious attribute of the run's groups (`data.kind`'s, `place` where the config cannot be read).
+fn attribute_of(run: &Path) -> &'static str {
+    let kind = || -> Option<crate::data::DataKind> {
+        let text = std::fs::read_to_string(run.join("config.resolved.yaml")).ok()?;
+        let config: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+        serde_yaml::from_value(config.get("data")?.get("kind")?.clone()).ok()
+    };
+    kind().map_or("place", |k| k.attr_column())
+}
+
 /// Table 1 beside the accuracy plot, the arms' paired differences beside theirs, and the reference's verdict.
 pub fn accuracy(run: &Path, name: &str) -> Result<Option<String>> {
     let csv = run.join("results.csv");
@@ -121,7 +131,12 @@ pub fn accuracy(run: &Path, name: &str) -> Result<Option<String>> {
         escape(accuracy::LEGEND),
         pair(
             &plot,
-            &md_to_html(&report::table_md(&rows, Split::Test, paper.as_ref()))
+            &md_to_html(&report::table_md(
+                &rows,
+                Split::Test,
+                paper.as_ref(),
+                attribute_of(run)
+            ))
         )
     );
     if let Some(md) = report::paired_differences_md(&rows, Split::Test) {
