@@ -228,6 +228,35 @@ impl Translator {
     }
 }
 
+/// A translator over the 17 tokens of width 96 of `vit::sharp_tiny`'s 16 px ViT, for unit tests, with a fixed
+/// non-linear score of its prefix (a stand-in for the word score: the sum of tanh(prefix * u), u drawn after the
+/// weights).
+#[cfg(test)]
+pub(crate) fn tiny_scored(
+    readout: Readout,
+) -> (nn::VarStore, Translator, impl Fn(&Tensor) -> Tensor) {
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let tr = Translator::new(
+        &vs.root(),
+        &Config {
+            in_tokens: 17,
+            in_dim: 96,
+            hidden_dim: 32,
+            prefix_len: 2,
+            out_dim: 8,
+            token_subset: None,
+            readout,
+        },
+    );
+    let u = Tensor::randn([2, 8], (tch::Kind::Float, tch::Device::Cpu));
+    let prefix_score = move |prefix: &Tensor| -> Tensor {
+        (prefix * &u)
+            .tanh()
+            .sum_dim_intlist(&[1i64, 2][..], false, tch::Kind::Float)
+    };
+    (vs, tr, prefix_score)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

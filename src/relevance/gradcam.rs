@@ -169,28 +169,10 @@ mod tests {
         // Zhou et al. 2016: CAM_i = sum_c w_c A_i[c] with w the readout's weights on the pooled feature. For the
         // score s(T(pool A)), the weights are W^T ds/dprefix (scaled by 1/(p+1) for the mean); GradCAM's channel
         // mean is exact since every slot has the same gradient.
-        use crate::models::translator::{self, Readout, Translator};
+        use crate::models::translator::{self, Readout};
         let (_vs, vit, xs) = tiny();
         for readout in [Readout::Sum, Readout::Mean] {
-            let tvs = nn::VarStore::new(Device::Cpu);
-            let tr = Translator::new(
-                &tvs.root(),
-                &translator::Config {
-                    in_tokens: 17,
-                    in_dim: 96,
-                    hidden_dim: 32,
-                    prefix_len: 2,
-                    out_dim: 8,
-                    token_subset: None,
-                    readout,
-                },
-            );
-            let u = Tensor::randn([2, 8], (Kind::Float, Device::Cpu));
-            let prefix_score = |prefix: &Tensor| -> Tensor {
-                (prefix * &u)
-                    .tanh()
-                    .sum_dim_intlist(&[1i64, 2][..], false, Kind::Float)
-            };
+            let (_tvs, tr, prefix_score) = translator::tiny_scored(readout);
             let mut score = |t: &Tensor| -> Result<Tensor> { Ok(prefix_score(&tr.forward(t)?)) };
             let maps = gradcam(&vit, &xs, -1, -1, &mut score).unwrap();
             let tokens = vit.forward_features(&xs, -1, false).unwrap().tokens; // [b, n, d]

@@ -79,7 +79,7 @@ pub fn value_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::translator::{self, Readout, Translator};
+    use crate::models::translator::{self, Readout};
     use tch::{nn, Device};
 
     fn tiny() -> (nn::VarStore, Vit, Tensor) {
@@ -92,26 +92,7 @@ mod tests {
     fn the_map_is_the_cls_readers_first_order_score_of_each_value_path() {
         let (_vs, vit, xs) = tiny();
         for readout in [Readout::Flatten, Readout::Mean] {
-            let tvs = nn::VarStore::new(Device::Cpu);
-            let tr = Translator::new(
-                &tvs.root(),
-                &translator::Config {
-                    in_tokens: 17,
-                    in_dim: 96,
-                    hidden_dim: 32,
-                    prefix_len: 2,
-                    out_dim: 8,
-                    token_subset: None,
-                    readout,
-                },
-            );
-            let u = Tensor::randn([2, 8], (Kind::Float, Device::Cpu));
-            // A non-linear score of the prefix, as the word score is.
-            let prefix_score = |prefix: &Tensor| -> Tensor {
-                (prefix * &u)
-                    .tanh()
-                    .sum_dim_intlist(&[1i64, 2][..], false, Kind::Float)
-            };
+            let (_tvs, tr, prefix_score) = translator::tiny_scored(readout);
             let mut score = |t: &Tensor| -> Result<Tensor> { Ok(prefix_score(&tr.forward(t)?)) };
             for layer in [2, -1] {
                 let raw = value_paths_raw(&vit, &xs, layer, &mut score).unwrap(); // [b, p]
