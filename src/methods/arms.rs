@@ -23,7 +23,7 @@ use crate::data::InputPipeline;
 use crate::models::vit::Vit;
 use crate::relevance::complement::object_complement_of;
 use crate::relevance::quality::centre_prior_maps;
-use crate::relevance::threshold::{threshold_masks, Threshold};
+use crate::relevance::threshold::{cat_masks, threshold_masks, Threshold};
 
 fn index(rows: &[usize]) -> Tensor {
     Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
@@ -113,11 +113,7 @@ pub fn object_complement_masks(
         let maps = object_complement_of(vit, &xs, &Tensor::from_slice(chunk))?;
         out.push(threshold_masks(&maps.pixels, threshold)?.to_device(Device::Cpu));
     }
-    Ok(if out.is_empty() {
-        Tensor::zeros([0, 1, size, size], (Kind::Bool, Device::Cpu))
-    } else {
-        Tensor::cat(&out, 0)
-    })
+    Ok(cat_masks(&out, size))
 }
 
 #[cfg(test)]

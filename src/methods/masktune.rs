@@ -29,12 +29,12 @@
 //!   optimiser state; the pipeline decides which weights it loads (ours select one epoch), and our training loop
 //!   builds a fresh optimiser. The fine-tuning epoch uses the training augmentation, as the reference does.
 use anyhow::{ensure, Result};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::data::InputPipeline;
 use crate::models::vit::Vit;
 use crate::relevance::gradcam::gradcam_from_score;
-use crate::relevance::threshold::{threshold_masks, Threshold};
+use crate::relevance::threshold::{cat_masks, threshold_masks, Threshold};
 
 /// MaskTune's threshold: mean + 2 std of the positive cam values of each image.
 pub const THRESHOLD: Threshold = Threshold::MeanStd { k: 2.0 };
@@ -113,11 +113,7 @@ pub fn masks_inspected(
         })?;
         out.push(masks.to_device(Device::Cpu));
     }
-    Ok(if out.is_empty() {
-        Tensor::zeros([0, 1, size, size], (Kind::Bool, Device::Cpu))
-    } else {
-        Tensor::cat(&out, 0)
-    })
+    Ok(cat_masks(&out, size))
 }
 
 #[cfg(test)]
@@ -126,6 +122,7 @@ mod tests {
     use crate::data::NormalizeConfig;
     use crate::models::vit::Config;
     use tch::nn;
+    use tch::Kind;
 
     /// A one-block ViT made linear, so the predicted class's cam is known: no position embeddings, CLS token or
     /// patch bias (a black patch's token is exactly 0, so its cam is 0); zero query/key weights (uniform attention);

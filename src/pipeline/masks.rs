@@ -32,7 +32,7 @@ use crate::relevance::quality::{
     bracketed_quality, bracketed_report, Bracketed, MaskQualityReport, Truth,
 };
 use crate::relevance::sanity::{means_by_word_and_place, spearman_per_image, WordByPlace};
-use crate::relevance::threshold::threshold_masks;
+use crate::relevance::threshold::{cat_masks, threshold_masks};
 use crate::relevance::word::{WordRelevance, WordTarget};
 use crate::runtime::stage_seed;
 use crate::text::words::WordFilter;
@@ -273,11 +273,7 @@ pub fn run(
         }
         progress.finish_and_clear();
         let size = exp.config.data.image_size;
-        let masks = if all_masks.is_empty() {
-            Tensor::zeros([0, 1, size, size], (Kind::Bool, tch::Device::Cpu))
-        } else {
-            Tensor::cat(&all_masks, 0)
-        };
+        let masks = cat_masks(&all_masks, size);
         let row_of: HashMap<usize, i64> = rows
             .iter()
             .enumerate()

@@ -56,6 +56,16 @@ impl Threshold {
     }
 }
 
+/// The batches' masks (`[b, 1, size, size]` bool each) in order as one `[n, 1, size, size]` batch; an empty batch of
+/// that shape when there are none.
+pub fn cat_masks(batches: &[Tensor], size: i64) -> Tensor {
+    if batches.is_empty() {
+        Tensor::zeros([0, 1, size, size], (Kind::Bool, tch::Device::Cpu))
+    } else {
+        Tensor::cat(batches, 0)
+    }
+}
+
 /// Bool masks (true = masked) of the shape of `maps` (`[b, ...]`, any float kind), one rule per image.
 pub fn threshold_masks(maps: &Tensor, threshold: Threshold) -> Result<Tensor> {
     threshold.validate()?;
