@@ -7,12 +7,7 @@ use crate::pipeline::plan;
 
 pub fn run(args: RunArgs) -> Result<()> {
     let exp = args.experiment()?;
-    let record = plan::record(&exp);
-    plan::write(&exp.out_dir, &record)?;
-    crate::util::write_atomic(
-        &exp.out_dir.join("config.resolved.yaml"),
-        exp.resolved_yaml()?,
-    )?;
+    let record = plan::prepare(&exp)?;
     print!("{}", plan::summary(&record));
     println!("plan: {}", plan::dir(&exp.out_dir).display());
     Ok(())

@@ -21,12 +21,7 @@ pub struct RunPlanArgs {
 pub fn run(cmd: RunPlanArgs) -> Result<()> {
     let exp = cmd.args.experiment()?;
     exp.preflight()?;
-    let record = plan::record(&exp);
-    plan::write(&exp.out_dir, &record)?;
-    crate::util::write_atomic(
-        &exp.out_dir.join("config.resolved.yaml"),
-        exp.resolved_yaml()?,
-    )?;
+    let record = plan::prepare(&exp)?;
     print!("{}", plan::summary(&record));
     let exe = std::env::current_exe().context("finding the texplain binary")?;
     let a = &cmd.args;

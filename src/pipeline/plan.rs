@@ -292,6 +292,18 @@ pub fn write(run: &Path, plan: &PlanRecord) -> Result<()> {
     Ok(())
 }
 
+/// Plans `exp` and writes the plan into its run directory with `config.resolved.yaml` beside it (the CONFIG of the
+/// units' commands and of the emitted scripts); returns the plan. `texplain plan` and `texplain run-plan` start here.
+pub fn prepare(exp: &Experiment) -> Result<PlanRecord> {
+    let plan = record(exp);
+    write(&exp.out_dir, &plan)?;
+    write_atomic(
+        &exp.out_dir.join("config.resolved.yaml"),
+        exp.resolved_yaml()?,
+    )?;
+    Ok(plan)
+}
+
 /// Reads `plan/plan.json` of the run directory `run`.
 pub fn read(run: &Path) -> Result<PlanRecord> {
     let path = dir(run).join("plan.json");
