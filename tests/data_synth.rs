@@ -68,31 +68,6 @@ fn the_default_config_keeps_its_bytes() {
     );
 }
 
-/// Per image of a [n, 1, h, w] 0/1 mask: the centroid (x, y) in [0, 1] and whether the mask touches the border.
-fn centroids_and_border(masks: &tch::Tensor) -> Vec<((f64, f64), bool)> {
-    let (n, h, w) = (masks.size()[0], masks.size()[2], masks.size()[3]);
-    let m: Vec<u8> = Vec::try_from(masks.reshape([-1])).unwrap();
-    let (h, w) = (h as usize, w as usize);
-    (0..n as usize)
-        .map(|k| {
-            let img = &m[k * h * w..(k + 1) * h * w];
-            let (mut sx, mut sy, mut on, mut border) = (0.0, 0.0, 0.0, false);
-            for y in 0..h {
-                for x in 0..w {
-                    if img[y * w + x] > 0 {
-                        sx += (x as f64 + 0.5) / w as f64;
-                        sy += (y as f64 + 0.5) / h as f64;
-                        on += 1.0;
-                        border |= x == 0 || y == 0 || x == w - 1 || y == h - 1;
-                    }
-                }
-            }
-            assert!(on > 0.0, "image {k} has an empty bird mask");
-            ((sx / on, sy / on), border)
-        })
-        .collect()
-}
-
 #[test]
 fn anywhere_placement_spreads_and_cuts_birds_and_place_masks_avoid_them() {
     let o = LoadOptions {
@@ -111,7 +86,7 @@ fn anywhere_placement_spreads_and_cuts_birds_and_place_masks_avoid_them() {
     .unwrap();
     let ds = load(d.path(), Split::Train, &o).unwrap();
     assert!(ds.place_masks.is_none());
-    let inside = centroids_and_border(ds.bird_masks.as_ref().unwrap());
+    let inside = common::centroids_and_border(ds.bird_masks.as_ref().unwrap());
     assert!(
         inside.iter().all(|(_, b)| !b),
         "an `inside` bird touches the border"
@@ -131,7 +106,7 @@ fn anywhere_placement_spreads_and_cuts_birds_and_place_masks_avoid_them() {
     .unwrap();
     let ds = load(d.path(), Split::Train, &o).unwrap();
     let birds = ds.bird_masks.as_ref().unwrap();
-    let spread = centroids_and_border(birds);
+    let spread = common::centroids_and_border(birds);
     assert!(spread.len() >= 200, "{} train images", spread.len());
     let mut quadrants = [0usize; 4];
     for ((x, y), _) in &spread {

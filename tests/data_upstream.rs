@@ -457,22 +457,9 @@ fn placement_anywhere_puts_objects_on_the_border_and_is_recorded_only_when_set()
             true,
         )
         .unwrap();
-        let mask = bgc.variants[&Variant::Original]
-            .fg_masks
-            .as_ref()
-            .unwrap()
-            .ne(0); // [n, 1, s, s]
-        let n = mask.size()[0];
-        let edge = |dim: i64, index: i64| mask.select(dim, index).flatten(1, -1).any_dim(1, false);
-        let touches = edge(2, 0)
-            .logical_or(&edge(2, 31))
-            .logical_or(&edge(3, 0))
-            .logical_or(&edge(3, 31));
-        let share = touches
-            .to_kind(Kind::Float)
-            .sum(Kind::Float)
-            .double_value(&[])
-            / n as f64;
+        let masks = bgc.variants[&Variant::Original].fg_masks.as_ref().unwrap(); // [n, 1, s, s]
+        let border = common::centroids_and_border(masks);
+        let share = border.iter().filter(|(_, b)| *b).count() as f64 / border.len() as f64;
         (share, json["config"]["placement"].clone())
     };
     let (inside, recorded) = touching(Placement::Inside {});

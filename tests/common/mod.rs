@@ -280,3 +280,28 @@ mitigation:
         text_models = tiny_text_models(data, "synth"),
     )
 }
+
+/// Per image of a [n, 1, h, w] 0/1 mask: the centroid (x, y) in [0, 1] and whether the mask touches the border.
+pub fn centroids_and_border(masks: &tch::Tensor) -> Vec<((f64, f64), bool)> {
+    let (n, h, w) = (masks.size()[0], masks.size()[2], masks.size()[3]);
+    let m: Vec<u8> = Vec::try_from(masks.reshape([-1])).unwrap();
+    let (h, w) = (h as usize, w as usize);
+    (0..n as usize)
+        .map(|k| {
+            let img = &m[k * h * w..(k + 1) * h * w];
+            let (mut sx, mut sy, mut on, mut border) = (0.0, 0.0, 0.0, false);
+            for y in 0..h {
+                for x in 0..w {
+                    if img[y * w + x] > 0 {
+                        sx += (x as f64 + 0.5) / w as f64;
+                        sy += (y as f64 + 0.5) / h as f64;
+                        on += 1.0;
+                        border |= x == 0 || y == 0 || x == w - 1 || y == h - 1;
+                    }
+                }
+            }
+            assert!(on > 0.0, "image {k} has an empty mask");
+            ((sx / on, sy / on), border)
+        })
+        .collect()
+}
