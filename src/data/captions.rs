@@ -49,6 +49,9 @@ pub struct SceneDesc {
     pub distractors: Vec<Distractor>,
     /// The spurious object of the object setting, named in every caption when present.
     pub object: Option<ObjectKind>,
+    /// The share of the captions that name the object as the bird's setting in the place's stead
+    /// ([`CaptionObjects::setting`]; 0 without an object).
+    pub object_setting: f64,
 }
 
 /// How prominently captions name a bird of visibility `v`.
@@ -165,9 +168,24 @@ pub(crate) fn verb(place_is_water: bool, rng: &mut ChaCha8Rng) -> &'static str {
     }
 }
 
-fn distractor_tail(scene: &SceneDesc, rng: &mut ChaCha8Rng) -> String {
+/// The verb between the bird and an object named as its setting.
+fn setting_verb(rng: &mut ChaCha8Rng) -> &'static str {
+    pick(
+        rng,
+        &[
+            "standing on",
+            "perched on",
+            "sitting on",
+            "resting on",
+            "on",
+        ],
+    )
+}
+
+/// The caption's tail: the object (unless the caption already named it as the setting) and some distractors.
+fn distractor_tail(scene: &SceneDesc, object_named: bool, rng: &mut ChaCha8Rng) -> String {
     let mut s = String::new();
-    if let Some(o) = scene.object {
+    if let Some(o) = scene.object.filter(|_| !object_named) {
         s.push(' ');
         s.push_str(pick(rng, o.phrases()));
     }
@@ -184,7 +202,18 @@ fn distractor_tail(scene: &SceneDesc, rng: &mut ChaCha8Rng) -> String {
 pub fn caption(scene: &SceneDesc, rng: &mut ChaCha8Rng) -> String {
     let bg = scene.background;
     let water = bg.place() == super::scene::WATER;
-    let place = pick(rng, bg.phrases());
+    // The object as the bird's setting, in the place's stead (no draw at all when it never is: today's bytes).
+    let setting = scene
+        .object
+        .filter(|_| scene.object_setting > 0.0 && rng.gen_bool(scene.object_setting));
+    let place = match setting {
+        Some(o) => pick(rng, o.setting_phrases()),
+        None => pick(rng, bg.phrases()),
+    };
+    let setting_or_place_verb = |rng: &mut ChaCha8Rng| match setting {
+        Some(_) => setting_verb(rng),
+        None => verb(water, rng),
+    };
     let tier = scene
         .bird
         .as_ref()
@@ -196,7 +225,7 @@ pub fn caption(scene: &SceneDesc, rng: &mut ChaCha8Rng) -> String {
         Prominence::Faint => rng.gen_bool(0.5),
         Prominence::Invisible => false,
     };
-    let tail = distractor_tail(scene, rng);
+    let tail = distractor_tail(scene, setting.is_some(), rng);
     let s = match (bird, mention) {
         (Some(b), true) => {
             let np = with_article(&bird_np(b, tier, rng));
@@ -219,8 +248,11 @@ pub fn caption(scene: &SceneDesc, rng: &mut ChaCha8Rng) -> String {
             }
             if bird_first {
                 match rng.gen_range(0..3) {
-                    0 => format!("{np}{extra} {} {place}{tail}", verb(water, rng)),
-                    1 => format!("a photo of {np}{extra} {} {place}{tail}", verb(water, rng)),
+                    0 => format!("{np}{extra} {} {place}{tail}", setting_or_place_verb(rng)),
+                    1 => format!(
+                        "a photo of {np}{extra} {} {place}{tail}",
+                        setting_or_place_verb(rng)
+                    ),
                     _ => format!("{np}{extra} in front of {place}{tail}"),
                 }
             } else {
@@ -376,6 +408,7 @@ fn draw_scene(
             background: bg,
             distractors,
             object,
+            object_setting: cfg.objects.map_or(0.0, |o| o.setting),
         },
     )
 }
@@ -544,6 +577,7 @@ pub fn corpus_with(
             background: bg,
             distractors,
             object,
+            object_setting: objects.map_or(0.0, |o| o.setting),
         };
         s.push_str(&caption(&scene, &mut rng));
         s.push('\n');
@@ -688,4 +722,52 @@ pub fn load_corpus(path: &Path) -> anyhow::Result<Vec<String>> {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dock_scene(object_setting: f64) -> SceneDesc {
+        SceneDesc {
+            bird: Some(BirdDesc {
+                species: Species::Duck,
+                colour: "white",
+                pose: Pose::FacingLeft,
+                visibility: 0.4,
+                occluded: false,
+            }),
+            background: Background::Lake,
+            distractors: Vec::new(),
+            object: Some(ObjectKind::Dock),
+            object_setting,
+        }
+    }
+
+    fn names_any(caption: &str, words: &[&str]) -> bool {
+        caption.split_whitespace().any(|w| words.contains(&w))
+    }
+
+    #[test]
+    fn the_object_as_setting_stands_in_for_the_place_in_its_share_of_the_captions() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let dock = ObjectKind::Dock.words();
+        for (setting, without_place) in [(0.0, 0..=0), (1.0, 400..=400), (0.5, 160..=240)] {
+            let caps = captions(&dock_scene(setting), 400, &mut rng);
+            assert!(caps.iter().all(|c| names_any(c, dock)), "{caps:?}");
+            let n = caps
+                .iter()
+                .filter(|c| !names_any(c, &WATER_WORDS) && !names_any(c, &LAND_WORDS))
+                .count();
+            assert!(
+                without_place.contains(&n),
+                "setting {setting}: {n} of 400 captions without a place word"
+            );
+            // Named as the setting, the object is not named again after it.
+            if setting == 1.0 {
+                assert!(caps.iter().all(|c| !c.contains("near a wooden dock")));
+                assert!(caps.iter().all(|c| !c.contains("swimming")), "{caps:?}");
+            }
+        }
+    }
 }

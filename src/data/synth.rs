@@ -408,6 +408,7 @@ fn render(spec: &Spec, cfg: &SynthConfig, out: &Path) -> anyhow::Result<Rendered
         background: bg,
         distractors: painted.distractors.clone(),
         object: object.map(|o| o.kind),
+        object_setting: 0.0,
     };
     let caps = captions(&scene, cfg.captions_per_image, &mut rng);
     let row = |place: i64, pf: &str, object: bool| {

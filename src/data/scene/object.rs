@@ -42,6 +42,22 @@ impl ObjectKind {
             ],
         }
     }
+
+    /// Noun phrases naming it as the bird's setting, in the place's stead ("a bird standing on a wooden dock"),
+    /// with the place phrases' word budget: one or two of its [`ObjectKind::words`] (the place phrases name
+    /// 1.25-1.75 place words on average, "a forest of tall trees", "ocean waves"; these 1.33).
+    pub fn setting_phrases(self) -> &'static [&'static str] {
+        match self {
+            ObjectKind::Dock => &[
+                "a wooden dock",
+                "an old pier",
+                "a small jetty",
+                "a long pier and its dock",
+                "a wooden dock by a jetty",
+                "the end of a wooden pier",
+            ],
+        }
+    }
 }
 
 /// The spurious-object knob of the synthetic Waterbirds generator (`data.synth.spurious_object`).
@@ -91,6 +107,12 @@ pub struct CaptionObjects {
     pub kind: ObjectKind,
     pub fraction: f64,
     pub size: [f64; 2],
+    /// The share of a carrying scene's captions that name the object as the bird's setting in the place's stead
+    /// ("a bird standing on a wooden dock", [`ObjectKind::setting_phrases`]) rather than the place with the object
+    /// after it ("a bird on the lake near a wooden dock"). 0 (the default, left out of the config's bytes): every
+    /// caption names the place, so the object, named once per caption, can never outnumber the place's words.
+    #[serde(default, skip_serializing_if = "crate::util::is_default")]
+    pub setting: f64,
 }
 
 impl Default for CaptionObjects {
@@ -99,6 +121,7 @@ impl Default for CaptionObjects {
             kind: ObjectKind::Dock,
             fraction: 0.3,
             size: [0.2, 0.4],
+            setting: 0.0,
         }
     }
 }
@@ -109,6 +132,11 @@ impl CaptionObjects {
             (0.0..=1.0).contains(&self.fraction),
             "objects.fraction must be in [0, 1], got {}",
             self.fraction
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.setting),
+            "objects.setting must be in [0, 1], got {}",
+            self.setting
         );
         anyhow::ensure!(
             self.size[0] > 0.0 && self.size[0] <= self.size[1] && self.size[1] <= 0.9,
