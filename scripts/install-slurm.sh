@@ -38,7 +38,7 @@ running() {
 
 # The slurm.conf of this machine as the only node, with its real CPUs and memory (slurmd -C). The scheduler runs at
 # once on each submission and completion (batch_sched_delay=0, sched_min_interval=0): two chained arrays of four
-# empty tasks, two at a time, took 4 s instead of 10 s here.
+# empty tasks, two at a time, took 4 s instead of 9-10 s here (experiments/scale-out/README.md).
 conf_text() {
   local node hw cpus memory
   node=$(hostname -s)

@@ -243,6 +243,7 @@ fn the_plans_slurm_job_arrays_on_a_real_cluster_match_the_serial_run() {
     }
     let slurm_table = std::fs::read_to_string(run.join("table.md")).unwrap_or_default();
     let differs = diff(&table, &slurm_table);
+    let (stages, serial_stages) = (digests(&run), digests(&serial));
     if let Some(path) = std::env::var("TEXPLAIN_SLURM_LOG")
         .ok()
         .filter(|p| !p.is_empty())
@@ -256,6 +257,7 @@ fn the_plans_slurm_job_arrays_on_a_real_cluster_match_the_serial_run() {
              $ @RUN@/slurm/submit.sh\n{submitted}\
              # The array tasks (scontrol show job; sacct needs slurmdbd):\n\
              {:<10} {:<22} {:<10} {:<8} RunTime\n{table_of_jobs}\
+             # Stage records (folder, key, content digest) of the Slurm run against the serial run: {} stages, {}\n\
              # table.md of the Slurm run against the serial texplain run: {}\n{differs}\
              # Its first table:\n{}",
             String::from_utf8_lossy(&version.stdout).trim(),
@@ -264,6 +266,12 @@ fn the_plans_slurm_job_arrays_on_a_real_cluster_match_the_serial_run() {
             "JobName",
             "State",
             "ExitCode",
+            stages.len(),
+            if stages == serial_stages {
+                "identical"
+            } else {
+                "DIFFERENT"
+            },
             if differs.is_empty() {
                 "identical"
             } else {
@@ -282,6 +290,6 @@ fn the_plans_slurm_job_arrays_on_a_real_cluster_match_the_serial_run() {
     );
     assert_eq!(differs, "", "table.md of the Slurm run differs");
     assert_eq!(slurm_table, table);
-    assert_eq!(digests(&run), digests(&serial));
+    assert_eq!(stages, serial_stages);
     assert!(run.join("run.json").exists() && run.join("results.csv").exists());
 }
