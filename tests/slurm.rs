@@ -143,6 +143,14 @@ fn wait(jobs: &[String], logs: &Path) {
     }
 }
 
+/// The number of units in the plan of `run`.
+fn plan_units(run: &Path) -> usize {
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("plan/plan.json")).unwrap())
+            .unwrap();
+    plan["units"].as_array().unwrap().len()
+}
+
 /// The lines of `a` and `b` that differ (`-` serial, `+` Slurm); empty where they are equal.
 fn diff(a: &str, b: &str) -> String {
     let (a, b): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
@@ -230,8 +238,10 @@ fn the_plans_slurm_job_arrays_on_a_real_cluster_match_the_serial_run() {
 
     let mut table_of_jobs = String::new();
     let mut failed = Vec::new();
+    let mut seen = 0;
     for job in &jobs {
         for [id, name, state, exit, time] in tasks(job) {
+            seen += 1;
             let _ = writeln!(
                 table_of_jobs,
                 "{id:<10} {name:<22} {state:<10} {exit:<8} {time}"
@@ -284,6 +294,8 @@ fn the_plans_slurm_job_arrays_on_a_real_cluster_match_the_serial_run() {
         .replace(BIN, "@TEXPLAIN@");
         std::fs::write(&path, log).unwrap();
     }
+    let units = plan_units(&run);
+    assert_eq!(seen, units, "one array task per unit:\n{table_of_jobs}");
     assert!(
         failed.is_empty(),
         "array tasks that did not complete: {failed:?}\n{table_of_jobs}"
