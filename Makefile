@@ -7,7 +7,7 @@ CONFIG ?= configs/quickstart.yaml
 # The run directory of CONFIG (results/<name>, the config's `name` being its file name) and its committed reference.
 RUN_DIR ?= results/$(basename $(notdir $(CONFIG)))
 
-.PHONY: build demo test lint fmt libtorch build-cuda gpu-check
+.PHONY: build demo test test-slurm lint fmt libtorch build-cuda gpu-check
 
 libtorch:
 	@scripts/fetch-libtorch.sh
@@ -22,6 +22,11 @@ demo: build
 
 test:
 	$(WITH_LIBTORCH) cargo test --release
+
+# The plan on a real Slurm (tests/slurm.rs): scripts/install-slurm.sh installs and starts a one-node cluster once
+# (root, apt-get); here a missing cluster fails the test instead of skipping it. SLURM_LOG=PATH keeps what it printed.
+test-slurm:
+	TEXPLAIN_REQUIRE_SLURM=1 TEXPLAIN_SLURM_LOG=$(SLURM_LOG) $(WITH_LIBTORCH) cargo test --release --test slurm -- --nocapture
 
 lint:
 	cargo fmt --all -- --check

@@ -81,6 +81,15 @@ fn k8s_name(name: &str) -> String {
     }
 }
 
+/// The Job of wave `k`: `texplain-<name>-wave-<k>`, the name shortened so that the whole stays within the 63
+/// characters the API server allows a Job (its name becomes the `job-name` label of its pods).
+fn job_name(name: &str, k: usize) -> String {
+    let suffix = format!("-wave-{k}");
+    let room = 63 - "texplain-".len() - suffix.len();
+    let name = name[..name.len().min(room)].trim_end_matches('-');
+    format!("texplain-{name}{suffix}")
+}
+
 /// A word quoted for the shell (single quotes).
 fn sh(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
@@ -156,7 +165,7 @@ pub fn k8s(plan: &PlanRecord, cluster: &Cluster) -> Vec<(String, String)> {
     let name = k8s_name(&plan.name);
     for wave in waves(plan, cluster) {
         let k = wave.index;
-        let job = format!("texplain-{name}-wave-{k}");
+        let job = job_name(&name, k);
         let command = [
             cluster.texplain.as_str(),
             "run",
@@ -298,5 +307,25 @@ mod tests {
         assert!(k8s[1].1.contains("completions: 3\n  parallelism: 2\n"));
         assert!(k8s[1].1.contains("claimName: runs\n"));
         assert!(k8s[0].1.contains("parallelism: 1\n") && !k8s[0].1.contains("nvidia.com/gpu"));
+    }
+
+    #[test]
+    fn job_names_stay_within_63_characters() {
+        assert_eq!(job_name("tiny", 3), "texplain-tiny-wave-3");
+        let long = k8s_name(&format!("{}_x", "a".repeat(43)));
+        // 9 + 45 + 7 = 61 characters: kept whole.
+        assert_eq!(job_name(&long, 7), format!("texplain-{long}-wave-7"));
+        // Cut to the 46 characters left beside `-wave-12`; beside `-wave-100` the cut at 45 leaves a `-` last,
+        // which goes.
+        let longer = k8s_name(&"ab-".repeat(30));
+        let expected = format!("texplain-{}a-wave-12", "ab-".repeat(15));
+        assert_eq!((job_name(&longer, 12), expected.len()), (expected, 63));
+        assert_eq!(
+            job_name(&longer, 100),
+            format!(
+                "texplain-{}-wave-100",
+                "ab-".repeat(15).trim_end_matches('-')
+            )
+        );
     }
 }
