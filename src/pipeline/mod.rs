@@ -32,7 +32,8 @@
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
 //! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
 //! stages and redoes interrupted ones. One whole run at a time writes into a run directory ([`lock::RunLock`]), or
-//! any number of unit runs, one per unit ([`lock::UnitLock`]), and
+//! any number of unit runs, one per unit ([`lock::UnitLock`]: a lease recording host, pid and job, refreshed while it
+//! builds, so workers on several hosts of a shared filesystem can run units side by side), and
 //! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
