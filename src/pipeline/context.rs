@@ -98,8 +98,8 @@ impl Splits {
     }
 }
 
-/// Generates a dataset into a build folder of this writer's own (`<root>.<host>-<pid>.partial`) and renames it to `root` once complete, so an interrupted
-/// generation is never mistaken for a finished one.
+/// Generates a dataset into a build folder of this writer's own (`<root>.<host>-<pid>.partial`) and renames it to
+/// `root` once complete, so an interrupted generation is never mistaken for a finished one.
 pub fn generate_into(root: &Path, generate: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     super::stage::may_build(root)?;
     if root.exists() {

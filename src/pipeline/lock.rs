@@ -314,8 +314,30 @@ fn refresher(path: PathBuf, pid: u32, refresh: Duration) -> (mpsc::Sender<()>, J
     (stop, thread)
 }
 
+/// The units of the run directory `run` whose lease is held (see [`holds`]), each with its holder: unit runs that
+/// are writing into it now.
+pub fn live_units(run: &Path, times: LeaseTimes) -> Vec<String> {
+    let here = host_name();
+    let Ok(entries) = std::fs::read_dir(run.join(UNIT_LOCKS)) else {
+        return Vec::new();
+    };
+    let mut live: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let unit = name.strip_suffix(".lock")?.replace("__", "/");
+            let (held, age) = holder(&e.path())?;
+            (!held.is_me(&here) && holds(&held, age, &here, times.expiry))
+                .then(|| format!("unit {unit} ({})", held.describe(&here)))
+        })
+        .collect();
+    live.sort();
+    live
+}
+
 impl RunLock {
-    /// Takes `<dir>/.lock` for this process, or fails naming the live holder's pid.
+    /// Takes `<dir>/.lock` for this process, or fails naming the live holder's pid, or the unit runs that hold
+    /// leases in it (a whole run never writes beside unit runs: both would write `run.json`).
     pub fn acquire(dir: &Path) -> Result<Self> {
         let path = dir.join(LOCK_FILE);
         let times = LeaseTimes::from_env()?;
@@ -326,7 +348,18 @@ impl RunLock {
             Record::Pid,
             times,
         )?;
-        Ok(Self { path, pid })
+        let lock = Self { path, pid };
+        // Checked after taking the lock, as a unit checks the lock after taking its lease: of a whole run and a unit
+        // run that start in the same instant, at least one sees the other.
+        let units = live_units(dir, times);
+        if !units.is_empty() {
+            bail!(
+                "{}: unit runs are writing into it ({}); a whole run starts once they finished",
+                dir.display(),
+                units.join(", ")
+            );
+        }
+        Ok(lock)
     }
 
     pub fn path(&self) -> &Path {
@@ -361,15 +394,20 @@ impl UnitLock {
     pub fn acquire_with(run: &Path, unit: &str, times: LeaseTimes) -> Result<Self> {
         let whole = run.join(LOCK_FILE);
         let here = host_name();
-        if let Some((held, age)) = holder(&whole) {
-            if holds(&held, age, &here, times.expiry) {
-                bail!(
-                    "{}: a whole texplain run ({}) is writing into {}; units run only beside other units",
-                    whole.display(),
-                    held.describe(&here),
-                    run.display()
-                );
-            }
+        let whole_run = || {
+            holder(&whole)
+                .filter(|(held, age)| holds(held, *age, &here, times.expiry))
+                .map(|(held, _)| {
+                    anyhow::anyhow!(
+                        "{}: a whole texplain run ({}) is writing into {}; units run only beside other units",
+                        whole.display(),
+                        held.describe(&here),
+                        run.display()
+                    )
+                })
+        };
+        if let Some(err) = whole_run() {
+            return Err(err);
         }
         let dir = run.join(UNIT_LOCKS);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -381,12 +419,16 @@ impl UnitLock {
             Record::Lease,
             times,
         )?;
-        let refreshing = Some(refresher(path.clone(), pid, times.refresh));
-        Ok(Self {
+        let lock = Self {
+            refreshing: Some(refresher(path.clone(), pid, times.refresh)),
             path,
             pid,
-            refreshing,
-        })
+        };
+        // Again once the lease is held (see [`RunLock::acquire`]); dropping `lock` lets the lease go.
+        if let Some(err) = whole_run() {
+            return Err(err);
+        }
+        Ok(lock)
     }
 
     pub fn path(&self) -> &Path {
@@ -501,6 +543,33 @@ mod tests {
         let taken = UnitLock::acquire(tmp.path(), "seed-3/erm").unwrap();
         assert_eq!(pid_of(taken.path()), Some(std::process::id()));
         drop((taken, lm));
+    }
+
+    #[test]
+    fn a_whole_run_never_starts_beside_live_unit_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let locks = tmp.path().join(UNIT_LOCKS);
+        std::fs::create_dir_all(&locks).unwrap();
+        let lease = locks.join("seed-3__erm.lock");
+        std::fs::write(&lease, "1 other-node k8s:texplain-wave-2-0\n").unwrap();
+        let err = format!("{:#}", RunLock::acquire(tmp.path()).unwrap_err());
+        assert!(
+            err.contains("unit seed-3/erm (pid 1 on other-node, job k8s:texplain-wave-2-0)"),
+            "{err}"
+        );
+        assert!(
+            !tmp.path().join(LOCK_FILE).exists(),
+            "the refused run let its lock go"
+        );
+        // An expired lease, or one of a dead local pid, is no unit run.
+        age_by(&lease, Duration::from_secs(3600));
+        std::fs::write(
+            locks.join("lm.lock"),
+            format!("{} {} -\n", dead_pid(), host_name()),
+        )
+        .unwrap();
+        assert!(live_units(tmp.path(), LeaseTimes::parse(None).unwrap()).is_empty());
+        assert!(RunLock::acquire(tmp.path()).is_ok());
     }
 
     #[test]

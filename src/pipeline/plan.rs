@@ -12,7 +12,7 @@
 //! `analysis`, the whole ImageNet-9 flow.
 //!
 //! `plan/plan.json` and `plan/wave-<k>.txt` (one unit id a line, the array index is the line number) are written
-//! together by [`write`] and read by [`read_wave`].
+//! together, with `config.resolved.yaml`, by [`prepare`] and read by [`read`] and [`read_wave`].
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -279,28 +279,50 @@ pub fn wave_lists(plan: &PlanRecord) -> Vec<String> {
         .collect()
 }
 
-/// Writes `plan/plan.json` and `plan/wave-<k>.txt` under the run directory `run`.
-pub fn write(run: &Path, plan: &PlanRecord) -> Result<()> {
-    let dir = dir(run);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+/// The files of the plan of `exp` (`plan/plan.json`, `plan/wave-<k>.txt`) and `config.resolved.yaml`, by path.
+fn plan_files(exp: &Experiment, plan: &PlanRecord) -> Result<Vec<(PathBuf, String)>> {
+    let run = &exp.out_dir;
     let mut json = serde_json::to_string_pretty(plan)?;
     json.push('\n');
-    write_atomic(&dir.join("plan.json"), json)?;
-    for (w, list) in wave_lists(plan).iter().enumerate() {
-        write_atomic(&wave_file(run, w), list)?;
+    let mut files = vec![
+        (dir(run).join("plan.json"), json),
+        (run.join("config.resolved.yaml"), exp.resolved_yaml()?),
+    ];
+    for (w, list) in wave_lists(plan).into_iter().enumerate() {
+        files.push((wave_file(run, w), list));
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Plans `exp` and writes the plan into its run directory with `config.resolved.yaml` beside it (the CONFIG of the
 /// units' commands and of the emitted scripts); returns the plan. `texplain plan` and `texplain run-plan` start here.
+///
+/// Of a run driven by units, this is the one writer of `config.resolved.yaml` (a unit run never writes it; the
+/// serial `texplain run` writes its own under the whole-run lock). A file that already holds the same bytes is
+/// left as it is, so planning again beside running units changes nothing; a plan or config that differs is not
+/// written while unit runs hold leases in the directory ([`super::lock::live_units`]).
 pub fn prepare(exp: &Experiment) -> Result<PlanRecord> {
     let plan = record(exp);
-    write(&exp.out_dir, &plan)?;
-    write_atomic(
-        &exp.out_dir.join("config.resolved.yaml"),
-        exp.resolved_yaml()?,
-    )?;
+    let files = plan_files(exp, &plan)?;
+    let changed: Vec<&(PathBuf, String)> = files
+        .iter()
+        .filter(|(path, text)| std::fs::read(path).ok().as_deref() != Some(text.as_bytes()))
+        .collect();
+    if !changed.is_empty() {
+        let live = super::lock::live_units(&exp.out_dir, super::lock::LeaseTimes::from_env()?);
+        if !live.is_empty() {
+            bail!(
+                "{}: unit runs are working on its current plan ({}); {} would change under them: plan into another \
+                 --out, or wait for them",
+                exp.out_dir.display(),
+                live.join(", "),
+                changed[0].0.display()
+            );
+        }
+    }
+    for (path, text) in changed {
+        write_atomic(path, text)?;
+    }
     Ok(plan)
 }
 
