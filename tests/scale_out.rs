@@ -1,8 +1,8 @@
 //! Scale-out on a tiny synthetic config: `texplain plan` is deterministic on every shipped config; running the
 //! plan's units one by one (`texplain run --wave K --index I`) and through the local executor (`texplain run-plan
 //! --jobs 2`) gives the same stages (keys and content digests) and the same `table.md` as a serial `texplain run`;
-//! a unit whose upstream has not finished fails naming it and writes nothing; two processes on one unit build it
-//! once.
+//! a unit whose upstream has not finished fails naming it and writes nothing; a unit killed mid-way finishes on
+//! rerun; two processes on one unit build it once; no build folder, temporary file or lease is left behind.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -138,6 +138,42 @@ fn the_plan_of_every_shipped_config_is_deterministic() {
     assert!(explain["memory_bytes"].as_u64().unwrap() > 0);
     assert!(printed.contains("13 unit(s) in 8 wave(s)"), "{printed}");
     assert!(!run.join("seed-3").exists(), "planning computes nothing");
+
+    // One writer of the plan and config.resolved.yaml: beside a live unit run (a lease of another host), planning
+    // the same config again changes nothing, and another plan is refused.
+    std::fs::create_dir_all(run.join(".locks")).unwrap();
+    std::fs::write(
+        run.join(".locks/seed-3__erm.lock"),
+        "1 other-node slurm:9_1\n",
+    )
+    .unwrap();
+    let resolved = std::fs::read(run.join("config.resolved.yaml")).unwrap();
+    texplain_ok(&["plan", s(&config), "--out", s(&run)]);
+    let other = texplain(&["plan", s(&config), "--out", s(&run), "--seeds", "3,4"]);
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("unit seed-3/erm (pid 1 on other-node, job slurm:9_1)"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(
+        std::fs::read(run.join("config.resolved.yaml")).unwrap(),
+        resolved
+    );
+    assert_eq!(plan_json(&run), plan);
+}
+
+/// What a finished run must not hold: build folders, temporary files, unit leases.
+fn leftovers(run: &Path) -> Vec<PathBuf> {
+    let mut left: Vec<PathBuf> = written(run)
+        .into_iter()
+        .filter(|f| {
+            let f = f.to_string_lossy();
+            f.contains(".partial") || f.ends_with(".tmp") || f.starts_with(".locks/")
+        })
+        .collect();
+    left.sort();
+    left
 }
 
 /// The files under `run`, outside the plan.
@@ -204,7 +240,7 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
     assert!(finished_stages(&stderr(&again), &units).is_empty());
     assert!(stderr(&again).contains("finished earlier with the same inputs; skipped"));
 
-    // The local executor with two workers.
+    // The local executor with four workers.
     let parallel = tmp.path().join("parallel");
     let out = Command::new(BIN)
         .args([
@@ -213,7 +249,7 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
             "--out",
             s(&parallel),
             "--jobs",
-            "2",
+            "4",
             "--threads",
             "1",
         ])
@@ -225,24 +261,53 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
         std::fs::read_to_string(parallel.join("table.md")).unwrap(),
         table
     );
-    let left: Vec<PathBuf> = written(&parallel)
-        .into_iter()
-        .filter(|f| f.to_string_lossy().contains(".partial") || f.starts_with(".locks"))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "no partial stage or unit lock is left: {left:?}"
+    assert_eq!(
+        leftovers(&parallel),
+        Vec::<PathBuf>::new(),
+        "no partial stage, temporary file or unit lease is left"
     );
 }
 
 #[test]
-fn two_processes_on_one_unit_build_it_once() {
+fn a_unit_killed_midway_finishes_on_rerun_and_two_processes_on_one_unit_build_it_once() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
     let run = tmp.path().join("run");
     texplain_ok(&["plan", s(&config), "--out", s(&run)]);
     let data = common::run(&config, &run, &["--unit", "data"]);
     assert!(data.status.success(), "{}", stderr(&data));
+
+    // A worker killed inside the stage (its folder complete, not yet renamed into place) leaves its build folder
+    // and its lease behind.
+    let mut killed = Command::new(BIN)
+        .args(["run", s(&config), "--out", s(&run), "--unit", "seed-3/erm"])
+        .env("TEXPLAIN_TEST_PAUSE_IN", "erm")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = run.join("seed-3").join(format!(
+        "erm.{}-{}.partial",
+        ::texplain::util::host_name(),
+        killed.id()
+    ));
+    let started = std::time::Instant::now();
+    while !partial.join("stage.json").exists() {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "the worker never reached {}",
+            partial.display()
+        );
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "the paused worker exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(run.join(".locks/seed-3__erm.lock").exists());
+    assert!(!run.join("seed-3/erm").exists());
     let start = || {
         Command::new(BIN)
             .args(["run", s(&config), "--out", s(&run), "--unit", "seed-3/erm"])
@@ -268,7 +333,16 @@ fn two_processes_on_one_unit_build_it_once() {
     let other = &logs[built.iter().position(|&n| n == 0).unwrap()];
     assert!(other.contains("skipped"), "{other}");
     assert!(run.join("seed-3/erm/stage.json").exists());
-    assert!(!run.join(".locks/seed-3__erm.lock").exists());
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("is no longer running; taking the lock over")),
+        "the dead worker's lease is taken over: {logs:?}"
+    );
+    assert_eq!(
+        leftovers(&run),
+        Vec::<PathBuf>::new(),
+        "the killed worker's build folder and lease are cleared"
+    );
 }
 
 /// Compares `text` with the golden file `tests/golden/<name>`, after `@RUN@` replaces the run directory; with
