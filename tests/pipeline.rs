@@ -1031,7 +1031,7 @@ const PINNED_STAGE_SETTINGS: &[PinnedStage] = &[
     ),
     (
         "seed-3/explain",
-        "91db6f678b7bd14c7e45519e0e0f14bff3441d65f03b3da53df7bf4c3770be36",
+        "d04e05a45773ce85b89b5be1206ce876c8d7adf9c11ce1d96d88dee1b3cb64b4",
         &["erm", "lm", "translator"],
     ),
     (

@@ -5,8 +5,14 @@
 //! rerun; two processes on one unit build it once; no build folder, temporary file or lease is left behind.
 mod common;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use texplain::data::Split;
+use texplain::pipeline::explain::{
+    chunk_seed, chunks, sample_in_chunks, shard_chunks, CHUNK_IMAGES,
+};
 
 use common::{files, finished_stages, stage_records, stderr, texplain, BIN};
 
@@ -194,6 +200,16 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
     assert!(done.status.success(), "{}", stderr(&done));
     let table = std::fs::read_to_string(serial.join("table.md")).unwrap();
 
+    // Sharded explanations: 3 (uneven) and 4 shard units merged by the explain unit give the serial run's bytes.
+    for of in [3usize, 4] {
+        assert_shards_match_the_serial_run(
+            &config,
+            &serial,
+            of,
+            &tmp.path().join(format!("shards-{of}")),
+        );
+    }
+
     // A unit whose upstream has not finished fails naming it and writes nothing.
     let units = tmp.path().join("units");
     texplain_ok(&["plan", s(&config), "--out", s(&units)]);
@@ -266,6 +282,87 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
         Vec::<PathBuf>::new(),
         "no partial stage, temporary file or unit lease is left"
     );
+}
+
+/// Copies the serial run's upstream stages into `run`, plans it with `of` explain shards, runs the shard units and
+/// the explain unit, and checks the explain stage's files are the serial run's, byte for byte.
+fn assert_shards_match_the_serial_run(config: &Path, serial: &Path, of: usize, run: &Path) {
+    common::copy_dir(serial, run);
+    std::fs::remove_dir_all(run.join("seed-3/explain")).unwrap();
+    let of_s = of.to_string();
+    texplain_ok(&[
+        "plan",
+        s(config),
+        "--out",
+        s(run),
+        "--explain-shards",
+        &of_s,
+    ]);
+    let plan = plan_json(run);
+    assert_eq!(plan["explain_shards"], of);
+    let shards: Vec<String> = (0..of)
+        .map(|i| format!("seed-3/explain#{i}of{of}"))
+        .collect();
+    let explain = plan["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "seed-3/explain")
+        .unwrap();
+    let mut needs: Vec<String> = ["data", "seed-3/erm", "seed-3/translator", "lm"]
+        .map(String::from)
+        .to_vec();
+    needs.extend(shards.iter().cloned());
+    assert_eq!(explain["needs"], serde_json::json!(needs));
+    // The merge refuses to start before its shards finished.
+    let early = common::run(config, run, &["--unit", "seed-3/explain"]);
+    assert!(!early.status.success());
+    assert!(
+        stderr(&early).contains(&format!("needs unit {}", shards[0])),
+        "{}",
+        stderr(&early)
+    );
+    for shard in &shards {
+        let out = common::run(config, run, &["--unit", shard]);
+        assert!(out.status.success(), "{shard}: {}", stderr(&out));
+    }
+    let merged = common::run(config, run, &["--unit", "seed-3/explain"]);
+    assert!(merged.status.success(), "{}", stderr(&merged));
+    let serial_explain = serial.join("seed-3/explain");
+    let names = files(&serial_explain);
+    assert!(
+        names.iter().any(|f| f.ends_with("sentences-train.jsonl")),
+        "{names:?}"
+    );
+    assert_eq!(files(&run.join("seed-3/explain")), names);
+    for f in names.iter().filter(|f| !f.ends_with("stage.json")) {
+        assert!(
+            std::fs::read(run.join("seed-3/explain").join(f)).unwrap()
+                == std::fs::read(serial_explain.join(f)).unwrap(),
+            "{of} shards: {} differs from the serial run's",
+            f.display()
+        );
+    }
+    // The same key and content digest (the record differs only in its seconds).
+    let (record, serial_record) = (
+        common::stage_record(&run.join("seed-3/explain")),
+        common::stage_record(&serial_explain),
+    );
+    assert_eq!(record["key"], serial_record["key"]);
+    assert_eq!(record["content"], serial_record["content"]);
+    // The shards cut on chunks of 64 images: with 3 shards every shard holds some images of the train split.
+    let train = std::fs::read_to_string(serial_explain.join("sentences-train.jsonl")).unwrap();
+    assert!(
+        train.lines().count() > 2 * CHUNK_IMAGES,
+        "the tiny train split spans 3 chunks"
+    );
+    if of == 3 {
+        for shard in &shards {
+            let text =
+                std::fs::read_to_string(run.join(shard).join("sentences-train.jsonl")).unwrap();
+            assert!(text.lines().count() >= 1, "{shard} is empty");
+        }
+    }
 }
 
 #[test]
@@ -420,4 +517,49 @@ fn emitted_slurm_and_kubernetes_files_match_their_golden_files() {
             }
         }
     }
+}
+
+/// A stand-in for the explain stage's sampler: one draw of the global generator per image, as the describer draws
+/// its tokens.
+fn draws(images: Range<usize>) -> anyhow::Result<Vec<(usize, f64)>> {
+    let r = tch::Tensor::rand([images.len() as i64], (tch::Kind::Double, tch::Device::Cpu));
+    Ok(images.zip(Vec::<f64>::try_from(&r)?).collect())
+}
+
+/// The explain stage reseeds per chunk of images (the one process-wide generator: a test of its own binary, beside
+/// tests that only start processes).
+#[test]
+fn shards_cut_on_chunks_and_merged_in_order_give_the_unsharded_stream() {
+    // 3 chunks of 64 and one of 8.
+    let n = 3 * CHUNK_IMAGES + 8;
+    assert_eq!(chunks(n), 4);
+    assert_eq!(shard_chunks(n, 0, 1), 0..4);
+    assert_eq!(
+        (0..3).map(|i| shard_chunks(n, i, 3)).collect::<Vec<_>>(),
+        [0..1, 1..2, 2..4],
+        "3 shards of 4 chunks: uneven, contiguous"
+    );
+    assert_eq!(
+        shard_chunks(10, 2, 4),
+        0..0,
+        "more shards than chunks: empty ones"
+    );
+    let whole = sample_in_chunks(5, Split::Train, n, 0..chunks(n), draws).unwrap();
+    assert_eq!(whole.len(), n);
+    assert!(whole.iter().enumerate().all(|(i, (img, _))| i == *img));
+    for of in [1, 3, 4] {
+        let merged: Vec<(usize, f64)> = (0..of)
+            .flat_map(|i| {
+                sample_in_chunks(5, Split::Train, n, shard_chunks(n, i, of), draws).unwrap()
+            })
+            .collect();
+        assert_eq!(merged, whole, "{of} shard(s)");
+    }
+    // Another split, or another seed, draws another stream.
+    let test = sample_in_chunks(5, Split::Test, n, 0..chunks(n), draws).unwrap();
+    assert_ne!(test, whole);
+    assert_ne!(
+        chunk_seed(5, Split::Train, 1),
+        chunk_seed(6, Split::Train, 1)
+    );
 }

@@ -10,6 +10,7 @@
 //!                   regime::run             seed-<s>/regime/     linear probes: is the bird in the features?
 //!                   translator::run         seed-<s>/translator/ classifier tokens -> LM prefix
 //!                   explain::run            seed-<s>/explain/    sentences, top words per image and class
+//!                   (explain::run_shard     seed-<s>/explain#<i>of<N>/ a plan's shards, merged by explain::run)
 //!                   clouds::run             seed-<s>/clouds/     word clouds per class x split
 //!                   flags::run              seed-<s>/flags/      flagged samples and their target words
 //!                   masks::run              seed-<s>/masks/      word-targeted relevance masks, their quality
@@ -120,7 +121,7 @@ fn run_whole(exp: &Experiment, write_config: bool) -> Result<()> {
 /// Every unit of the plan in order ([`plan::units`]: every stage, then the report); returns the Table-1 layout.
 fn run_stages(exp: &Experiment) -> Result<String> {
     let mut walk = Walk::new(exp);
-    for unit in &plan::units(exp) {
+    for unit in &plan::units(exp, 1) {
         walk.step(unit)?;
     }
     walk.table.context("the plan has no report unit")
@@ -133,7 +134,7 @@ fn run_stages(exp: &Experiment) -> Result<String> {
 /// writes `run.json` and `report.html` too; the `analysis` unit is the whole [`run`]. No unit writes
 /// `config.resolved.yaml` ([`plan::prepare`] does).
 pub fn run_unit(exp: &Experiment, id: &str) -> Result<()> {
-    let units = plan::units(exp);
+    let units = plan::units(exp, plan::explain_shards(&exp.out_dir)?);
     let target = plan::find(&units, id)?;
     if units[target].work == plan::Work::Analysis {
         return run_whole(exp, false);
@@ -189,6 +190,8 @@ struct SeedOutputs {
     classifier: Option<erm::Classifier>,
     translator: Option<translator::TrainedTranslator>,
     explained: Option<explain::Explained>,
+    /// The finished explain shards walked so far (a plan with `--explain-shards`), in shard order.
+    explain_shards: Vec<std::path::PathBuf>,
     flags: Option<flags::Flags>,
     masks: Option<masks::Masks>,
 }
@@ -201,6 +204,7 @@ impl SeedOutputs {
             classifier: None,
             translator: None,
             explained: None,
+            explain_shards: Vec::new(),
             flags: None,
             masks: None,
         }
@@ -272,6 +276,7 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
             plan::Work::Stage(stage) => stage,
+            plan::Work::ExplainShard { .. } => Stage::Explain,
         };
         let Some(seed) = unit.seed else {
             match stage {
@@ -300,6 +305,18 @@ impl<'a> Walk<'a> {
             s.classifier = Some(classifier);
         }
         let vit = || got(&s.classifier, erm).map(|c| &c.model);
+        if let plan::Work::ExplainShard { index, of } = unit.work {
+            let done = explain::run_shard(
+                &ctx,
+                got(&s.erm, erm)?,
+                got(&s.translator, "translator")?,
+                vit()?,
+                got(lm, "lm")?,
+                (index, of),
+            )?;
+            s.explain_shards.push(done.dir);
+            return Ok(());
+        }
         match stage {
             Stage::Erm => {
                 let done = erm::run(&ctx, pre)?;
@@ -325,6 +342,7 @@ impl<'a> Walk<'a> {
                     got(&s.translator, "translator")?,
                     vit()?,
                     got(lm, "lm")?,
+                    &s.explain_shards,
                 )?)
             }
             Stage::Clouds => {

@@ -35,9 +35,9 @@
 //! renamed into place when finished, under the stage's key; a rerun with the same key reuses them and redoes only
 //! the step it was killed in. The `.steps` folder is removed once the stage is in place.
 //!
-//! Test hook: with `TEXPLAIN_TEST_PAUSE_IN=<stage name>` in the environment, a stage of that name sleeps once its
-//! `.partial` folder is complete and before it is renamed into place, so a test can kill a run inside any stage,
-//! however fast; `<stage name>/<step>` sleeps once that step of a [`Steps`] is in place. Nothing else reads the
+//! Test hook: with `TEXPLAIN_TEST_PAUSE_IN=<stage folder>` in the environment (the stage's name; a shard's folder,
+//! `explain#0of3`), the stage in the folder of that name sleeps once its `.partial` folder is complete and before
+//! it is renamed into place, so a test can kill a run inside any stage, however fast; `<stage name>/<step>` sleeps once that step of a [`Steps`] is in place. Nothing else reads the
 //! variable.
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -303,8 +303,20 @@ pub fn run_stage(
     key: &StageKey,
     build: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<StageDone> {
+    run_stage_in(parent, stage.name(), stage, key, build)
+}
+
+/// [`run_stage`] in the folder `<parent>/<folder>` instead of the stage's own name (a shard of a stage,
+/// `explain#2of4`); the pause hook of the module docs names the folder.
+pub fn run_stage_in(
+    parent: &Path,
+    folder: &str,
+    stage: Stage,
+    key: &StageKey,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<StageDone> {
     let name = stage.name();
-    let dir = parent.join(name);
+    let dir = parent.join(folder);
     let hash = key.hash();
     if let Some(record) = StageRecord::read(&dir) {
         match record.changed_file(&dir) {
@@ -348,7 +360,7 @@ pub fn run_stage(
             content: content.clone(),
         };
         write_json(&partial.join("stage.json"), &record)?;
-        pause_for_tests(name, partial);
+        pause_for_tests(folder, partial);
         Ok(())
     })?;
     if placed == Placed::FoundFinished {
