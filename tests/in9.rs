@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::{
-    assert_stage_keys_are_pinned, finished_stages, run, stage_set, start_paused, stderr, texplain,
-    PinnedStage,
+    assert_stage_keys_are_pinned, finished_stages, partial, run, stage_set, start_paused, stderr,
+    texplain, PinnedStage,
 };
 
 fn config_text(data: &Path) -> String {
@@ -194,8 +194,10 @@ fn the_analysis_writes_its_artifacts_resumes_and_keys_its_stages() {
     // A run killed inside the explain stage resumes: the finished stages are skipped, the interrupted one redone,
     // and the outputs are those of the uninterrupted run.
     let resumed = tmp.path().join("resumed");
-    let partial = resumed.join("seed-3/explain.partial");
-    let mut child = start_paused(&config, &resumed, "explain", &partial.join("stage.json"));
+    let mut child = start_paused(&config, &resumed, "explain", |pid| {
+        partial(&resumed, "seed-3/explain", pid).join("stage.json")
+    });
+    let partial = partial(&resumed, "seed-3/explain", child.id());
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!resumed.join("seed-3/explain").exists());

@@ -1,12 +1,18 @@
 //! Scale-out on a tiny synthetic config: `texplain plan` is deterministic on every shipped config; running the
 //! plan's units one by one (`texplain run --wave K --index I`) and through the local executor (`texplain run-plan
 //! --jobs 2`) gives the same stages (keys and content digests) and the same `table.md` as a serial `texplain run`;
-//! a unit whose upstream has not finished fails naming it and writes nothing; two processes on one unit build it
-//! once.
+//! a unit whose upstream has not finished fails naming it and writes nothing; a unit killed mid-way finishes on
+//! rerun; two processes on one unit build it once; no build folder, temporary file or lease is left behind.
 mod common;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use texplain::data::Split;
+use texplain::pipeline::explain::{
+    chunk_seed, chunks, sample_in_chunks, shard_chunks, CHUNK_IMAGES,
+};
 
 use common::{files, finished_stages, stage_records, stderr, texplain, BIN};
 
@@ -138,6 +144,42 @@ fn the_plan_of_every_shipped_config_is_deterministic() {
     assert!(explain["memory_bytes"].as_u64().unwrap() > 0);
     assert!(printed.contains("13 unit(s) in 8 wave(s)"), "{printed}");
     assert!(!run.join("seed-3").exists(), "planning computes nothing");
+
+    // One writer of the plan and config.resolved.yaml: beside a live unit run (a lease of another host), planning
+    // the same config again changes nothing, and another plan is refused.
+    std::fs::create_dir_all(run.join(".locks")).unwrap();
+    std::fs::write(
+        run.join(".locks/seed-3__erm.lock"),
+        "1 other-node slurm:9_1\n",
+    )
+    .unwrap();
+    let resolved = std::fs::read(run.join("config.resolved.yaml")).unwrap();
+    texplain_ok(&["plan", s(&config), "--out", s(&run)]);
+    let other = texplain(&["plan", s(&config), "--out", s(&run), "--seeds", "3,4"]);
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("unit seed-3/erm (pid 1 on other-node, job slurm:9_1)"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(
+        std::fs::read(run.join("config.resolved.yaml")).unwrap(),
+        resolved
+    );
+    assert_eq!(plan_json(&run), plan);
+}
+
+/// What a finished run must not hold: build folders, temporary files, unit leases.
+fn leftovers(run: &Path) -> Vec<PathBuf> {
+    let mut left: Vec<PathBuf> = written(run)
+        .into_iter()
+        .filter(|f| {
+            let f = f.to_string_lossy();
+            f.contains(".partial") || f.ends_with(".tmp") || f.starts_with(".locks/")
+        })
+        .collect();
+    left.sort();
+    left
 }
 
 /// The files under `run`, outside the plan.
@@ -157,6 +199,16 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
     let done = common::run(&config, &serial, &[]);
     assert!(done.status.success(), "{}", stderr(&done));
     let table = std::fs::read_to_string(serial.join("table.md")).unwrap();
+
+    // Sharded explanations: 3 (uneven) and 4 shard units merged by the explain unit give the serial run's bytes.
+    for of in [3usize, 4] {
+        assert_shards_match_the_serial_run(
+            &config,
+            &serial,
+            of,
+            &tmp.path().join(format!("shards-{of}")),
+        );
+    }
 
     // A unit whose upstream has not finished fails naming it and writes nothing.
     let units = tmp.path().join("units");
@@ -204,7 +256,7 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
     assert!(finished_stages(&stderr(&again), &units).is_empty());
     assert!(stderr(&again).contains("finished earlier with the same inputs; skipped"));
 
-    // The local executor with two workers.
+    // The local executor with four workers.
     let parallel = tmp.path().join("parallel");
     let out = Command::new(BIN)
         .args([
@@ -213,7 +265,7 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
             "--out",
             s(&parallel),
             "--jobs",
-            "2",
+            "4",
             "--threads",
             "1",
         ])
@@ -225,24 +277,134 @@ fn units_in_wave_order_and_run_plan_match_the_serial_run() {
         std::fs::read_to_string(parallel.join("table.md")).unwrap(),
         table
     );
-    let left: Vec<PathBuf> = written(&parallel)
-        .into_iter()
-        .filter(|f| f.to_string_lossy().contains(".partial") || f.starts_with(".locks"))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "no partial stage or unit lock is left: {left:?}"
+    assert_eq!(
+        leftovers(&parallel),
+        Vec::<PathBuf>::new(),
+        "no partial stage, temporary file or unit lease is left"
     );
 }
 
+/// Copies the serial run's upstream stages into `run`, plans it with `of` explain shards, runs the shard units and
+/// the explain unit, and checks the explain stage's files are the serial run's, byte for byte.
+fn assert_shards_match_the_serial_run(config: &Path, serial: &Path, of: usize, run: &Path) {
+    common::copy_dir(serial, run);
+    std::fs::remove_dir_all(run.join("seed-3/explain")).unwrap();
+    let of_s = of.to_string();
+    texplain_ok(&[
+        "plan",
+        s(config),
+        "--out",
+        s(run),
+        "--explain-shards",
+        &of_s,
+    ]);
+    let plan = plan_json(run);
+    assert_eq!(plan["explain_shards"], of);
+    let shards: Vec<String> = (0..of)
+        .map(|i| format!("seed-3/explain#{i}of{of}"))
+        .collect();
+    let explain = plan["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "seed-3/explain")
+        .unwrap();
+    let mut needs: Vec<String> = ["data", "seed-3/erm", "seed-3/translator", "lm"]
+        .map(String::from)
+        .to_vec();
+    needs.extend(shards.iter().cloned());
+    assert_eq!(explain["needs"], serde_json::json!(needs));
+    // The merge refuses to start before its shards finished.
+    let early = common::run(config, run, &["--unit", "seed-3/explain"]);
+    assert!(!early.status.success());
+    assert!(
+        stderr(&early).contains(&format!("needs unit {}", shards[0])),
+        "{}",
+        stderr(&early)
+    );
+    for shard in &shards {
+        let out = common::run(config, run, &["--unit", shard]);
+        assert!(out.status.success(), "{shard}: {}", stderr(&out));
+    }
+    let merged = common::run(config, run, &["--unit", "seed-3/explain"]);
+    assert!(merged.status.success(), "{}", stderr(&merged));
+    let serial_explain = serial.join("seed-3/explain");
+    let names = files(&serial_explain);
+    assert!(
+        names.iter().any(|f| f.ends_with("sentences-train.jsonl")),
+        "{names:?}"
+    );
+    assert_eq!(files(&run.join("seed-3/explain")), names);
+    for f in names.iter().filter(|f| !f.ends_with("stage.json")) {
+        assert!(
+            std::fs::read(run.join("seed-3/explain").join(f)).unwrap()
+                == std::fs::read(serial_explain.join(f)).unwrap(),
+            "{of} shards: {} differs from the serial run's",
+            f.display()
+        );
+    }
+    // The same key and content digest (the record differs only in its seconds).
+    let (record, serial_record) = (
+        common::stage_record(&run.join("seed-3/explain")),
+        common::stage_record(&serial_explain),
+    );
+    assert_eq!(record["key"], serial_record["key"]);
+    assert_eq!(record["content"], serial_record["content"]);
+    // The shards cut on chunks of 64 images: with 3 shards every shard holds some images of the train split.
+    let train = std::fs::read_to_string(serial_explain.join("sentences-train.jsonl")).unwrap();
+    assert!(
+        train.lines().count() > 2 * CHUNK_IMAGES,
+        "the tiny train split spans 3 chunks"
+    );
+    if of == 3 {
+        for shard in &shards {
+            let text =
+                std::fs::read_to_string(run.join(shard).join("sentences-train.jsonl")).unwrap();
+            assert!(text.lines().count() >= 1, "{shard} is empty");
+        }
+    }
+}
+
 #[test]
-fn two_processes_on_one_unit_build_it_once() {
+fn a_unit_killed_midway_finishes_on_rerun_and_two_processes_on_one_unit_build_it_once() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path(), &tmp.path().join("data"));
     let run = tmp.path().join("run");
     texplain_ok(&["plan", s(&config), "--out", s(&run)]);
     let data = common::run(&config, &run, &["--unit", "data"]);
     assert!(data.status.success(), "{}", stderr(&data));
+
+    // A worker killed inside the stage (its folder complete, not yet renamed into place) leaves its build folder
+    // and its lease behind.
+    let mut killed = Command::new(BIN)
+        .args(["run", s(&config), "--out", s(&run), "--unit", "seed-3/erm"])
+        .env("TEXPLAIN_TEST_PAUSE_IN", "erm")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = run.join("seed-3").join(format!(
+        "erm.{}-{}.partial",
+        ::texplain::util::host_name(),
+        killed.id()
+    ));
+    let started = std::time::Instant::now();
+    while !partial.join("stage.json").exists() {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "the worker never reached {}",
+            partial.display()
+        );
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "the paused worker exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(run.join(".locks/seed-3__erm.lock").exists());
+    assert!(!run.join("seed-3/erm").exists());
     let start = || {
         Command::new(BIN)
             .args(["run", s(&config), "--out", s(&run), "--unit", "seed-3/erm"])
@@ -268,7 +430,16 @@ fn two_processes_on_one_unit_build_it_once() {
     let other = &logs[built.iter().position(|&n| n == 0).unwrap()];
     assert!(other.contains("skipped"), "{other}");
     assert!(run.join("seed-3/erm/stage.json").exists());
-    assert!(!run.join(".locks/seed-3__erm.lock").exists());
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("is no longer running; taking the lock over")),
+        "the dead worker's lease is taken over: {logs:?}"
+    );
+    assert_eq!(
+        leftovers(&run),
+        Vec::<PathBuf>::new(),
+        "the killed worker's build folder and lease are cleared"
+    );
 }
 
 /// Compares `text` with the golden file `tests/golden/<name>`, after `@RUN@` replaces the run directory; with
@@ -346,4 +517,49 @@ fn emitted_slurm_and_kubernetes_files_match_their_golden_files() {
             }
         }
     }
+}
+
+/// A stand-in for the explain stage's sampler: one draw of the global generator per image, as the describer draws
+/// its tokens.
+fn draws(images: Range<usize>) -> anyhow::Result<Vec<(usize, f64)>> {
+    let r = tch::Tensor::rand([images.len() as i64], (tch::Kind::Double, tch::Device::Cpu));
+    Ok(images.zip(Vec::<f64>::try_from(&r)?).collect())
+}
+
+/// The explain stage reseeds per chunk of images (the one process-wide generator: a test of its own binary, beside
+/// tests that only start processes).
+#[test]
+fn shards_cut_on_chunks_and_merged_in_order_give_the_unsharded_stream() {
+    // 3 chunks of 64 and one of 8.
+    let n = 3 * CHUNK_IMAGES + 8;
+    assert_eq!(chunks(n), 4);
+    assert_eq!(shard_chunks(n, 0, 1), 0..4);
+    assert_eq!(
+        (0..3).map(|i| shard_chunks(n, i, 3)).collect::<Vec<_>>(),
+        [0..1, 1..2, 2..4],
+        "3 shards of 4 chunks: uneven, contiguous"
+    );
+    assert_eq!(
+        shard_chunks(10, 2, 4),
+        0..0,
+        "more shards than chunks: empty ones"
+    );
+    let whole = sample_in_chunks(5, Split::Train, n, 0..chunks(n), draws).unwrap();
+    assert_eq!(whole.len(), n);
+    assert!(whole.iter().enumerate().all(|(i, (img, _))| i == *img));
+    for of in [1, 3, 4] {
+        let merged: Vec<(usize, f64)> = (0..of)
+            .flat_map(|i| {
+                sample_in_chunks(5, Split::Train, n, shard_chunks(n, i, of), draws).unwrap()
+            })
+            .collect();
+        assert_eq!(merged, whole, "{of} shard(s)");
+    }
+    // Another split, or another seed, draws another stream.
+    let test = sample_in_chunks(5, Split::Test, n, 0..chunks(n), draws).unwrap();
+    assert_ne!(test, whole);
+    assert_ne!(
+        chunk_seed(5, Split::Train, 1),
+        chunk_seed(6, Split::Train, 1)
+    );
 }

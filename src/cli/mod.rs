@@ -50,7 +50,7 @@ pub enum Command {
     /// Run an experiment config end to end (resumes finished stages), or one unit of its plan (--unit, --wave).
     Run(run::RunCommand),
     /// Write the run's work units (plan/plan.json, plan/wave-<k>.txt) and print its waves; computes nothing.
-    Plan(run::RunArgs),
+    Plan(plan::PlanArgs),
     /// Run the plan's units on this machine with N worker processes (texplain run --unit each).
     RunPlan(run_plan::RunPlanArgs),
     /// Write a planned run's waves as Slurm job arrays or Kubernetes Indexed Jobs, with a submit.sh.

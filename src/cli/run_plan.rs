@@ -16,12 +16,15 @@ pub struct RunPlanArgs {
     /// Threads of each worker (overrides the config's `threads`).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Shards of each seed's explain stage (as `texplain plan --explain-shards`).
+    #[arg(long, default_value_t = 1)]
+    pub explain_shards: usize,
 }
 
 pub fn run(cmd: RunPlanArgs) -> Result<()> {
     let exp = cmd.args.experiment()?;
     exp.preflight()?;
-    let record = plan::prepare(&exp)?;
+    let record = plan::prepare(&exp, cmd.explain_shards)?;
     print!("{}", plan::summary(&record));
     let exe = std::env::current_exe().context("finding the texplain binary")?;
     let a = &cmd.args;
@@ -44,7 +47,7 @@ pub fn run(cmd: RunPlanArgs) -> Result<()> {
         c.arg("--out").arg(&exp.out_dir).arg("--unit").arg(unit);
         c
     };
-    let units = plan::units(&exp);
+    let units = plan::units(&exp, record.explain_shards);
     let done = executor::run(&units, cmd.jobs, worker)?;
     println!("{} unit(s) finished", done.len());
     Ok(())

@@ -366,19 +366,22 @@ pub fn load_safetensors(vs: &mut nn::VarStore, path: &Path, opts: &LoadOpts) -> 
 }
 
 /// Saves every variable of `vs` as safetensors under its dotted HF name (`vit.encoder.layer.0.attention...`),
-/// atomically (`path.tmp`, then rename). Tensors are moved to the CPU and made contiguous first.
+/// atomically (a temporary name of this writer's own, `fsync`, then rename: [`crate::util::temp_path`]). Tensors are moved to the CPU and made contiguous first.
 pub fn save_safetensors(vs: &nn::VarStore, path: &Path) -> Result<()> {
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     let tensors: Vec<(String, Tensor)> = vars
         .into_iter()
         .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
         .collect();
-    let tmp = crate::util::with_suffix(path, ".tmp");
-    Tensor::write_safetensors(&tensors, &tmp).map_err(|source| ModelError::Checkpoint {
-        path: tmp.clone(),
-        source,
+    let tmp = crate::util::temp_path(path);
+    Tensor::write_safetensors(&tensors, &tmp).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        ModelError::Checkpoint {
+            path: tmp.clone(),
+            source,
+        }
     })?;
-    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io {
+    crate::util::sync_and_rename(&tmp, path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     })

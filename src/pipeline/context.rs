@@ -98,8 +98,8 @@ impl Splits {
     }
 }
 
-/// Generates a dataset into `<root>.partial` and renames it to `root` once complete, so an interrupted
-/// generation is never mistaken for a finished one.
+/// Generates a dataset into a build folder of this writer's own (`<root>.<host>-<pid>.partial`) and renames it to
+/// `root` once complete, so an interrupted generation is never mistaken for a finished one.
 pub fn generate_into(root: &Path, generate: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     super::stage::may_build(root)?;
     if root.exists() {
@@ -108,9 +108,11 @@ pub fn generate_into(root: &Path, generate: impl FnOnce(&Path) -> Result<()>) ->
             root.display()
         );
     }
+    // Another run generating the same folder may finish first: its copy is kept (the loader checks it).
     build_in_partial(root, |dir| {
         generate(dir).with_context(|| format!("generating {}", root.display()))
-    })
+    })?;
+    Ok(())
 }
 
 /// What the stages of one run share.

@@ -265,6 +265,7 @@ mod tests {
         let plan = PlanRecord {
             name: "Table 1_synth".to_string(),
             waves: 2,
+            explain_shards: 1,
             units: vec![
                 unit("data", 0, false, None),
                 unit("a", 1, false, None),

@@ -1,17 +1,24 @@
 //! The explain stage (paper section 2): the seed's classifier, translator and language model write
 //! `explain.samples_per_image` sentences for every train and test image, whose dominant words are counted per image
 //! and per class. Output: `seed-<s>/explain/` = `sentences-<split>.jsonl` ([`crate::explain::sentences`]),
-//! `words-<split>.csv` (top words per image), `words-by-class.csv`; read back through [`Explained`]. Also `texplain explain`, which prints a run's
-//! words or explains new images.
+//! `words-<split>.csv` (top words per image), `words-by-class.csv`; read back through [`Explained`]. Also `texplain
+//! explain`, which prints a run's words or explains new images.
+//!
+//! The sampling reseeds per chunk of [`CHUNK_IMAGES`] images (a seed from the run seed, the split and the chunk's
+//! index, [`chunk_seed`]), in the manner of counter-based random streams (Philox, JAX's split keys): a chunk's
+//! sentences depend on its own seed and images only. So the stage can be cut into shards on chunk boundaries
+//! ([`run_shard`], `texplain plan --explain-shards N`) whose sentences, merged in dataset order, are the unsharded
+//! stage's bytes.
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::context::Seed;
 use super::erm::Erm;
 use super::lm::{CaptionData, Lm};
-use super::stage::{run_stage, Stage, StageDone, StageKey};
+use super::stage::{run_stage, run_stage_in, Stage, StageDone, StageKey};
 use super::translator::TrainedTranslator;
 use crate::config::Experiment;
 use crate::data::InputPipeline;
@@ -177,40 +184,169 @@ pub(super) fn describer<'a>(
     }
 }
 
-/// Explains the train and test splits with the seed's translator.
-pub fn run(
-    ctx: &Seed,
-    erm: &Erm,
-    translator: &TrainedTranslator,
-    vit: &Vit,
-    lm: &Lm,
-) -> Result<Explained> {
-    let (exp, seed, splits) = (ctx.exp(), ctx.seed, ctx.splits());
-    let e = &exp.config.explain;
+/// Images per reseeding chunk of the explain stage: the random stream of each chunk starts from its own seed
+/// ([`chunk_seed`]), so a chunk's sentences do not depend on which images were sampled before it, and shards of
+/// the stage cut on chunk boundaries ([`shard_chunks`]) give, merged in dataset order, the unsharded stage's bytes.
+pub const CHUNK_IMAGES: usize = 64;
+
+/// The stage key's marker of chunked reseeding ([`CHUNK_IMAGES`]): stages sampled from one stream per split are
+/// redone.
+pub const CHUNKED_RESEEDING: &str = "chunked reseeding, 64 images a chunk";
+
+/// The number of chunks of `n_images` images.
+pub fn chunks(n_images: usize) -> usize {
+    n_images.div_ceil(CHUNK_IMAGES)
+}
+
+/// The chunks of shard `index` of `of` over `n_images` images: contiguous, in dataset order, their sizes differing
+/// by at most one chunk (the last shards may be empty when there are fewer chunks than shards).
+pub fn shard_chunks(n_images: usize, index: usize, of: usize) -> Range<usize> {
+    let n = chunks(n_images);
+    (index * n / of)..((index + 1) * n / of)
+}
+
+/// The seed of chunk `chunk` of `split` in the explain stage of the run seed `seed`.
+pub fn chunk_seed(seed: u64, split: Split, chunk: usize) -> u64 {
+    stage_seed(seed, &format!("explain/{split}/chunk-{chunk}"))
+}
+
+/// Runs `sample` on the image range of each chunk in `chunks` (in order), reseeding the random generators before
+/// each with its [`chunk_seed`], and concatenates what it returns: one item per image, in dataset order.
+pub fn sample_in_chunks<T>(
+    seed: u64,
+    split: Split,
+    n_images: usize,
+    chunks: Range<usize>,
+    mut sample: impl FnMut(Range<usize>) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        set_seed(chunk_seed(seed, split, chunk));
+        let start = chunk * CHUNK_IMAGES;
+        out.extend(sample(start..(start + CHUNK_IMAGES).min(n_images))?);
+    }
+    Ok(out)
+}
+
+/// The explain stage's key; a shard's adds its place ([`run_shard`]).
+fn explain_key(ctx: &Seed, erm: &Erm, translator: &TrainedTranslator, lm: &Lm) -> StageKey {
     let mut key = StageKey::new(Stage::Explain);
-    key.add("seed", &seed)
+    key.add("seed", &ctx.seed)
         .reads("translator", &translator.done.content)
         .reads("erm", &erm.done.content)
         .reads("lm", &lm.content)
-        .add("data", &splits.fingerprint)
-        .add("explain", e);
+        .add("data", &ctx.splits().fingerprint)
+        .add("explain", &ctx.exp().config.explain);
     // What the stage writes and how it counts words; the word clouds (and their class words) are a stage of
     // their own, so recolouring them re-samples nothing.
     key.add(
         "formats",
         &[sentences::FORMAT, crate::text::words::NORMALISATION],
     );
+    key.add("sampling", &CHUNKED_RESEEDING);
+    key
+}
+
+/// The images of `split` that the explain stage explains.
+fn explained_data(splits: &super::context::Splits, split: Split) -> &crate::data::Dataset {
+    match split {
+        Split::Train => &splits.train,
+        _ => &splits.test,
+    }
+}
+
+/// Samples the sentences of `chunks` of `split`'s images, one list per image in dataset order.
+fn sample_chunks(
+    ctx: &Seed,
+    describer: &Describer,
+    split: Split,
+    chunks: Range<usize>,
+) -> Result<Vec<Vec<String>>> {
+    let data = explained_data(ctx.splits(), split);
+    sample_in_chunks(ctx.seed, split, data.img_ids.len(), chunks, |images| {
+        let len = (images.end - images.start) as i64;
+        describer.sentences(&data.images.narrow(0, images.start as i64, len))
+    })
+}
+
+/// Shard `index` of `of` of the explain stage (`seed-<s>/explain#<index>of<of>/`, the unit of the same name): the
+/// sentences of its chunks of each split ([`shard_chunks`]), in `sentences-<split>.jsonl`.
+pub fn run_shard(
+    ctx: &Seed,
+    erm: &Erm,
+    translator: &TrainedTranslator,
+    vit: &Vit,
+    lm: &Lm,
+    (index, of): (usize, usize),
+) -> Result<StageDone> {
+    let mut key = explain_key(ctx, erm, translator, lm);
+    key.add("shard", &[index, of]);
+    let describer = describer(ctx.exp(), vit, &translator.model, &lm.model, ctx.input());
+    let folder = super::plan::shard_name(index, of);
+    run_stage_in(&ctx.dir, &folder, Stage::Explain, &key, |dir| {
+        for split in EXPLAINED_SPLITS {
+            let data = explained_data(ctx.splits(), split);
+            let n = data.img_ids.len();
+            let chunks = shard_chunks(n, index, of);
+            let images = (chunks.start * CHUNK_IMAGES).min(n)..(chunks.end * CHUNK_IMAGES).min(n);
+            let sentences = sample_chunks(ctx, &describer, split, chunks)?;
+            let rows: Vec<(i64, &[String])> = data.img_ids[images]
+                .iter()
+                .copied()
+                .zip(sentences.iter().map(Vec::as_slice))
+                .collect();
+            Explained::write_sentences(dir, split, &rows)?;
+        }
+        Ok(())
+    })
+}
+
+/// The sentences of `split` merged from the finished shard folders `shards` (in shard order), checked to be every
+/// image of the split once, in dataset order.
+fn merge_shards(shards: &[PathBuf], split: Split, img_ids: &[i64]) -> Result<Vec<Vec<String>>> {
+    let mut ids = Vec::with_capacity(img_ids.len());
+    let mut merged = Vec::with_capacity(img_ids.len());
+    for shard in shards {
+        for record in sentences::read(&Explained::sentences_path(shard, split))? {
+            ids.push(record.img_id);
+            merged.push(record.sentences);
+        }
+    }
+    if ids != img_ids {
+        anyhow::bail!(
+            "the explain shards {} hold {} {split} images, not the split's {} in dataset order; rerun their units",
+            shards.iter().map(|s| s.display().to_string()).collect::<Vec<_>>().join(", "),
+            ids.len(),
+            img_ids.len()
+        );
+    }
+    Ok(merged)
+}
+
+/// Explains the train and test splits with the seed's translator; with finished `shards` (the explain unit of a
+/// sharded plan) it merges their sentences instead of sampling, which gives the same bytes.
+pub fn run(
+    ctx: &Seed,
+    erm: &Erm,
+    translator: &TrainedTranslator,
+    vit: &Vit,
+    lm: &Lm,
+    shards: &[PathBuf],
+) -> Result<Explained> {
+    let (exp, splits) = (ctx.exp(), ctx.splits());
+    let e = &exp.config.explain;
+    let key = explain_key(ctx, erm, translator, lm);
     let filter = WordFilter::new(&e.words)?;
     let describer = describer(exp, vit, &translator.model, &lm.model, ctx.input());
     let done = run_stage(&ctx.dir, Stage::Explain, &key, |dir| {
-        set_seed(stage_seed(seed, "explain"));
         let mut by_class = Vec::new();
         for split in EXPLAINED_SPLITS {
-            let data = match split {
-                Split::Train => &splits.train,
-                _ => &splits.test,
+            let data = explained_data(splits, split);
+            let sentences = if shards.is_empty() {
+                sample_chunks(ctx, &describer, split, 0..chunks(data.img_ids.len()))?
+            } else {
+                merge_shards(shards, split, &data.img_ids)?
             };
-            let sentences = describer.sentences(&data.images)?;
             let counts: Vec<WordCounter> = sentences
                 .iter()
                 .map(|s| WordCounter::from_sentences(&filter, s))

@@ -10,6 +10,7 @@
 //!                   regime::run             seed-<s>/regime/     linear probes: is the bird in the features?
 //!                   translator::run         seed-<s>/translator/ classifier tokens -> LM prefix
 //!                   explain::run            seed-<s>/explain/    sentences, top words per image and class
+//!                   (explain::run_shard     seed-<s>/explain#<i>of<N>/ a plan's shards, merged by explain::run)
 //!                   clouds::run             seed-<s>/clouds/     word clouds per class x split
 //!                   flags::run              seed-<s>/flags/      flagged samples and their target words
 //!                   masks::run              seed-<s>/masks/      word-targeted relevance masks, their quality
@@ -30,9 +31,10 @@
 //! A config with an `analysis` section runs that analysis' flow instead ([`in9`]: the ImageNet-9 / Background
 //! Challenge analysis), on the same run directory conventions and stage cache.
 //! Every stage is keyed by a hash of what it was computed from ([`stage::StageKey`]: settings and the content
-//! digests of the stages it reads), built in `<stage>.partial/` and renamed into place, so a rerun skips finished
-//! stages and redoes interrupted ones. One whole run at a time writes into a run directory ([`lock::RunLock`]), or
-//! any number of unit runs, one per unit ([`lock::UnitLock`]), and
+//! digests of the stages it reads), built in `<stage>.<host>-<pid>.partial/` and renamed into place, so a rerun
+//! skips finished stages and redoes interrupted ones. One whole run at a time writes into a run directory ([`lock::RunLock`]), or
+//! any number of unit runs, one per unit ([`lock::UnitLock`]: a lease recording host, pid and job, refreshed while it
+//! builds, so workers on several hosts of a shared filesystem can run units side by side), and
 //! `run.json` says whether the run finished or failed, and with which error.
 pub mod clouds;
 pub mod context;
@@ -72,7 +74,18 @@ use context::{Run, Splits};
 use stage::{RunInfo, Stage};
 
 /// Runs an experiment end to end (resuming finished stages) and prints its Table-1 layout.
+///
+/// The one writer of each run-level file: the serial run writes `config.resolved.yaml` and `run.json` under the
+/// whole-run lock, which never coexists with unit runs ([`lock::RunLock::acquire`]). Of a run driven by units,
+/// [`plan::prepare`] writes `config.resolved.yaml` and the `report` unit (or the `analysis` unit) writes `run.json`,
+/// `results.csv`, `table.md` and `report.html`; every other unit writes only its own stage folder.
 pub fn run(exp: &Experiment) -> Result<()> {
+    run_whole(exp, true)
+}
+
+/// [`run`]; `write_config`: whether this run writes `config.resolved.yaml` (not the `analysis` unit, whose plan
+/// wrote it).
+fn run_whole(exp: &Experiment, write_config: bool) -> Result<()> {
     exp.preflight()?;
     let cfg = &exp.config;
     set_threads(cfg.threads);
@@ -80,7 +93,9 @@ pub fn run(exp: &Experiment) -> Result<()> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the run directory {}", out.display()))?;
     let _lock = lock::RunLock::acquire(out)?;
-    write_atomic(&out.join("config.resolved.yaml"), exp.resolved_yaml()?)?;
+    if write_config {
+        write_atomic(&out.join("config.resolved.yaml"), exp.resolved_yaml()?)?;
+    }
     let mut info = RunInfo::start(device_name(exp.device), cfg.seeds.clone());
     write_json(&out.join("run.json"), &info)?;
 
@@ -106,7 +121,7 @@ pub fn run(exp: &Experiment) -> Result<()> {
 /// Every unit of the plan in order ([`plan::units`]: every stage, then the report); returns the Table-1 layout.
 fn run_stages(exp: &Experiment) -> Result<String> {
     let mut walk = Walk::new(exp);
-    for unit in &plan::units(exp) {
+    for unit in &plan::units(exp, 1) {
         walk.step(unit)?;
     }
     walk.table.context("the plan has no report unit")
@@ -116,12 +131,13 @@ fn run_stages(exp: &Experiment) -> Result<String> {
 /// walked first with building switched off ([`stage::set_may_build`]): each must have finished, or the run stops
 /// naming it before writing anything. Then the unit takes its lock ([`lock::UnitLock`]; a second process on the
 /// same unit waits, then finds it finished) and is built, or skipped when it finished earlier. The `report` unit
-/// writes `run.json` and `report.html` too; the `analysis` unit is the whole [`run`].
+/// writes `run.json` and `report.html` too; the `analysis` unit is the whole [`run`]. No unit writes
+/// `config.resolved.yaml` ([`plan::prepare`] does).
 pub fn run_unit(exp: &Experiment, id: &str) -> Result<()> {
-    let units = plan::units(exp);
+    let units = plan::units(exp, plan::explain_shards(&exp.out_dir)?);
     let target = plan::find(&units, id)?;
     if units[target].work == plan::Work::Analysis {
-        return run(exp);
+        return run_whole(exp, false);
     }
     exp.preflight()?;
     let cfg = &exp.config;
@@ -174,6 +190,8 @@ struct SeedOutputs {
     classifier: Option<erm::Classifier>,
     translator: Option<translator::TrainedTranslator>,
     explained: Option<explain::Explained>,
+    /// The finished explain shards walked so far (a plan with `--explain-shards`), in shard order.
+    explain_shards: Vec<std::path::PathBuf>,
     flags: Option<flags::Flags>,
     masks: Option<masks::Masks>,
 }
@@ -186,6 +204,7 @@ impl SeedOutputs {
             classifier: None,
             translator: None,
             explained: None,
+            explain_shards: Vec::new(),
             flags: None,
             masks: None,
         }
@@ -257,6 +276,7 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
             plan::Work::Stage(stage) => stage,
+            plan::Work::ExplainShard { .. } => Stage::Explain,
         };
         let Some(seed) = unit.seed else {
             match stage {
@@ -285,6 +305,18 @@ impl<'a> Walk<'a> {
             s.classifier = Some(classifier);
         }
         let vit = || got(&s.classifier, erm).map(|c| &c.model);
+        if let plan::Work::ExplainShard { index, of } = unit.work {
+            let done = explain::run_shard(
+                &ctx,
+                got(&s.erm, erm)?,
+                got(&s.translator, "translator")?,
+                vit()?,
+                got(lm, "lm")?,
+                (index, of),
+            )?;
+            s.explain_shards.push(done.dir);
+            return Ok(());
+        }
         match stage {
             Stage::Erm => {
                 let done = erm::run(&ctx, pre)?;
@@ -310,6 +342,7 @@ impl<'a> Walk<'a> {
                     got(&s.translator, "translator")?,
                     vit()?,
                     got(lm, "lm")?,
+                    &s.explain_shards,
                 )?)
             }
             Stage::Clouds => {

@@ -9,10 +9,14 @@
 //! Besides the stages there are two units of bookkeeping: `data` (generates the data, caption and corpus folders
 //! the stages read, so two workers never generate one folder) and `report` (checks every stage finished and writes
 //! `results.csv`, `table.md`, `run.json`, `report.html`). A config with an `analysis` section is one unit,
-//! `analysis`, the whole ImageNet-9 flow.
+//! `analysis`, the whole ImageNet-9 flow. With `--explain-shards N` each seed's explain stage is N shard units
+//! (`seed-<s>/explain#<i>of<N>`, each the sentences of its chunks of images) and the `seed-<s>/explain` unit merges
+//! them in dataset order: the explain stage reseeds per chunk ([`super::explain::CHUNK_IMAGES`]), so its files are
+//! the same bytes, and its key the same, for every N; the plan records N (`explain_shards`, left out when 1) and a
+//! unit run reads it from there.
 //!
 //! `plan/plan.json` and `plan/wave-<k>.txt` (one unit id a line, the array index is the line number) are written
-//! together by [`write`] and read by [`read_wave`].
+//! together, with `config.resolved.yaml`, by [`prepare`] and read by [`read`] and [`read_wave`].
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -30,6 +34,9 @@ pub enum Work {
     Data,
     /// One stage of the stage cache, in `<run>/` (shared) or `<run>/seed-<s>/`.
     Stage(Stage),
+    /// Shard `index` of `of` of a seed's explain stage (`seed-<s>/explain#<index>of<of>/`, a stage of its own): the
+    /// sentences of its chunks of images ([`super::explain::shard_chunks`]), merged by the explain stage.
+    ExplainShard { index: usize, of: usize },
     /// Check every stage finished and write the run's tables, `run.json` and `report.html`.
     Report,
     /// The whole ImageNet-9 analysis flow (`pipeline::in9`), one unit.
@@ -37,20 +44,26 @@ pub enum Work {
 }
 
 impl Work {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Work::Data => "data",
-            Work::Stage(stage) => stage.name(),
-            Work::Report => "report",
-            Work::Analysis => "analysis",
+            Work::Data => "data".into(),
+            Work::Stage(stage) => stage.name().into(),
+            Work::ExplainShard { index, of } => shard_name(index, of),
+            Work::Report => "report".into(),
+            Work::Analysis => "analysis".into(),
         }
     }
 
     /// Whether the unit runs a model (and so wants the accelerator when the config asks for one).
     fn runs_a_model(self) -> bool {
-        matches!(self, Work::Analysis)
+        matches!(self, Work::Analysis | Work::ExplainShard { .. })
             || matches!(self, Work::Stage(s) if !matches!(s, Stage::Clouds))
     }
+}
+
+/// The folder (and unit name) of shard `index` of `of` of the explain stage: `explain#<index>of<of>`.
+pub fn shard_name(index: usize, of: usize) -> String {
+    format!("{}#{index}of{of}", Stage::Explain.name())
 }
 
 /// One unit of the plan.
@@ -67,13 +80,14 @@ impl Unit {
     pub fn id(&self) -> String {
         match self.seed {
             Some(seed) => format!("seed-{seed}/{}", self.work.name()),
-            None => self.work.name().to_string(),
+            None => self.work.name(),
         }
     }
 }
 
-/// The units of `exp` in the order `texplain run` walks them.
-pub fn units(exp: &Experiment) -> Vec<Unit> {
+/// The units of `exp` in the order `texplain run` walks them; with `explain_shards` above 1 each seed's explain
+/// stage is that many shard units and the explain unit merges them (`texplain plan --explain-shards N`).
+pub fn units(exp: &Experiment, explain_shards: usize) -> Vec<Unit> {
     let mut plan = Plan::default();
     if exp.config.analysis.is_some() {
         plan.push(Work::Analysis, None, &[]);
@@ -105,7 +119,14 @@ pub fn units(exp: &Experiment) -> Vec<Unit> {
         plan.push(Work::Stage(Stage::Regime), s, &with_erm);
         if let Some(lm) = lm {
             let translator = plan.push(Work::Stage(Stage::Translator), s, &[data, erm, lm]);
-            let explain = plan.push(Work::Stage(Stage::Explain), s, &[data, erm, translator, lm]);
+            let mut reads = vec![data, erm, translator, lm];
+            if explain_shards > 1 {
+                for index in 0..explain_shards {
+                    let of = explain_shards;
+                    reads.push(plan.push(Work::ExplainShard { index, of }, s, &reads[..4]));
+                }
+            }
+            let explain = plan.push(Work::Stage(Stage::Explain), s, &reads);
             plan.push(Work::Stage(Stage::Clouds), s, &[explain]);
             if !masked.is_empty() {
                 let flags = plan.push(Work::Stage(Stage::Flags), s, &[data, explain, erm]);
@@ -217,12 +238,35 @@ pub struct UnitRecord {
 pub struct PlanRecord {
     pub name: String,
     pub waves: usize,
+    /// The shards of each seed's explain stage (`--explain-shards`); left out when 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub explain_shards: usize,
     pub units: Vec<UnitRecord>,
 }
 
-/// The plan of `exp` as `plan.json` records it.
-pub fn record(exp: &Experiment) -> PlanRecord {
-    let units = units(exp);
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// The explain shards of the plan in the run directory `run` ([`PlanRecord::explain_shards`]); 1 without a plan
+/// (a unit run of an unplanned directory, or the serial run).
+pub fn explain_shards(run: &Path) -> Result<usize> {
+    if !dir(run).join("plan.json").exists() {
+        return Ok(1);
+    }
+    Ok(read(run)?.explain_shards)
+}
+
+/// The plan of `exp` as `plan.json` records it, with `explain_shards` shards of each explain stage (at least 1).
+pub fn record(exp: &Experiment, explain_shards: usize) -> Result<PlanRecord> {
+    if explain_shards == 0 {
+        bail!("--explain-shards: must be at least 1");
+    }
+    let units = units(exp, explain_shards);
     let wave = waves(&units);
     let cfg = &exp.config;
     // The config's device, not the resolved one: the plan is the same on every machine.
@@ -240,21 +284,27 @@ pub fn record(exp: &Experiment) -> PlanRecord {
         .zip(&wave)
         .map(|(unit, &w)| UnitRecord {
             id: unit.id(),
-            stage: unit.work.name().to_string(),
+            stage: match unit.work {
+                Work::ExplainShard { .. } => Stage::Explain.name().to_string(),
+                other => other.name(),
+            },
             seed: unit.seed,
             wave: w,
             needs: unit.needs.iter().map(|&n| units[n].id()).collect(),
             gpu: gpu && unit.work.runs_a_model(),
-            memory_bytes: (unit.work == Work::Stage(Stage::Explain))
-                .then_some(explain_memory)
-                .flatten(),
+            memory_bytes: match unit.work {
+                Work::Stage(Stage::Explain) if explain_shards == 1 => explain_memory,
+                Work::ExplainShard { .. } => explain_memory,
+                _ => None,
+            },
         })
         .collect();
-    PlanRecord {
+    Ok(PlanRecord {
         name: cfg.name.clone(),
         waves: wave.iter().max().map_or(0, |w| w + 1),
+        explain_shards,
         units: records,
-    }
+    })
 }
 
 /// The plan's folder in a run directory.
@@ -279,28 +329,50 @@ pub fn wave_lists(plan: &PlanRecord) -> Vec<String> {
         .collect()
 }
 
-/// Writes `plan/plan.json` and `plan/wave-<k>.txt` under the run directory `run`.
-pub fn write(run: &Path, plan: &PlanRecord) -> Result<()> {
-    let dir = dir(run);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+/// The files of the plan of `exp` (`plan/plan.json`, `plan/wave-<k>.txt`) and `config.resolved.yaml`, by path.
+fn plan_files(exp: &Experiment, plan: &PlanRecord) -> Result<Vec<(PathBuf, String)>> {
+    let run = &exp.out_dir;
     let mut json = serde_json::to_string_pretty(plan)?;
     json.push('\n');
-    write_atomic(&dir.join("plan.json"), json)?;
-    for (w, list) in wave_lists(plan).iter().enumerate() {
-        write_atomic(&wave_file(run, w), list)?;
+    let mut files = vec![
+        (dir(run).join("plan.json"), json),
+        (run.join("config.resolved.yaml"), exp.resolved_yaml()?),
+    ];
+    for (w, list) in wave_lists(plan).into_iter().enumerate() {
+        files.push((wave_file(run, w), list));
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Plans `exp` and writes the plan into its run directory with `config.resolved.yaml` beside it (the CONFIG of the
 /// units' commands and of the emitted scripts); returns the plan. `texplain plan` and `texplain run-plan` start here.
-pub fn prepare(exp: &Experiment) -> Result<PlanRecord> {
-    let plan = record(exp);
-    write(&exp.out_dir, &plan)?;
-    write_atomic(
-        &exp.out_dir.join("config.resolved.yaml"),
-        exp.resolved_yaml()?,
-    )?;
+///
+/// Of a run driven by units, this is the one writer of `config.resolved.yaml` (a unit run never writes it; the
+/// serial `texplain run` writes its own under the whole-run lock). A file that already holds the same bytes is
+/// left as it is, so planning again beside running units changes nothing; a plan or config that differs is not
+/// written while unit runs hold leases in the directory ([`super::lock::live_units`]).
+pub fn prepare(exp: &Experiment, explain_shards: usize) -> Result<PlanRecord> {
+    let plan = record(exp, explain_shards)?;
+    let files = plan_files(exp, &plan)?;
+    let changed: Vec<&(PathBuf, String)> = files
+        .iter()
+        .filter(|(path, text)| std::fs::read(path).ok().as_deref() != Some(text.as_bytes()))
+        .collect();
+    if !changed.is_empty() {
+        let live = super::lock::live_units(&exp.out_dir, super::lock::LeaseTimes::from_env()?);
+        if !live.is_empty() {
+            bail!(
+                "{}: unit runs are working on its current plan ({}); {} would change under them: plan into another \
+                 --out, or wait for them",
+                exp.out_dir.display(),
+                live.join(", "),
+                changed[0].0.display()
+            );
+        }
+    }
+    for (path, text) in changed {
+        write_atomic(path, text)?;
+    }
     Ok(plan)
 }
 

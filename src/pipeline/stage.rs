@@ -6,10 +6,13 @@
 //! content digest. The key starts with the [`RECORD_FORMAT`], so a stage written by a version with another format
 //! is redone, never misread. Downstream stages key on that content digest, not on the upstream's key, so an upstream stage
 //! redone with different bytes (its files were missing, on another machine) redoes everything that read it, and one
-//! redone with the same bytes leaves them finished. A stage is built in `<stage>.partial/` and renamed into place only
-//! when it finished, so an interrupted stage leaves no folder that could be half-trusted: the next run deletes the
-//! `.partial` folder and redoes the stage. A finished stage whose key matches and whose files all hash as recorded is
-//! skipped.
+//! redone with the same bytes leaves them finished. A stage is built in `<stage>.<host>-<pid>.partial/` (a name of its
+//! writer's own, [`crate::util::build_in_partial`]) and renamed into place only when it finished, so an interrupted
+//! stage leaves no folder that could be half-trusted: the next run on that host deletes the `.partial` folder of
+//! the writer that is gone and redoes the stage. A finished stage whose key matches and whose files all hash as
+//! recorded is skipped. A writer that finds the stage put in place by another process meanwhile (two workers on a
+//! shared filesystem) discards its own copy and verifies the winner's record (same key, every file hashing as
+//! recorded) instead of failing or overwriting it.
 //!
 //! `stage.json` (format 3):
 //!
@@ -28,15 +31,15 @@
 //! report that no stage reads, so writing it changes no content digest and no key.
 //!
 //! A long stage made of independent trainings (JTT's grid) keeps its finished steps across an interrupted run:
-//! [`run_stage_in_steps`] hands the build a [`Steps`], whose steps are built in `<stage>.steps/<step>.partial/` and
+//! [`run_stage_in_steps`] hands the build a [`Steps`], whose steps are built in `<stage>.steps/<step>.<host>-<pid>.partial/` and
 //! renamed into place when finished, under the stage's key; a rerun with the same key reuses them and redoes only
 //! the step it was killed in. The `.steps` folder is removed once the stage is in place.
 //!
-//! Test hook: with `TEXPLAIN_TEST_PAUSE_IN=<stage name>` in the environment, a stage of that name sleeps once its
-//! `.partial` folder is complete and before it is renamed into place, so a test can kill a run inside any stage,
-//! however fast; `<stage name>/<step>` sleeps once that step of a [`Steps`] is in place. Nothing else reads the
+//! Test hook: with `TEXPLAIN_TEST_PAUSE_IN=<stage folder>` in the environment (the stage's name; a shard's folder,
+//! `explain#0of3`), the stage in the folder of that name sleeps once its `.partial` folder is complete and before
+//! it is renamed into place, so a test can kill a run inside any stage, however fast; `<stage name>/<step>` sleeps once that step of a [`Steps`] is in place. Nothing else reads the
 //! variable.
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -45,7 +48,9 @@ use std::time::Instant;
 
 use crate::methods::Method;
 use crate::train::curves::CURVES_FILE;
-use crate::util::{build_in_partial, content_digest, hex, list_files, sha256_file, write_json};
+use crate::util::{
+    build_in_partial, content_digest, hex, list_files, sha256_file, write_json, Placed,
+};
 
 /// A stage of `texplain run`, named as its folder (`<run>/lm/`, `<run>/seed-<s>/erm/`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,19 +291,32 @@ pub fn may_build(what: &Path) -> Result<()> {
     }
 }
 
-/// Runs `build` into `<parent>/<name>.partial/` unless `<parent>/<name>/stage.json` already records `key`'s hash
+/// Runs `build` into `<parent>/<name>.<host>-<pid>.partial/` unless `<parent>/<name>/stage.json` already records `key`'s hash
 /// and every file it lists still hashes as recorded.
 ///
-/// A folder whose record is missing or differs is removed and the stage redone; a leftover `.partial` folder
-/// (an interrupted run) is always removed first.
+/// A folder whose record is missing or differs is removed and the stage redone; a leftover `.partial` folder of a
+/// writer that is gone (an interrupted run) is removed first. When another process puts the stage in place while
+/// this one builds it, this one's copy is discarded and the winner verified ([`the_winner`]).
 pub fn run_stage(
     parent: &Path,
     stage: Stage,
     key: &StageKey,
     build: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<StageDone> {
+    run_stage_in(parent, stage.name(), stage, key, build)
+}
+
+/// [`run_stage`] in the folder `<parent>/<folder>` instead of the stage's own name (a shard of a stage,
+/// `explain#2of4`); the pause hook of the module docs names the folder.
+pub fn run_stage_in(
+    parent: &Path,
+    folder: &str,
+    stage: Stage,
+    key: &StageKey,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<StageDone> {
     let name = stage.name();
-    let dir = parent.join(name);
+    let dir = parent.join(folder);
     let hash = key.hash();
     if let Some(record) = StageRecord::read(&dir) {
         match record.changed_file(&dir) {
@@ -325,7 +343,7 @@ pub fn run_stage(
     let started = Instant::now();
     let mut seconds = 0.0;
     let mut content = String::new();
-    build_in_partial(&dir, |partial| {
+    let placed = build_in_partial(&dir, |partial| {
         build(partial).with_context(|| format!("stage {}", dir.display()))?;
         seconds = started.elapsed().as_secs_f64();
         let files = hash_files(partial, recorded_files(partial)?)?;
@@ -342,14 +360,48 @@ pub fn run_stage(
             content: content.clone(),
         };
         write_json(&partial.join("stage.json"), &record)?;
-        pause_for_tests(name, partial);
+        pause_for_tests(folder, partial);
         Ok(())
     })?;
+    if placed == Placed::FoundFinished {
+        return the_winner(&dir, &hash);
+    }
     tracing::info!(seconds, "stage finished");
     Ok(StageDone {
         dir,
         content,
         skipped: false,
+    })
+}
+
+/// The stage another process put in place while this one built it (this one's copy was discarded): used when its
+/// record holds the same key and its files hash as recorded, an error otherwise.
+fn the_winner(dir: &Path, hash: &str) -> Result<StageDone> {
+    let record = StageRecord::read(dir).with_context(|| {
+        format!(
+            "{}: another process put it in place, without a readable stage.json",
+            dir.display()
+        )
+    })?;
+    if record.key != hash {
+        bail!(
+            "{}: another process put it in place with other inputs (key {}, this run's {hash}); is another run with \
+             another config writing into this directory?",
+            dir.display(),
+            record.key
+        );
+    }
+    if let Some(why) = record.changed_file(dir) {
+        bail!(
+            "{}: another process put it in place, but {why}",
+            dir.display()
+        );
+    }
+    tracing::info!(stage = %dir.display(), "finished by another process meanwhile; its copy verified and kept");
+    Ok(StageDone {
+        dir: dir.to_path_buf(),
+        content: record.content,
+        skipped: true,
     })
 }
 
@@ -384,7 +436,7 @@ impl Steps {
         parent.join(format!("{}.steps", stage.name()))
     }
 
-    /// The folder of step `name` (a plain folder name), built by `build` in `<name>.partial/` unless a run of the
+    /// The folder of step `name` (a plain folder name), built by `build` in `<name>.<host>-<pid>.partial/` unless a run of the
     /// same stage key already finished it.
     pub fn step(&self, name: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
         let dir = self.dir.join(name);
@@ -392,6 +444,7 @@ impl Steps {
             tracing::info!(step = %dir.display(), "step finished earlier with the same inputs; reused");
             return Ok(dir);
         }
+        // A step another process finished meanwhile is as good as ours: both are built under the same stage key.
         build_in_partial(&dir, build)?;
         pause_for_tests(&format!("{}/{name}", self.stage.name()), &dir);
         Ok(dir)
@@ -669,6 +722,62 @@ mod tests {
         assert!(!done.skipped);
         assert!(done.dir.join("full.txt").exists());
         assert!(!done.dir.join("half.txt").exists());
-        assert!(!tmp.path().join("explain.partial").exists());
+        let left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["explain"], "the interrupted build folder is removed");
+    }
+
+    #[test]
+    fn a_stage_another_process_finished_first_is_verified_and_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let theirs = tempfile::tempdir().unwrap();
+        let key = StageKey::new(Stage::Erm);
+        let won = run_stage(theirs.path(), Stage::Erm, &key, |dir| {
+            crate::util::write_atomic(&dir.join("model.bin"), "their weights")
+        })
+        .unwrap();
+        // While this process builds, the other one renames its finished stage into place.
+        let put_in_place = |to: &Path| {
+            std::fs::create_dir_all(to).unwrap();
+            for f in ["model.bin", "stage.json"] {
+                std::fs::copy(won.dir.join(f), to.join(f)).unwrap();
+            }
+        };
+        let done = run_stage(tmp.path(), Stage::Erm, &key, |dir| {
+            crate::util::write_atomic(&dir.join("model.bin"), "our weights")?;
+            put_in_place(&tmp.path().join("erm"));
+            Ok(())
+        })
+        .unwrap();
+        assert!(done.skipped);
+        assert_eq!(
+            done.content, won.content,
+            "the winner's content is what downstream keys read"
+        );
+        assert_eq!(
+            std::fs::read_to_string(done.dir.join("model.bin")).unwrap(),
+            "their weights"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["erm"], "this process's copy is discarded");
+
+        // A winner of other inputs is an error, never silently used.
+        let other = tempfile::tempdir().unwrap();
+        let mut changed = StageKey::new(Stage::Erm);
+        changed.add("lr", &0.5);
+        let err = run_stage(other.path(), Stage::Erm, &changed, |dir| {
+            crate::util::write_atomic(&dir.join("model.bin"), "our weights")?;
+            put_in_place(&other.path().join("erm"));
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("with other inputs"), "{err:#}");
     }
 }

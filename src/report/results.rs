@@ -197,7 +197,12 @@ mod tests {
         assert!(back[0].group_acc[2].is_nan());
         assert_eq!(back[1], rows[1]);
         assert_eq!(&back[2..], &rows[2..]);
-        assert!(!dir.path().join("results.csv.tmp").exists());
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(files, ["results.csv"], "no temporary file is left");
     }
 
     #[test]

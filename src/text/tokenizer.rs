@@ -303,7 +303,12 @@ pub(crate) mod tests {
         assert_eq!(tok.kind(), TokenizerKind::WordLevel);
         assert_eq!(tok.eos_id(), 0);
         assert_eq!(tok.inner().token_to_id(UNK_TOKEN), Some(1));
-        assert!(!dir.path().join("tokenizer.json.tmp").exists());
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(files, ["tokenizer.json"], "no temporary file is left");
 
         let cases = [
             ("A bird on the water.", "a bird on the water."),

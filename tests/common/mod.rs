@@ -73,21 +73,54 @@ pub fn stage_set(stages: &[&str]) -> BTreeSet<String> {
     stages.iter().map(|s| s.to_string()).collect()
 }
 
-/// Starts `texplain run` paused inside `stage` (the `TEXPLAIN_TEST_PAUSE_IN` hook of `pipeline::stage`) and returns
-/// once `<stage>.partial` exists: the run is then building or paused inside that stage, never past it.
-pub fn start_inside(config: &Path, out: &Path, stage: &str) -> Child {
-    let name = stage.rsplit('/').next().unwrap();
-    start_paused(config, out, name, &out.join(format!("{stage}.partial")))
+/// The build folder of `stage` (relative to the run directory) of the writer with process id `pid` on this host:
+/// `<stage>.<host>-<pid>.partial` (`texplain::util::build_in_partial`).
+pub fn partial(out: &Path, stage: &str, pid: u32) -> PathBuf {
+    out.join(format!(
+        "{stage}.{}-{pid}.partial",
+        texplain::util::host_name()
+    ))
 }
 
-/// Starts `texplain run` with `TEXPLAIN_TEST_PAUSE_IN=pause` and returns once `reached` exists.
-pub fn start_paused(config: &Path, out: &Path, pause: &str, reached: &Path) -> Child {
+/// Every build folder (`*.partial`) below `dir`, relative to it, sorted.
+pub fn partials(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().ends_with(".partial") {
+                found.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            } else if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Starts `texplain run` paused inside `stage` (the `TEXPLAIN_TEST_PAUSE_IN` hook of `pipeline::stage`) and returns
+/// once its build folder exists: the run is then building or paused inside that stage, never past it.
+pub fn start_inside(config: &Path, out: &Path, stage: &str) -> Child {
+    let name = stage.rsplit('/').next().unwrap();
+    start_paused(config, out, name, |pid| partial(out, stage, pid))
+}
+
+/// Starts `texplain run` with `TEXPLAIN_TEST_PAUSE_IN=pause` and returns once `reached(its pid)` exists.
+pub fn start_paused(
+    config: &Path,
+    out: &Path,
+    pause: &str,
+    reached: impl Fn(u32) -> PathBuf,
+) -> Child {
     let mut child = run_command(config, out)
         .env("TEXPLAIN_TEST_PAUSE_IN", pause)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let reached = reached(child.id());
     let started = Instant::now();
     while !reached.exists() {
         if let Some(status) = child.try_wait().unwrap() {
