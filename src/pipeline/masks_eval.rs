@@ -515,9 +515,11 @@ fn markdown(r: &EvalReport, name: &str) -> String {
          background AUROC beats the centre prior's, ties one half, with a 95 % Wilson interval; IoU at matched \
          coverage; pointing game), on the flagged images whose target word names a place, and AUROC over all mapped \
          images and per target word. The centre prior scores distance from the image centre and never looks at the \
-         image: where it scores high, 0.5 is not this benchmark's chance level.\n\n\
-         | Relevance | AUROC (place words) | AUROC vs place mask | Beats centre prior | IoU @ matched coverage | Pointing game | AUROC (all) | AUROC per word |\n\
-         |---|---:|---:|---:|---:|---:|---:|---|\n",
+         image: where it scores high, 0.5 is not this benchmark's chance level. Where the data ship the spurious \
+         object's masks: AUROC of the object's pixels against the rest, over the mapped images that carry it (all \
+         targets, and per target word in parentheses).\n\n\
+         | Relevance | AUROC (place words) | AUROC vs place mask | Beats centre prior | IoU @ matched coverage | Pointing game | AUROC (all) | AUROC vs object (all) | AUROC per word |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
         r.seed,
         r.split,
         r.n_images,
@@ -531,10 +533,11 @@ fn markdown(r: &EvalReport, name: &str) -> String {
                p: &crate::relevance::quality::QualitySummary,
                wins: Option<&crate::relevance::quality::WinRate>,
                a: Option<f64>,
+               object: Option<f64>,
                by: String| {
         let _ = writeln!(
             out,
-            "| {label} | {} | {} | {} | {} | {} | {} | {by} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {by} |",
             f3(p.auroc),
             f3(p.place_auroc),
             wins.map_or("–".to_string(), |w| format!(
@@ -544,6 +547,7 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             f3(p.matched_iou),
             f3(p.pointing_game),
             f3(a),
+            f3(object),
         );
     };
     let mut best: Option<(f64, &str)> = None;
@@ -555,7 +559,10 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             .all
             .by_label
             .iter()
-            .map(|(w, q)| format!("{w} {}", f3(q.auroc)))
+            .map(|(w, q)| match q.object_auroc {
+                Some(o) => format!("{w} {} (object {})", f3(q.auroc), f3(Some(o))),
+                None => format!("{w} {}", f3(q.auroc)),
+            })
             .collect();
         row(
             &mut out,
@@ -563,6 +570,7 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             &f.place_words.map,
             f.place_words.over_centre.background.as_ref(),
             f.all.map.auroc,
+            f.all.map.object_auroc,
             by.join(", "),
         );
         if let Some(a) = f.place_words.map.auroc {
@@ -576,7 +584,10 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             .all
             .random_by_label
             .iter()
-            .map(|(w, q)| format!("{w} {}", f3(q.auroc)))
+            .map(|(w, q)| match q.object_auroc {
+                Some(o) => format!("{w} {} (object {})", f3(q.auroc), f3(Some(o))),
+                None => format!("{w} {}", f3(q.auroc)),
+            })
             .collect();
         row(
             &mut out,
@@ -584,6 +595,7 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             &f.place_words.random,
             None,
             f.all.random.auroc,
+            f.all.random.object_auroc,
             by.join(", "),
         );
         row(
@@ -592,6 +604,7 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             &f.place_words.centre,
             None,
             f.all.centre.auroc,
+            f.all.centre.object_auroc,
             String::new(),
         );
         row(
@@ -600,6 +613,7 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             &f.place_words.oracle,
             None,
             f.all.oracle.auroc,
+            f.all.oracle.object_auroc,
             String::new(),
         );
     }
