@@ -50,6 +50,7 @@ impl BaselineRecipes {
             | Method::Frame
             | Method::ObjectComplement
             | Method::OracleObject
+            | Method::OracleObjectBalanced
             | Method::Dfr => None,
         }
     }

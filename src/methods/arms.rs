@@ -14,6 +14,10 @@
 //!   2021, reference hila-chefer/Transformer-MM-Explainability), thresholded by TExplain's rule: a labelled
 //!   non-word mask of everything the classifier does not look at.
 //! * `oracle_object`: TExplain's selection, the spurious object's true mask ([`true_object_masks`]).
+//! * `oracle_object_balanced`: the same, and on a selected sample without the object a carrying sample's object mask
+//!   ([`balanced_object_masks`]). Masking an object that one class carries leaves a hole of its shape where it
+//!   stood, on that class's images only: the hole is as predictive as the object was. Lent to the samples that do
+//!   not carry it, the same holes stand on both classes and say nothing about the label.
 //!
 //! Every function returns bool masks `[k, 1, H, W]` (true = masked) on the CPU, in the order of the rows asked for.
 use anyhow::{ensure, Context, Result};
@@ -53,6 +57,33 @@ pub fn true_object_masks(
         .index_select(0, &index(rows))
         .ne(0)
         .to_device(Device::Cpu))
+}
+
+/// [`true_object_masks`] of a selection (`masks`: `[k, 1, H, W]`, true = object) with every empty mask replaced by a
+/// carrying sample's: the i-th sample without the object takes the mask of the (i mod c)-th of the c that carry it,
+/// in selection order. Without any carrying sample the masks are returned as they are.
+pub fn balanced_object_masks(masks: &Tensor) -> Result<Tensor> {
+    let counts = coverage_counts(masks)?;
+    let carrying: Vec<i64> = (0..counts.len() as i64)
+        .filter(|&i| counts[i as usize] > 0)
+        .collect();
+    if carrying.is_empty() {
+        return Ok(masks.shallow_clone());
+    }
+    let mut lent = 0usize;
+    let source: Vec<i64> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if c > 0 {
+                i as i64
+            } else {
+                lent += 1;
+                carrying[(lent - 1) % carrying.len()]
+            }
+        })
+        .collect();
+    Ok(masks.index_select(0, &Tensor::from_slice(&source)))
 }
 
 /// Masked pixels per image of `masks` (`[k, 1, H, W]`, any kind; nonzero = masked).
@@ -218,6 +249,30 @@ mod tests {
         assert!(
             err.contains("oracle_object") && err.contains("/data/x/object_masks"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn balanced_object_masks_lend_the_carrying_masks_in_turn() {
+        // Rows 0 and 2 carry the object (one pixel each, at 0 and 3); rows 1, 3 and 4 do not.
+        let m = Tensor::zeros([5, 1, 2, 2], (Kind::Bool, Device::Cpu));
+        let _ = m.get(0).view([-1]).narrow(0, 0, 1).fill_(1);
+        let _ = m.get(2).view([-1]).narrow(0, 3, 1).fill_(1);
+        let b = balanced_object_masks(&m).unwrap();
+        let on = |t: &Tensor, i: i64| -> Vec<bool> { Vec::try_from(t.get(i).view([-1])).unwrap() };
+        assert_eq!(on(&b, 0), [true, false, false, false]);
+        assert_eq!(
+            on(&b, 1),
+            [true, false, false, false],
+            "the first carrying row's mask"
+        );
+        assert_eq!(on(&b, 2), [false, false, false, true]);
+        assert_eq!(on(&b, 3), [false, false, false, true], "the second's");
+        assert_eq!(on(&b, 4), [true, false, false, false], "in turn");
+        let none = Tensor::zeros([2, 1, 2, 2], (Kind::Bool, Device::Cpu));
+        assert_eq!(
+            coverage_counts(&balanced_object_masks(&none).unwrap()).unwrap(),
+            [0, 0]
         );
     }
 

@@ -45,6 +45,11 @@ pub enum Method {
     /// TExplain's selection masked with the spurious object's true mask (needs the data's object masks).
     #[serde(rename = "oracle_object")]
     OracleObject,
+    /// TExplain's selection, the spurious object's true mask where a sample carries it and a carrying sample's
+    /// object mask where it does not, so that the mask itself says nothing about the class (needs the data's object
+    /// masks): oracle_object_balanced − oracle_object is what the mask's own correlation with the label costs.
+    #[serde(rename = "oracle_object_balanced")]
+    OracleObjectBalanced,
     /// MaskTune (Asgari et al. 2022): every training image masked where the ERM model's predicted-class GradCAM is
     /// high, one epoch of fine-tuning ([`masktune`]).
     Masktune,
@@ -80,6 +85,8 @@ pub enum MaskSource {
     ObjectComplement,
     /// The spurious object's true mask (the data's `object_masks/`).
     TrueObject,
+    /// The spurious object's true mask, and on a selected sample without the object a carrying sample's mask.
+    TrueObjectBalanced,
 }
 
 impl MaskSource {
@@ -91,6 +98,7 @@ impl MaskSource {
             MaskSource::CentrePrior => "centre_prior",
             MaskSource::ObjectComplement => "object_complement",
             MaskSource::TrueObject => "true_object",
+            MaskSource::TrueObjectBalanced => "true_object_balanced",
         }
     }
 }
@@ -117,7 +125,7 @@ pub enum GroupLabels {
 
 impl Method {
     /// Every method, in the Table-1 order.
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 13] = [
         Method::Erm,
         Method::Random,
         Method::Texplain,
@@ -126,6 +134,7 @@ impl Method {
         Method::Frame,
         Method::ObjectComplement,
         Method::OracleObject,
+        Method::OracleObjectBalanced,
         Method::Masktune,
         Method::Jtt,
         Method::Dfr,
@@ -143,6 +152,7 @@ impl Method {
             Method::Frame => "frame",
             Method::ObjectComplement => "object_complement",
             Method::OracleObject => "oracle_object",
+            Method::OracleObjectBalanced => "oracle_object_balanced",
             Method::Masktune => "masktune",
             Method::Jtt => "jtt",
             Method::Dfr => "dfr",
@@ -169,6 +179,9 @@ impl Method {
             Method::Frame => (SampleSelection::Flagged, MaskSource::CentrePrior),
             Method::ObjectComplement => (SampleSelection::Flagged, MaskSource::ObjectComplement),
             Method::OracleObject => (SampleSelection::Flagged, MaskSource::TrueObject),
+            Method::OracleObjectBalanced => {
+                (SampleSelection::Flagged, MaskSource::TrueObjectBalanced)
+            }
             Method::Erm | Method::Masktune | Method::Jtt | Method::Dfr | Method::Groupdro => {
                 return None
             }
@@ -189,6 +202,7 @@ impl Method {
             | Method::Frame
             | Method::ObjectComplement
             | Method::OracleObject
+            | Method::OracleObjectBalanced
             | Method::Masktune
             | Method::Jtt => GroupLabels::Selection,
         }
@@ -222,7 +236,10 @@ impl Method {
 
     /// Whether the method needs the data's true masks of the spurious object (`object_masks/`).
     pub fn needs_object_masks(self) -> bool {
-        self.mask_source() == Some(MaskSource::TrueObject)
+        matches!(
+            self.mask_source(),
+            Some(MaskSource::TrueObject | MaskSource::TrueObjectBalanced)
+        )
     }
 }
 
@@ -261,6 +278,7 @@ mod tests {
             "zeta",
             "groupdro",
             "oracle_object",
+            "oracle_object_balanced",
             "oracle",
             "jtt",
             "frame",
@@ -285,6 +303,7 @@ mod tests {
                 "frame",
                 "object_complement",
                 "oracle_object",
+                "oracle_object_balanced",
                 "masktune",
                 "jtt",
                 "dfr",
@@ -355,6 +374,12 @@ mod tests {
                 true,
                 GroupLabels::Selection,
             ),
+            (
+                Method::OracleObjectBalanced,
+                masked(Flagged, MaskSource::TrueObjectBalanced),
+                true,
+                GroupLabels::Selection,
+            ),
             (Method::Masktune, None, false, GroupLabels::Selection),
             (Method::Jtt, None, false, GroupLabels::Selection),
             (Method::Dfr, None, false, GroupLabels::Val),
@@ -378,7 +403,11 @@ mod tests {
                 matches!(m, Method::Oracle | Method::OracleRandom),
                 "{m}"
             );
-            assert_eq!(m.needs_object_masks(), m == Method::OracleObject, "{m}");
+            assert_eq!(
+                m.needs_object_masks(),
+                matches!(m, Method::OracleObject | Method::OracleObjectBalanced),
+                "{m}"
+            );
         }
     }
 }

@@ -114,6 +114,13 @@ pub fn run(
                 &chosen,
                 &exp.config.data.root.join("object_masks"),
             )?,
+            MaskSource::TrueObjectBalanced => {
+                arms::balanced_object_masks(&arms::true_object_masks(
+                    train.object_masks.as_ref(),
+                    &chosen,
+                    &exp.config.data.root.join("object_masks"),
+                )?)?
+            }
         };
         if source_made_here(Some(source)) {
             let row_of = chosen

@@ -694,6 +694,7 @@ mod tests {
             Method::Frame,
             Method::ObjectComplement,
             Method::OracleObject,
+            Method::OracleObjectBalanced,
         ] {
             assert_eq!(selection(m, &flags, 7).as_ref(), Some(&flagged), "{m}");
         }

@@ -384,7 +384,8 @@ impl<'a> Walk<'a> {
                     | Method::OracleRandom
                     | Method::Frame
                     | Method::ObjectComplement
-                    | Method::OracleObject => finetune::run(
+                    | Method::OracleObject
+                    | Method::OracleObjectBalanced => finetune::run(
                         &ctx,
                         method,
                         got(&s.erm, erm)?,

@@ -156,7 +156,8 @@ pub fn units(exp: &Experiment, explain_shards: usize) -> Vec<Unit> {
                 | Method::OracleRandom
                 | Method::Frame
                 | Method::ObjectComplement
-                | Method::OracleObject => continue,
+                | Method::OracleObject
+                | Method::OracleObjectBalanced => continue,
             };
             plan.push(Work::Stage(Stage::Method(method)), s, needs);
         }
