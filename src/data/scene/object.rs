@@ -248,6 +248,11 @@ mod tests {
                     "{p}"
                 );
             }
+            // The setting phrases name it once or twice, as the place phrases name their place.
+            for p in kind.setting_phrases() {
+                let n = p.split(' ').filter(|t| kind.words().contains(t)).count();
+                assert!((1..=2).contains(&n), "{p}: {n}");
+            }
         }
     }
 
@@ -263,5 +268,14 @@ mod tests {
             "{e}"
         );
         assert!(SpuriousObject::default().validate().is_ok());
+        let bad = CaptionObjects {
+            setting: -0.1,
+            ..CaptionObjects::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("objects.setting") && e.contains("-0.1"), "{e}");
+        // Left out of the caption set's bytes at its default, so every caption-set key stays.
+        let yaml = serde_yaml::to_string(&CaptionObjects::default()).unwrap();
+        assert!(!yaml.contains("setting"), "{yaml}");
     }
 }
