@@ -59,6 +59,15 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The id of a process that has just exited (for the tests of stale-writer cleanup).
+#[cfg(test)]
+pub(crate) fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    dead
+}
+
 /// Without a way to ask, every process counts as alive (its leftovers are removed by hand).
 #[cfg(not(unix))]
 pub fn pid_alive(_pid: u32) -> bool {
@@ -416,9 +425,7 @@ mod tests {
             "the failed build's folder is named after its writer"
         );
         // Leftovers: an earlier version's plain name and a dead local process (removed), another host's (kept).
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        let dead = dead_pid();
         let old = with_suffix(&dest, ".partial");
         let gone = with_suffix(&dest, &format!(".{}-{dead}.partial", host_name()));
         let remote = with_suffix(&dest, ".other-node.example-7.partial");

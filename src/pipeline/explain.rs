@@ -189,9 +189,11 @@ pub(super) fn describer<'a>(
 /// the stage cut on chunk boundaries ([`shard_chunks`]) give, merged in dataset order, the unsharded stage's bytes.
 pub const CHUNK_IMAGES: usize = 64;
 
-/// The stage key's marker of chunked reseeding ([`CHUNK_IMAGES`]): stages sampled from one stream per split are
-/// redone.
-pub const CHUNKED_RESEEDING: &str = "chunked reseeding, 64 images a chunk";
+/// The stage key's marker of chunked reseeding, naming [`CHUNK_IMAGES`]: stages sampled from one stream per split
+/// are redone, and so are they when the chunk size changes.
+fn chunked_reseeding() -> String {
+    format!("chunked reseeding, {CHUNK_IMAGES} images a chunk")
+}
 
 /// The number of chunks of `n_images` images.
 pub fn chunks(n_images: usize) -> usize {
@@ -243,7 +245,7 @@ fn explain_key(ctx: &Seed, erm: &Erm, translator: &TrainedTranslator, lm: &Lm) -
         "formats",
         &[sentences::FORMAT, crate::text::words::NORMALISATION],
     );
-    key.add("sampling", &CHUNKED_RESEEDING);
+    key.add("sampling", &chunked_reseeding());
     key
 }
 

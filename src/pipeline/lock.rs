@@ -449,16 +449,10 @@ impl Drop for UnitLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::dead_pid;
 
     fn pid_of(path: &Path) -> Option<u32> {
         holder(path).map(|(h, _)| h.pid)
-    }
-
-    fn dead_pid() -> u32 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        dead
     }
 
     /// Sets the mtime of `path` `ago` into the past.

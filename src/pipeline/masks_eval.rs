@@ -497,6 +497,14 @@ fn mean_share(mask: &Tensor) -> f64 {
         .double_value(&[])
 }
 
+/// A target word's cell of the per-word column: its AUROC, and against the object's pixels where it has one.
+fn word_cell(word: &str, q: &crate::relevance::quality::QualitySummary) -> String {
+    match q.object_auroc {
+        Some(o) => format!("{word} {} (object {})", f3(q.auroc), f3(Some(o))),
+        None => format!("{word} {}", f3(q.auroc)),
+    }
+}
+
 /// The two tables: threshold-free figures per method (place-word targets, then all), thresholded figures per
 /// method and rule (place-word targets).
 fn markdown(r: &EvalReport, name: &str) -> String {
@@ -559,10 +567,7 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             .all
             .by_label
             .iter()
-            .map(|(w, q)| match q.object_auroc {
-                Some(o) => format!("{w} {} (object {})", f3(q.auroc), f3(Some(o))),
-                None => format!("{w} {}", f3(q.auroc)),
-            })
+            .map(|(w, q)| word_cell(w, q))
             .collect();
         row(
             &mut out,
@@ -584,10 +589,7 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             .all
             .random_by_label
             .iter()
-            .map(|(w, q)| match q.object_auroc {
-                Some(o) => format!("{w} {} (object {})", f3(q.auroc), f3(Some(o))),
-                None => format!("{w} {}", f3(q.auroc)),
-            })
+            .map(|(w, q)| word_cell(w, q))
             .collect();
         row(
             &mut out,
