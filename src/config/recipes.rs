@@ -51,6 +51,8 @@ impl BaselineRecipes {
             | Method::ObjectComplement
             | Method::OracleObject
             | Method::OracleObjectBalanced
+            | Method::TexplainLent
+            | Method::RandomLent
             | Method::Dfr => None,
         }
     }

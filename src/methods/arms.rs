@@ -18,12 +18,17 @@
 //!   ([`balanced_object_masks`]). Masking an object that one class carries leaves a hole of its shape where it
 //!   stood, on that class's images only: the hole is as predictive as the object was. Lent to the samples that do
 //!   not carry it, the same holes stand on both classes and say nothing about the label.
+//! * `texplain_lent` / `random_lent`: TExplain's / Random's selection with its own relevance masks lent the same way
+//!   ([`lend_masks`]), with no true mask: a selected sample whose target is the run's spurious word
+//!   ([`spurious_word`], read from the flags) keeps its mask, the others take those masks in turn.
 //!
 //! Every function returns bool masks `[k, 1, H, W]` (true = masked) on the CPU, in the order of the rows asked for.
 use anyhow::{ensure, Context, Result};
+use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::InputPipeline;
+use crate::flags::Flag;
 use crate::models::vit::Vit;
 use crate::relevance::complement::object_complement_of;
 use crate::relevance::quality::centre_prior_maps;
@@ -60,30 +65,68 @@ pub fn true_object_masks(
 }
 
 /// [`true_object_masks`] of a selection (`masks`: `[k, 1, H, W]`, true = object) with every empty mask replaced by a
-/// carrying sample's: the i-th sample without the object takes the mask of the (i mod c)-th of the c that carry it,
-/// in selection order. Without any carrying sample the masks are returned as they are.
+/// carrying sample's ([`lend_masks`] with the carrying samples as the keepers).
 pub fn balanced_object_masks(masks: &Tensor) -> Result<Tensor> {
-    let counts = coverage_counts(masks)?;
-    let carrying: Vec<i64> = (0..counts.len() as i64)
-        .filter(|&i| counts[i as usize] > 0)
-        .collect();
-    if carrying.is_empty() {
+    let keeps: Vec<bool> = coverage_counts(masks)?.iter().map(|&c| c > 0).collect();
+    lend_masks(masks, &keeps)
+}
+
+/// Masks lent across a selection (`masks`: `[k, 1, H, W]`): a row with `keeps[i]` keeps its own mask, the j-th row
+/// without it takes the mask of the (j mod c)-th of the c keepers, in selection order. Without any keeper the masks
+/// are returned as they are.
+pub fn lend_masks(masks: &Tensor, keeps: &[bool]) -> Result<Tensor> {
+    let k = masks.size()[0];
+    ensure!(
+        keeps.len() as i64 == k,
+        "lend_masks: {} keep flags for {k} masks",
+        keeps.len()
+    );
+    let keepers: Vec<i64> = (0..k).filter(|&i| keeps[i as usize]).collect();
+    if keepers.is_empty() {
         return Ok(masks.shallow_clone());
     }
     let mut lent = 0usize;
-    let source: Vec<i64> = counts
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            if c > 0 {
-                i as i64
+    let source: Vec<i64> = (0..k)
+        .map(|i| {
+            if keeps[i as usize] {
+                i
             } else {
                 lent += 1;
-                carrying[(lent - 1) % carrying.len()]
+                keepers[(lent - 1) % keepers.len()]
             }
         })
         .collect();
     Ok(masks.index_select(0, &Tensor::from_slice(&source)))
+}
+
+/// The words a spurious word is drawn from: target words of at least this share of the flagged samples.
+pub const SPURIOUS_WORD_MIN_SHARE: f64 = 0.05;
+
+/// The run's spurious word, read from the flags alone: among the target words of at least
+/// [`SPURIOUS_WORD_MIN_SHARE`] of the flagged samples, the one whose samples are most often flagged (flagged /
+/// every training sample whose target it is; ties to the word first in alphabetical order). It is the word that
+/// most often displaces the class word from the top of an explanation, the paper's "class with a prominent presence
+/// other than the correct one". `None` when nothing is flagged.
+pub fn spurious_word(flags: &[Flag]) -> Option<String> {
+    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new(); // word -> (flagged, all)
+    for f in flags {
+        if let Some(w) = f.target.as_deref() {
+            let c = counts.entry(w).or_default();
+            c.0 += usize::from(f.flagged);
+            c.1 += 1;
+        }
+    }
+    let n_flagged: usize = counts.values().map(|c| c.0).sum();
+    let min = (SPURIOUS_WORD_MIN_SHARE * n_flagged as f64).max(1.0);
+    counts
+        .into_iter()
+        .filter(|(_, (flagged, _))| *flagged as f64 >= min)
+        .map(|(w, (flagged, all))| (w, flagged as f64 / all as f64))
+        .fold(None, |best: Option<(&str, f64)>, (w, rate)| match best {
+            Some((_, r)) if r >= rate => best,
+            _ => Some((w, rate)),
+        })
+        .map(|(w, _)| w.to_string())
 }
 
 /// Masked pixels per image of `masks` (`[k, 1, H, W]`, any kind; nonzero = masked).
@@ -274,6 +317,48 @@ mod tests {
             coverage_counts(&balanced_object_masks(&none).unwrap()).unwrap(),
             [0, 0]
         );
+    }
+
+    #[test]
+    fn lend_masks_keeps_the_keepers_and_lends_theirs_in_turn() {
+        let m = Tensor::from_slice(&[1u8, 2, 3, 4, 5])
+            .view([5, 1, 1, 1])
+            .to_kind(Kind::Int64);
+        let vals = |t: &Tensor| Vec::<i64>::try_from(t.view([-1])).unwrap();
+        let lent = lend_masks(&m, &[false, true, false, true, false]).unwrap();
+        assert_eq!(vals(&lent), [2, 2, 4, 4, 2]);
+        assert_eq!(vals(&lend_masks(&m, &[false; 5]).unwrap()), [1, 2, 3, 4, 5]);
+        let err = lend_masks(&m, &[true]).unwrap_err().to_string();
+        assert!(err.contains("1 keep flags for 5 masks"), "{err}");
+    }
+
+    #[test]
+    fn the_spurious_word_is_the_one_most_often_flagged() {
+        let flag = |flagged: bool, target: Option<&str>| Flag {
+            img_id: 0,
+            top_words: vec![],
+            flagged,
+            target: target.map(str::to_string),
+        };
+        let mut flags = Vec::new();
+        // "forest": 6 of its 10 samples flagged, "dock": 4 of 5.
+        flags.extend((0..10).map(|i| flag(i < 6, Some("forest"))));
+        flags.extend((0..5).map(|i| flag(i < 4, Some("dock"))));
+        flags.push(flag(false, None));
+        assert_eq!(spurious_word(&flags).as_deref(), Some("dock"));
+        // 51 flagged: forest 46 of 50 (0.92) beats dock 4 of 5 (0.8); "small", flagged every time (1 of 1) but on
+        // fewer than 5 % of the flagged samples (1 < 2.55), is not the run's word.
+        let mut many = flags.clone();
+        many.extend((0..40).map(|_| flag(true, Some("forest"))));
+        many.push(flag(true, Some("small")));
+        assert_eq!(spurious_word(&many).as_deref(), Some("forest"));
+        many.extend((0..20).map(|_| flag(true, Some("dock"))));
+        // dock 24 of 25 = 0.96 > forest 0.92.
+        assert_eq!(spurious_word(&many).as_deref(), Some("dock"));
+        // Ties go to the first word alphabetically; nothing flagged gives no word.
+        let tie = vec![flag(true, Some("b")), flag(true, Some("a"))];
+        assert_eq!(spurious_word(&tie).as_deref(), Some("a"));
+        assert_eq!(spurious_word(&[flag(false, Some("a"))]), None);
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub enum Method {
     /// masks): oracle_object_balanced − oracle_object is what the mask's own correlation with the label costs.
     #[serde(rename = "oracle_object_balanced")]
     OracleObjectBalanced,
+    /// TExplain with its masks lent as the balanced object oracle lends the true ones: a flagged sample whose target
+    /// is the run's spurious word ([`arms::spurious_word`]) keeps its own word mask, every other flagged sample takes
+    /// the mask of one that targets it, in turn ([`arms::lend_masks`]).
+    #[serde(rename = "texplain_lent")]
+    TexplainLent,
+    /// Random's selection with its masks lent as [`Method::TexplainLent`]'s: texplain_lent − random_lent is what the
+    /// selection adds once the masks are lent.
+    #[serde(rename = "random_lent")]
+    RandomLent,
     /// MaskTune (Asgari et al. 2022): every training image masked where the ERM model's predicted-class GradCAM is
     /// high, one epoch of fine-tuning ([`masktune`]).
     Masktune,
@@ -87,6 +96,8 @@ pub enum MaskSource {
     TrueObject,
     /// The spurious object's true mask, and on a selected sample without the object a carrying sample's mask.
     TrueObjectBalanced,
+    /// The relevance masks of the selected samples that target the run's spurious word, lent in turn to the others.
+    RelevanceLent,
 }
 
 impl MaskSource {
@@ -99,6 +110,7 @@ impl MaskSource {
             MaskSource::ObjectComplement => "object_complement",
             MaskSource::TrueObject => "true_object",
             MaskSource::TrueObjectBalanced => "true_object_balanced",
+            MaskSource::RelevanceLent => "relevance_lent",
         }
     }
 }
@@ -125,7 +137,7 @@ pub enum GroupLabels {
 
 impl Method {
     /// Every method, in the Table-1 order.
-    pub const ALL: [Method; 13] = [
+    pub const ALL: [Method; 15] = [
         Method::Erm,
         Method::Random,
         Method::Texplain,
@@ -135,6 +147,8 @@ impl Method {
         Method::ObjectComplement,
         Method::OracleObject,
         Method::OracleObjectBalanced,
+        Method::TexplainLent,
+        Method::RandomLent,
         Method::Masktune,
         Method::Jtt,
         Method::Dfr,
@@ -153,6 +167,8 @@ impl Method {
             Method::ObjectComplement => "object_complement",
             Method::OracleObject => "oracle_object",
             Method::OracleObjectBalanced => "oracle_object_balanced",
+            Method::TexplainLent => "texplain_lent",
+            Method::RandomLent => "random_lent",
             Method::Masktune => "masktune",
             Method::Jtt => "jtt",
             Method::Dfr => "dfr",
@@ -182,6 +198,8 @@ impl Method {
             Method::OracleObjectBalanced => {
                 (SampleSelection::Flagged, MaskSource::TrueObjectBalanced)
             }
+            Method::TexplainLent => (SampleSelection::Flagged, MaskSource::RelevanceLent),
+            Method::RandomLent => (SampleSelection::Random, MaskSource::RelevanceLent),
             Method::Erm | Method::Masktune | Method::Jtt | Method::Dfr | Method::Groupdro => {
                 return None
             }
@@ -203,6 +221,8 @@ impl Method {
             | Method::ObjectComplement
             | Method::OracleObject
             | Method::OracleObjectBalanced
+            | Method::TexplainLent
+            | Method::RandomLent
             | Method::Masktune
             | Method::Jtt => GroupLabels::Selection,
         }
@@ -377,6 +397,18 @@ mod tests {
             (
                 Method::OracleObjectBalanced,
                 masked(Flagged, MaskSource::TrueObjectBalanced),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::TexplainLent,
+                masked(Flagged, RelevanceLent),
+                true,
+                GroupLabels::Selection,
+            ),
+            (
+                Method::RandomLent,
+                masked(Random, RelevanceLent),
                 true,
                 GroupLabels::Selection,
             ),

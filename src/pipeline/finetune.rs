@@ -1,8 +1,8 @@
 //! The fine-tuning stages (paper section 4.3, step 5): per method, the ERM model fine-tuned on the method's
 //! selection with its masked region filled (`mitigation.masks.mask_value`), then evaluated. Output:
 //! `seed-<s>/<method>/` = `metrics.csv`, `results.csv`, and for the methods whose masks are made here (every
-//! [`MaskSource`] but the masks stage's relevance masks: the oracles, frame, object complement) `masks.json`, their
-//! coverage and agreement with the true background ([`MaskSummary`]).
+//! [`MaskSource`] but the masks stage's own relevance masks: the oracles, frame, object complement, the lent masks)
+//! `masks.json`, their coverage and agreement with the true background ([`MaskSummary`]).
 use anyhow::{bail, Context, Result};
 
 use super::context::Seed;
@@ -83,8 +83,27 @@ pub fn run(
         }
         let train = &splits.train;
         let classifier = erm.classifier(exp.device)?;
+        let mut lent_from = None;
         let region = match source {
             MaskSource::Relevance => masks.for_rows(&chosen)?,
+            MaskSource::RelevanceLent => {
+                let word = arms::spurious_word(&flags.flags)
+                    .context("no flagged sample names a spurious word")?;
+                let keeps: Vec<bool> = chosen
+                    .iter()
+                    .map(|&r| flags.flags[r].target.as_deref() == Some(word.as_str()))
+                    .collect();
+                tracing::info!(
+                    seed,
+                    %method,
+                    word,
+                    keepers = keeps.iter().filter(|&&k| k).count(),
+                    selected = chosen.len(),
+                    "masks lent from the samples that target the spurious word"
+                );
+                lent_from = Some(word);
+                arms::lend_masks(&masks.for_rows(&chosen)?, &keeps)?
+            }
             MaskSource::TrueBackground => {
                 let bird = train.bird_masks.as_ref().with_context(|| {
                     format!("{method}: the data ship no true bird masks (fg_masks/)")
@@ -128,15 +147,11 @@ pub fn run(
                 .enumerate()
                 .map(|(k, &r)| (r, k as i64))
                 .collect();
-            let summary = masks::summarize(
-                method,
-                source.name(),
-                &chosen,
-                &region,
-                &row_of,
-                train,
-                seed,
-            );
+            let name = match &lent_from {
+                Some(word) => format!("{}({word})", source.name()),
+                None => source.name().to_string(),
+            };
+            let summary = masks::summarize(method, &name, &chosen, &region, &row_of, train, seed);
             crate::util::write_json(&dir.join("masks.json"), &summary)?;
         }
         let masked = apply_masks(&train.select(&chosen).images, &region, cfg.masks.mask_value);

@@ -385,7 +385,9 @@ impl<'a> Walk<'a> {
                     | Method::Frame
                     | Method::ObjectComplement
                     | Method::OracleObject
-                    | Method::OracleObjectBalanced => finetune::run(
+                    | Method::OracleObjectBalanced
+                    | Method::TexplainLent
+                    | Method::RandomLent => finetune::run(
                         &ctx,
                         method,
                         got(&s.erm, erm)?,

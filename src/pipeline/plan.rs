@@ -157,7 +157,9 @@ pub fn units(exp: &Experiment, explain_shards: usize) -> Vec<Unit> {
                 | Method::Frame
                 | Method::ObjectComplement
                 | Method::OracleObject
-                | Method::OracleObjectBalanced => continue,
+                | Method::OracleObjectBalanced
+                | Method::TexplainLent
+                | Method::RandomLent => continue,
             };
             plan.push(Work::Stage(Stage::Method(method)), s, needs);
         }

@@ -129,14 +129,17 @@ fn fmt_paired(d: &Diff) -> String {
 
 /// The pairs of arms whose paired differences a run's `table.md` reports, as (arm, baseline): what the selection
 /// adds over a random one (TExplain − Random; oracle − oracle_random, with the true background), what the word
-/// map adds over position (TExplain − frame) and over the classifier's object complement, and what lending the
-/// object masks across classes adds (oracle_object_balanced − oracle_object).
-pub const PAIRED_ARMS: [(Method, Method); 5] = [
+/// map adds over position (TExplain − frame) and over the classifier's object complement, what lending the
+/// object masks across classes adds (oracle_object_balanced − oracle_object; texplain_lent − texplain with
+/// TExplain's own masks) and what the selection adds once the masks are lent (texplain_lent − random_lent).
+pub const PAIRED_ARMS: [(Method, Method); 7] = [
     (Method::Texplain, Method::Random),
     (Method::Texplain, Method::Frame),
     (Method::Oracle, Method::OracleRandom),
     (Method::Texplain, Method::ObjectComplement),
     (Method::OracleObjectBalanced, Method::OracleObject),
+    (Method::TexplainLent, Method::Texplain),
+    (Method::TexplainLent, Method::RandomLent),
 ];
 
 /// The "Paired differences" section of a run's `table.md`: per pair of [`PAIRED_ARMS`] that both ran, the mean ±
