@@ -906,7 +906,8 @@ fn bad_config_fails_with_a_named_error_and_writes_nothing() {
 fn tiny_config_arms(dir: &Path, data: &Path) -> PathBuf {
     let text = common::tiny_pipeline_config_text(data).replace(
         "  methods: [erm, random, texplain, oracle]\n",
-        "  methods: [erm, random, texplain, oracle, oracle_random, frame, object_complement]\n",
+        "  methods: [erm, random, texplain, oracle, oracle_random, frame, object_complement, texplain_lent, \
+         random_lent]\n",
     );
     assert!(text.contains("frame"), "the methods line moved: {text}");
     let path = dir.join("arms.yaml");
@@ -921,7 +922,13 @@ fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences
     let out = tmp.path().join("arms");
     let done = run(&config, &out, &[]);
     assert!(done.status.success(), "{}", stderr(&done));
-    let arms = ["oracle_random", "frame", "object_complement"];
+    let arms = [
+        "oracle_random",
+        "frame",
+        "object_complement",
+        "texplain_lent",
+        "random_lent",
+    ];
     let all = std::fs::read_to_string(out.join("results.csv")).unwrap();
     for method in arms {
         for split in ["val", "test"] {
@@ -972,6 +979,17 @@ fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences
         !out.join("seed-3/texplain/masks.json").exists(),
         "relevance masks are summarised in the masks stage"
     );
+    // The lent arms: TExplain's and Random's selections, their masks lent from the samples that target the run's
+    // spurious word (named in the masks' name), which the flags decide.
+    for (lent, own) in [("texplain_lent", "texplain"), ("random_lent", "random")] {
+        let summary = json(&format!("seed-3/{lent}/masks.json"));
+        let name = summary["relevance"].as_str().unwrap();
+        assert!(
+            name.starts_with("relevance_lent(") && name.ends_with(')'),
+            "{summary}"
+        );
+        assert_eq!(summary["n_selected"], relevance(own)["n_selected"]);
+    }
 
     // table.md: the arms after the oracle, then the paired differences of every pair that ran (one seed: no
     // interval).
@@ -984,11 +1002,15 @@ fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences
         "| oracle_random |",
         "| frame |",
         "| object_complement |",
+        "| texplain_lent |",
+        "| random_lent |",
         "Paired differences",
         "| texplain − random | 1 |",
         "| texplain − frame | 1 |",
         "| oracle − oracle_random | 1 |",
         "| texplain − object_complement | 1 |",
+        "| texplain_lent − texplain | 1 |",
+        "| texplain_lent − random_lent | 1 |",
     ]
     .iter()
     .map(|m| {
@@ -1112,6 +1134,16 @@ const PINNED_ARM_STAGE_SETTINGS: &[PinnedStage] = &[
     (
         "seed-3/oracle_random",
         "c3a90a06fa2c42131a9fd9c66dee5a5b36900e357e3294eb52f2891d677fc8e5",
+        &["erm", "flags", "masks"],
+    ),
+    (
+        "seed-3/random_lent",
+        "8a7880291efb14222a1e1740f6079dc596c061f6ff92c95c7c1cd05056d73180",
+        &["erm", "flags", "masks"],
+    ),
+    (
+        "seed-3/texplain_lent",
+        "3137a172f1ba835c894dc5e46abc43edea2daff8a7e3dece7f04a987e98013ea",
         &["erm", "flags", "masks"],
     ),
 ];
