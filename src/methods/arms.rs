@@ -20,7 +20,7 @@
 //!   not carry it, the same holes stand on both classes and say nothing about the label.
 //! * `texplain_lent` / `random_lent`: TExplain's / Random's selection with its own relevance masks lent the same way
 //!   ([`lend_masks`]), with no true mask: a selected sample whose target is the run's spurious word
-//!   ([`spurious_word`], read from the flags) keeps its mask, the others take those masks in turn.
+//!   ([`spurious_word`], read from the flags and the labels) keeps its mask, the others take those masks in turn.
 //!
 //! Every function returns bool masks `[k, 1, H, W]` (true = masked) on the CPU, in the order of the rows asked for.
 use anyhow::{ensure, Context, Result};
@@ -102,29 +102,48 @@ pub fn lend_masks(masks: &Tensor, keeps: &[bool]) -> Result<Tensor> {
 /// The words a spurious word is drawn from: target words of at least this share of the flagged samples.
 pub const SPURIOUS_WORD_MIN_SHARE: f64 = 0.05;
 
-/// The run's spurious word, read from the flags alone: among the target words of at least
-/// [`SPURIOUS_WORD_MIN_SHARE`] of the flagged samples, the one whose samples are most often flagged (flagged /
-/// every training sample whose target it is; ties to the word first in alphabetical order). It is the word that
-/// most often displaces the class word from the top of an explanation, the paper's "class with a prominent presence
-/// other than the correct one". `None` when nothing is flagged.
-pub fn spurious_word(flags: &[Flag]) -> Option<String> {
-    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new(); // word -> (flagged, all)
-    for f in flags {
+/// The run's spurious word, read from the flags and the training labels (`labels[i]` is the class of `flags[i]`):
+/// among the target words of at least [`SPURIOUS_WORD_MIN_SHARE`] of the flagged samples, the one whose presence
+/// among a sample's top words differs most between a class and the rest (max over classes c of P(word among the top
+/// words | y = c) − P(… | y ≠ c); ties to the word first in alphabetical order). A spurious feature is a concept
+/// that is not the class but goes with it; the explanations name it on one class's images more than on the
+/// others'. `None` when nothing is flagged or only one class is present.
+pub fn spurious_word(flags: &[Flag], labels: &[i64]) -> Option<String> {
+    assert_eq!(flags.len(), labels.len(), "one label per flag");
+    let mut flagged: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in flags.iter().filter(|f| f.flagged) {
         if let Some(w) = f.target.as_deref() {
-            let c = counts.entry(w).or_default();
-            c.0 += usize::from(f.flagged);
-            c.1 += 1;
+            *flagged.entry(w).or_default() += 1;
         }
     }
-    let n_flagged: usize = counts.values().map(|c| c.0).sum();
+    let n_flagged: usize = flagged.values().sum();
     let min = (SPURIOUS_WORD_MIN_SHARE * n_flagged as f64).max(1.0);
-    counts
+    let classes: std::collections::BTreeSet<i64> = labels.iter().copied().collect();
+    let share = |word: &str, in_class: &dyn Fn(i64) -> bool| -> Option<f64> {
+        let (mut with, mut all) = (0usize, 0usize);
+        for (f, &y) in flags.iter().zip(labels) {
+            if in_class(y) {
+                all += 1;
+                with += usize::from(f.top_words.iter().any(|w| w == word));
+            }
+        }
+        (all > 0).then(|| with as f64 / all as f64)
+    };
+    flagged
         .into_iter()
-        .filter(|(_, (flagged, _))| *flagged as f64 >= min)
-        .map(|(w, (flagged, all))| (w, flagged as f64 / all as f64))
-        .fold(None, |best: Option<(&str, f64)>, (w, rate)| match best {
-            Some((_, r)) if r >= rate => best,
-            _ => Some((w, rate)),
+        .filter(|&(_, n)| n as f64 >= min)
+        .filter_map(|(word, _)| {
+            let gap = classes
+                .iter()
+                .filter_map(|&c| Some(share(word, &|y| y == c)? - share(word, &|y| y != c)?))
+                .fold(None, |best: Option<f64>, g| {
+                    Some(best.map_or(g, |b| b.max(g)))
+                })?;
+            Some((word, gap))
+        })
+        .fold(None, |best: Option<(&str, f64)>, (w, gap)| match best {
+            Some((_, g)) if g >= gap => best,
+            _ => Some((w, gap)),
         })
         .map(|(w, _)| w.to_string())
 }
@@ -333,32 +352,35 @@ mod tests {
     }
 
     #[test]
-    fn the_spurious_word_is_the_one_most_often_flagged() {
-        let flag = |flagged: bool, target: Option<&str>| Flag {
+    fn the_spurious_word_is_the_target_the_explanations_name_on_one_class() {
+        let flag = |flagged: bool, top: &[&str]| Flag {
             img_id: 0,
-            top_words: vec![],
+            top_words: top.iter().map(|w| w.to_string()).collect(),
             flagged,
-            target: target.map(str::to_string),
+            target: top.iter().find(|w| **w != "bird").map(|w| w.to_string()),
         };
-        let mut flags = Vec::new();
-        // "forest": 6 of its 10 samples flagged, "dock": 4 of 5.
-        flags.extend((0..10).map(|i| flag(i < 6, Some("forest"))));
-        flags.extend((0..5).map(|i| flag(i < 4, Some("dock"))));
-        flags.push(flag(false, None));
-        assert_eq!(spurious_word(&flags).as_deref(), Some("dock"));
-        // 51 flagged: forest 46 of 50 (0.92) beats dock 4 of 5 (0.8); "small", flagged every time (1 of 1) but on
-        // fewer than 5 % of the flagged samples (1 < 2.55), is not the run's word.
-        let mut many = flags.clone();
-        many.extend((0..40).map(|_| flag(true, Some("forest"))));
-        many.push(flag(true, Some("small")));
-        assert_eq!(spurious_word(&many).as_deref(), Some("forest"));
-        many.extend((0..20).map(|_| flag(true, Some("dock"))));
-        // dock 24 of 25 = 0.96 > forest 0.92.
-        assert_eq!(spurious_word(&many).as_deref(), Some("dock"));
+        // Class 1 (4 samples): "dock" among the top words of 3, the target of 2 flagged ones; class 0 (4 samples):
+        // "forest" the flagged target of 3, but "forest" is named on 2 of class 1's samples too. Gaps: dock 3/4 − 0
+        // = 0.75; forest 3/4 − 2/4 = 0.25. "forest" is flagged more often, "dock" goes with the class.
+        let flags = vec![
+            flag(true, &["dock", "bird", "forest"]),
+            flag(true, &["dock", "bird", "forest"]),
+            flag(false, &["bird", "dock"]),
+            flag(false, &["bird", "water"]),
+            flag(true, &["forest", "bird"]),
+            flag(true, &["forest", "bird"]),
+            flag(true, &["forest", "bird"]),
+            flag(false, &["bird", "water"]),
+        ];
+        let labels = [1, 1, 1, 1, 0, 0, 0, 0];
+        assert_eq!(spurious_word(&flags, &labels).as_deref(), Some("dock"));
+        // A word no flagged sample targets is never the word, however class-bound ("water" here is a target of no
+        // flagged sample); with one class present there is no gap to read.
+        assert_eq!(spurious_word(&flags[..4], &labels[..4]), None);
         // Ties go to the first word alphabetically; nothing flagged gives no word.
-        let tie = vec![flag(true, Some("b")), flag(true, Some("a"))];
-        assert_eq!(spurious_word(&tie).as_deref(), Some("a"));
-        assert_eq!(spurious_word(&[flag(false, Some("a"))]), None);
+        let tie = [flag(true, &["b"]), flag(true, &["a"])];
+        assert_eq!(spurious_word(&tie, &[0, 1]).as_deref(), Some("a"));
+        assert_eq!(spurious_word(&[flag(false, &["a"])], &[0]), None);
     }
 
     #[test]

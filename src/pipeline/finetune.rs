@@ -87,7 +87,7 @@ pub fn run(
         let region = match source {
             MaskSource::Relevance => masks.for_rows(&chosen)?,
             MaskSource::RelevanceLent => {
-                let word = arms::spurious_word(&flags.flags)
+                let word = arms::spurious_word(&flags.flags, &splits.train.y)
                     .context("no flagged sample names a spurious word")?;
                 let keeps: Vec<bool> = chosen
                     .iter()
