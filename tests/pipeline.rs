@@ -1138,12 +1138,12 @@ const PINNED_ARM_STAGE_SETTINGS: &[PinnedStage] = &[
     ),
     (
         "seed-3/random_lent",
-        "8a7880291efb14222a1e1740f6079dc596c061f6ff92c95c7c1cd05056d73180",
+        "4d2a40367d04fcdfb4b9f84f888852d618dd4c8fc3915305fa81c1c176cb68e4",
         &["erm", "flags", "masks"],
     ),
     (
         "seed-3/texplain_lent",
-        "3137a172f1ba835c894dc5e46abc43edea2daff8a7e3dece7f04a987e98013ea",
+        "125a262c77087c4f178aaf6071b3ac5cd3d62e15f5c53960302ca239e5452eab",
         &["erm", "flags", "masks"],
     ),
 ];

@@ -24,7 +24,7 @@
 //!
 //! Every function returns bool masks `[k, 1, H, W]` (true = masked) on the CPU, in the order of the rows asked for.
 use anyhow::{ensure, Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::InputPipeline;
@@ -102,6 +102,11 @@ pub fn lend_masks(masks: &Tensor, keeps: &[bool]) -> Result<Tensor> {
 /// The words a spurious word is drawn from: target words of at least this share of the flagged samples.
 pub const SPURIOUS_WORD_MIN_SHARE: f64 = 0.05;
 
+/// [`spurious_word`]'s rule in words, part of the lent arms' stage keys: a change of the rule (which no config
+/// names) moves them.
+pub const SPURIOUS_WORD_RULE: &str =
+    "the largest class gap of presence among the top words, over the targets of >= 5 % of the flagged";
+
 /// The run's spurious word, read from the flags and the training labels (`labels[i]` is the class of `flags[i]`):
 /// among the target words of at least [`SPURIOUS_WORD_MIN_SHARE`] of the flagged samples, the one whose presence
 /// among a sample's top words differs most between a class and the rest (max over classes c of P(word among the top
@@ -118,7 +123,7 @@ pub fn spurious_word(flags: &[Flag], labels: &[i64]) -> Option<String> {
     }
     let n_flagged: usize = flagged.values().sum();
     let min = (SPURIOUS_WORD_MIN_SHARE * n_flagged as f64).max(1.0);
-    let classes: std::collections::BTreeSet<i64> = labels.iter().copied().collect();
+    let classes: BTreeSet<i64> = labels.iter().copied().collect();
     let share = |word: &str, in_class: &dyn Fn(i64) -> bool| -> Option<f64> {
         let (mut with, mut all) = (0usize, 0usize);
         for (f, &y) in flags.iter().zip(labels) {

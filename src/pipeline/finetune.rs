@@ -57,6 +57,10 @@ pub fn run(
         // The rule its masks are cut by (the relevance masks' rule reaches the others through the masks stage).
         key.add("threshold", &cfg.masks.threshold);
     }
+    if method.mask_source() == Some(MaskSource::RelevanceLent) {
+        // The rule that names the word whose masks are lent (code, not config).
+        key.add("spurious_word", &arms::SPURIOUS_WORD_RULE);
+    }
     let done = run_stage(&ctx.dir, stage, &key, |dir| {
         let (Some(chosen), Some(source)) =
             (masks::selection(method, flags, seed), method.mask_source())
