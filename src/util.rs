@@ -59,6 +59,12 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Without a way to ask, every process counts as alive (its leftovers are removed by hand).
+#[cfg(not(unix))]
+pub fn pid_alive(_pid: u32) -> bool {
+    true
+}
+
 /// The id of a process that has just exited (for the tests of stale-writer cleanup).
 #[cfg(test)]
 pub(crate) fn dead_pid() -> u32 {
@@ -66,12 +72,6 @@ pub(crate) fn dead_pid() -> u32 {
     let dead = child.id();
     child.wait().unwrap();
     dead
-}
-
-/// Without a way to ask, every process counts as alive (its leftovers are removed by hand).
-#[cfg(not(unix))]
-pub fn pid_alive(_pid: u32) -> bool {
-    true
 }
 
 /// `<host>-<pid>`: what makes this process's temporary names its own.

@@ -97,7 +97,6 @@ fn job_id() -> String {
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
-    pid: u32,
 }
 
 /// Who a lock file names: `<pid> [<host> [<job>]]`.
@@ -168,7 +167,7 @@ enum Record {
 }
 
 /// Creates the lock file `path` for this process (`O_EXCL`), taking over one whose holder is gone.
-fn take(path: &Path, busy: Busy, what: &str, record: Record, times: LeaseTimes) -> Result<u32> {
+fn take(path: &Path, busy: Busy, what: &str, record: Record, times: LeaseTimes) -> Result<()> {
     let pid = std::process::id();
     let here = host_name();
     let mut takeovers = 0;
@@ -187,7 +186,7 @@ fn take(path: &Path, busy: Busy, what: &str, record: Record, times: LeaseTimes) 
                 file.write_all(text.as_bytes())
                     .and_then(|()| file.sync_all())
                     .with_context(|| format!("writing the lock {}", path.display()))?;
-                return Ok(pid);
+                return Ok(());
             }
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
             Err(err) => {
@@ -257,14 +256,14 @@ fn take(path: &Path, busy: Busy, what: &str, record: Record, times: LeaseTimes) 
 }
 
 /// Whether this process still holds `path`.
-fn still_mine(path: &Path, pid: u32) -> bool {
-    holder(path).is_some_and(|(h, _)| h.pid == pid && h.host.is_none_or(|host| host == host_name()))
+fn still_mine(path: &Path) -> bool {
+    holder(path).is_some_and(|(h, _)| h.is_me(&host_name()))
 }
 
 /// Removes `path` if this process still holds it: a process that took over a lock it thought stale must not lose
 /// it to us.
-fn release(path: &Path, pid: u32) {
-    if still_mine(path, pid) {
+fn release(path: &Path) {
+    if still_mine(path) {
         if let Err(err) = std::fs::remove_file(path) {
             tracing::warn!(lock = %path.display(), "could not remove the lock: {err}");
         }
@@ -296,14 +295,14 @@ fn touch(path: &Path) -> std::io::Result<()> {
 
 /// The background thread that keeps a lease fresh: every `refresh` it sets the lease's mtime to now while this
 /// process still holds it; it stops when its sender is dropped, or with a warning when the lease was taken over.
-fn refresher(path: PathBuf, pid: u32, refresh: Duration) -> (mpsc::Sender<()>, JoinHandle<()>) {
+fn refresher(path: PathBuf, refresh: Duration) -> (mpsc::Sender<()>, JoinHandle<()>) {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::spawn(move || loop {
         match stopped.recv_timeout(refresh) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        if !still_mine(&path, pid) {
+        if !still_mine(&path) {
             tracing::warn!(lock = %path.display(), "the lease was taken over by another process (it expired); no longer refreshing it");
             return;
         }
@@ -341,14 +340,14 @@ impl RunLock {
     pub fn acquire(dir: &Path) -> Result<Self> {
         let path = dir.join(LOCK_FILE);
         let times = LeaseTimes::from_env()?;
-        let pid = take(
+        take(
             &path,
             Busy::Fail,
             &dir.display().to_string(),
             Record::Pid,
             times,
         )?;
-        let lock = Self { path, pid };
+        let lock = Self { path };
         // Checked after taking the lock, as a unit checks the lock after taking its lease: of a whole run and a unit
         // run that start in the same instant, at least one sees the other.
         let units = live_units(dir, times);
@@ -369,7 +368,7 @@ impl RunLock {
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        release(&self.path, self.pid);
+        release(&self.path);
     }
 }
 
@@ -380,7 +379,6 @@ impl Drop for RunLock {
 #[derive(Debug)]
 pub struct UnitLock {
     path: PathBuf,
-    pid: u32,
     refreshing: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -412,7 +410,7 @@ impl UnitLock {
         let dir = run.join(UNIT_LOCKS);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{}.lock", unit.replace('/', "__")));
-        let pid = take(
+        take(
             &path,
             Busy::Wait,
             &format!("unit {unit}"),
@@ -420,9 +418,8 @@ impl UnitLock {
             times,
         )?;
         let lock = Self {
-            refreshing: Some(refresher(path.clone(), pid, times.refresh)),
+            refreshing: Some(refresher(path.clone(), times.refresh)),
             path,
-            pid,
         };
         // Again once the lease is held (see [`RunLock::acquire`]); dropping `lock` lets the lease go.
         if let Some(err) = whole_run() {
@@ -442,7 +439,7 @@ impl Drop for UnitLock {
             drop(stop);
             let _ = thread.join();
         }
-        release(&self.path, self.pid);
+        release(&self.path);
     }
 }
 
