@@ -7,11 +7,17 @@
 //! reads one token's width, a position-shared readout: `prefix = T(mean_i A_i)` or `prefix = T(sum_i A_i) =
 //! sum_i W A_i + b` (the affine map's bias counted once). With a pooled readout the score's gradient is the same for
 //! every token slot, so word-GradCAM (Selvaraju et al. 2017) is CAM (Zhou et al. 2016) exactly: the channel weights
-//! are `W^T ds/dprefix` and the map is each token's first-order share of the score.
+//! are `W^T ds/dprefix` and the map is each token's first-order share of the score. `attention` pools the tokens
+//! with one learned query per head (attention pooling, as CLIP's `AttentionPool2d` and SigLIP's MAP head, without
+//! their key, value and output projections): `prefix = T([sum_i a_hi A_i]_h)`, `a_h = softmax_i(q_h . A_i)`. Its read
+//! weights are position-shared too, but the pooling weights depend on the tokens, so it is not affine and CAM is
+//! only its first order. The logits are not divided by `sqrt(d)`: the queries start at zero (the mean readout) and
+//! the translator trains a few epochs; with the `1 / sqrt(d)` they barely left the mean (query norms 0.1-0.5 after
+//! 4 epochs, seed 0 of the object setting).
 //!
 //! Our own model, so the names are ours: `fc1` (flattened tokens -> hidden), `fc2` (hidden -> hidden), `fc3`
-//! (hidden -> K * d_lm), each with `weight` `[out, in]` and `bias`, saved as `fc1.weight`, `fc1.bias`, ...
-//! (prefixed by whatever path the caller builds it under).
+//! (hidden -> K * d_lm), each with `weight` `[out, in]` and `bias`, saved as `fc1.weight`, `fc1.bias`, ..., and
+//! `pool.query` `[heads, d]` under `attention` (prefixed by whatever path the caller builds it under).
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +38,13 @@ pub enum Readout {
     Mean,
     /// `T(sum_i A_i) = sum_i W A_i + b`: shared read weights, the bias counted once.
     Sum,
+    /// Attention pooling: `T([sum_i a_hi A_i]_h)` with `a_h = softmax_i(q_h . A_i)`, one learned query per head
+    /// ([`ATTENTION_HEADS`]); shared read weights, and each head can weigh the tokens that matter to it.
+    Attention,
 }
+
+/// The number of learned queries of `readout: attention`.
+pub const ATTENTION_HEADS: i64 = 4;
 
 impl Readout {
     pub fn name(self) -> &'static str {
@@ -40,6 +52,7 @@ impl Readout {
             Readout::Flatten => "flatten",
             Readout::Mean => "mean",
             Readout::Sum => "sum",
+            Readout::Attention => "attention",
         }
     }
 
@@ -107,6 +120,7 @@ impl Config {
         match self.readout {
             Readout::Flatten => self.in_tokens * self.in_dim,
             Readout::Mean | Readout::Sum => self.in_dim,
+            Readout::Attention => ATTENTION_HEADS * self.in_dim,
         }
     }
 
@@ -126,6 +140,8 @@ impl Config {
 #[derive(Debug)]
 pub struct Translator {
     cfg: Config,
+    /// The queries `[heads, d]` of `readout: attention` (`pool.query`), zero at initialisation (a mean readout).
+    pool_query: Option<Tensor>,
     fc1: Linear,
     fc2: Linear,
     fc3: Linear,
@@ -135,8 +151,11 @@ impl Translator {
     /// Builds the translator under `vs`; PyTorch's default `nn.Linear` initialisation. `cfg` must be valid.
     pub fn new(vs: &nn::Path, cfg: &Config) -> Self {
         let lc = nn::LinearConfig::default();
+        let pool_query = (cfg.readout == Readout::Attention)
+            .then(|| (vs / "pool").zeros("query", &[ATTENTION_HEADS, cfg.in_dim]));
         Translator {
             cfg: cfg.clone(),
+            pool_query,
             fc1: Linear(nn::linear(vs / "fc1", cfg.fc1_in(), cfg.hidden_dim, lc)),
             fc2: Linear(nn::linear(vs / "fc2", cfg.hidden_dim, cfg.hidden_dim, lc)),
             fc3: Linear(nn::linear(
@@ -209,6 +228,19 @@ impl Translator {
             Readout::Flatten => xs.reshape([b, c.in_tokens * c.in_dim]), // [b, n*d]
             Readout::Mean => xs.mean_dim(1, false, xs.kind()),           // [b, d]
             Readout::Sum => xs.sum_dim_intlist(1, false, xs.kind()),     // [b, d]
+            Readout::Attention => {
+                let q = self
+                    .pool_query
+                    .as_ref()
+                    .expect("attention readout has queries"); // [h, d]
+                let xs = crate::precision::upper(&xs); // [b, n, d], softmax in f32
+                let logits = xs.matmul(&q.tr()); // [b, n, h]
+                let weights = logits.softmax(1, tch::Kind::Float); // [b, n, h]
+                weights
+                    .transpose(1, 2)
+                    .matmul(&xs)
+                    .reshape([b, ATTENTION_HEADS * c.in_dim]) // [b, h*d]
+            }
         };
         let xs = self.fc3.forward(&self.fc2.forward(&self.fc1.forward(&xs))); // [b, K*d_lm]
                                                                               // The prefix is f32 in every precision (the LM adds it to its f32 embeddings).
@@ -349,6 +381,51 @@ mod tests {
     }
 
     #[test]
+    fn attention_readout_pools_each_head_by_its_query_and_starts_as_the_mean() {
+        let a = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+        let vs = nn::VarStore::new(Device::Cpu);
+        let c = Config {
+            readout: Readout::Attention,
+            ..cfg()
+        };
+        let tr = Translator::new(&vs.root(), &c);
+        let vars = vs.variables();
+        assert_eq!(vars["pool.query"].size(), [ATTENTION_HEADS, 8]);
+        assert_eq!(vars["fc1.weight"].size(), [16, ATTENTION_HEADS * 8]);
+        // Zero queries weigh every token alike: each head pools the mean.
+        let mean = a
+            .mean_dim(1, true, Kind::Float)
+            .repeat([1, ATTENTION_HEADS, 1]); // [2, h, d]
+        let fc = |pooled: &Tensor| {
+            tr.fc3
+                .forward(&tr.fc2.forward(&tr.fc1.forward(&pooled.reshape([2, -1]))))
+                .view([2, 3, 12])
+        };
+        let got = tr.forward(&a).unwrap();
+        assert!(got.allclose(&fc(&mean), 1e-5, 1e-5, false));
+        // A query that points at one token's direction pools (nearly) that token in its head only.
+        let target = Tensor::zeros([2, 5, 8], (Kind::Float, Device::Cpu));
+        let _ = target.narrow(1, 3, 1).narrow(2, 0, 1).fill_(1.0);
+        let peaked = &a * 0.01 + &target; // token 3 alone carries channel 0
+        tch::no_grad(|| {
+            let _ = vars["pool.query"].get(1).get(0).fill_(1e3); // head 1 reads channel 0
+        });
+        let want = peaked
+            .mean_dim(1, true, Kind::Float)
+            .repeat([1, ATTENTION_HEADS, 1]);
+        want.narrow(1, 1, 1).copy_(&peaked.narrow(1, 3, 1));
+        let got = tr.forward(&peaked).unwrap();
+        assert!(got.allclose(&fc(&want), 1e-4, 1e-4, false));
+        // The queries are saved and read back with the rest.
+        let dir = tempfile::tempdir().unwrap();
+        tr.save_folder(&vs, dir.path()).unwrap();
+        let mut vs2 = nn::VarStore::new(Device::Cpu);
+        let tr2 = Translator::from_folder(&mut vs2, dir.path()).unwrap();
+        assert_eq!(tr2.config().readout, Readout::Attention);
+        assert!(tr2.forward(&peaked).unwrap().equal(&got));
+    }
+
+    #[test]
     fn readouts_are_the_affine_map_of_the_flattened_or_pooled_tokens() {
         let a = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
         for readout in [Readout::Flatten, Readout::Mean, Readout::Sum] {
@@ -366,6 +443,7 @@ mod tests {
                 Readout::Flatten => a.reshape([2, 40]),
                 Readout::Mean => a.mean_dim(1, false, Kind::Float),
                 Readout::Sum => a.sum_dim_intlist(1, false, Kind::Float),
+                Readout::Attention => unreachable!("not affine"),
             }; // [2, fc1_in]
             let want = read.matmul(&w.tr()).view([2, 3, 12]) + bias; // W x + b, the bias once
             let got = tr.forward(&a).unwrap();
