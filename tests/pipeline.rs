@@ -1028,6 +1028,30 @@ fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences
         .copied()
         .collect();
     assert_stage_keys_are_pinned(&out, &pinned, SHARED_STAGES);
+
+    // The donor fill: the same run with `mask_value: donor` redoes the masked arms (their keys carry the fill) and
+    // the oracle fine-tunes on its true background filled with the donors' pixels.
+    let key = |stage: &str| json(&format!("seed-3/{stage}/stage.json"))["key"].clone();
+    let (erm, oracle) = (key("erm"), key("oracle"));
+    let donor = run(
+        &config,
+        &out,
+        &[
+            "--set",
+            "mitigation.masks.mask_value=donor",
+            "--set",
+            "mitigation.methods=[erm, oracle]",
+        ],
+    );
+    assert!(donor.status.success(), "{}", stderr(&donor));
+    assert_eq!(key("erm"), erm, "ERM reads no masks");
+    assert_ne!(
+        key("oracle"),
+        oracle,
+        "the fill is part of a masked arm's key"
+    );
+    let results = std::fs::read_to_string(out.join("seed-3/oracle/results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 3, "{results}"); // header, val, test
 }
 
 /// Every stage's settings (the `settings` hash of its `stage.json`: config sections, seed, data fingerprint) and the

@@ -277,7 +277,8 @@ pub struct TranslatorSection {
     pub hidden_dim: i64,
     /// How the translator reads the layer's tokens: `flatten` (the paper's: each token slot its own read weights,
     /// the default), `mean` (`T(mean_i A_i)`) or `sum` (`T(sum_i A_i)`), position-shared readouts under which
-    /// word-GradCAM is CAM ([`crate::models::translator::Readout`]). Written only when not `flatten`.
+    /// word-GradCAM is CAM, or `attention` (learned attention pooling, [`crate::models::translator::Readout`]).
+    /// Written only when not `flatten`.
     #[serde(skip_serializing_if = "TranslatorReadout::is_flatten")]
     pub readout: TranslatorReadout,
     pub captions: Option<CaptionSource>,
@@ -448,7 +449,9 @@ pub struct MaskSection {
     /// `{rule: mean_std, k: 2.0}` (MaskTune's), `{rule: quantile, q: 0.7}`, `{rule: top_k, percent: 50}` or
     /// `{rule: otsu}`.
     pub threshold: Threshold,
-    /// Masked pixels become `zero` or the image's `mean` colour (also occlusion's fill).
+    /// Masked pixels become `zero`, the image's `mean` colour (either also occlusion's fill), `donor`: the same
+    /// pixels of another training image drawn at random ([`MaskValue::Donor`]), or `donor_background`: another
+    /// masked sample's pixels under its own mask, black elsewhere ([`MaskValue::DonorBackground`]).
     pub mask_value: MaskValue,
     /// Sampled sentences holding the target word that are teacher-forced per image.
     pub sentences_per_image: usize,

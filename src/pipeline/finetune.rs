@@ -14,7 +14,7 @@ use crate::config::{RecipeSampling, TrainSet};
 use crate::data::Dataset;
 use crate::methods::arms;
 use crate::methods::{MaskSource, Method};
-use crate::relevance::mask::apply_masks;
+use crate::relevance::mask::{apply_masks, donor_backgrounds, donor_rows, MaskValue};
 use crate::report::{self, ResultRow};
 use crate::runtime::{set_seed, stage_seed};
 use crate::train::{ClassifierTraining, ModelSelection, Sampling};
@@ -158,7 +158,26 @@ pub fn run(
             let summary = masks::summarize(method, &name, &chosen, &region, &row_of, train, seed);
             crate::util::write_json(&dir.join("masks.json"), &summary)?;
         }
-        let masked = apply_masks(&train.select(&chosen).images, &region, cfg.masks.mask_value);
+        let images = train.select(&chosen).images; // [n, 3, H, W]
+        let donors = match cfg.masks.mask_value {
+            MaskValue::Zero | MaskValue::Mean => None,
+            // Any training image, the same donor for a row in every arm.
+            MaskValue::Donor => {
+                let donor_of = donor_rows(train.len(), stage_seed(seed, "mask-donors"));
+                Some(
+                    train
+                        .select(&chosen.iter().map(|&r| donor_of[r]).collect::<Vec<_>>())
+                        .images,
+                )
+            }
+            // Another masked sample of this arm, its masked pixels only.
+            MaskValue::DonorBackground => Some(donor_backgrounds(
+                &images,
+                &region,
+                &donor_rows(chosen.len(), stage_seed(seed, "mask-donors")),
+            )),
+        };
+        let masked = apply_masks(&images, &region, cfg.masks.mask_value, donors.as_ref())?;
         let subset = match cfg.recipe.train_set {
             TrainSet::Selection => Dataset {
                 images: masked,

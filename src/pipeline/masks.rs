@@ -26,7 +26,7 @@ use crate::flags::Flag;
 use crate::methods::Method;
 use crate::models::vit::Vit;
 use crate::relevance::attribute::{Concept, WordScore, WordScoreCount};
-use crate::relevance::mask::{self, MaskValue};
+use crate::relevance::mask;
 use crate::relevance::method::RelevanceMethod;
 use crate::relevance::quality::{
     bracketed_quality, bracketed_report, Bracketed, MaskQualityReport, Truth,
@@ -631,8 +631,7 @@ fn write_overlays(
         let panels = [
             image.shallow_clone(),
             mask::overlay(&image, cam, &mask),
-            mask::apply_masks(&image.unsqueeze(0), &mask.unsqueeze(0), MaskValue::Zero)
-                .squeeze_dim(0),
+            mask::black_out(&image.unsqueeze(0), &mask.unsqueeze(0)).squeeze_dim(0),
         ];
         let strip = Tensor::cat(&panels, 2); // [3, H, 3W]
         let target = flags[r].target.as_deref().unwrap_or("none");

@@ -20,7 +20,7 @@ use super::retrain::{retrain_stage, Retrained, Start};
 use crate::data::N_GROUPS;
 use crate::methods::masktune::{masks_inspected, MaskBatch, THRESHOLD};
 use crate::methods::Method;
-use crate::relevance::mask::{apply_masks, overlay, MaskValue};
+use crate::relevance::mask::{black_out, overlay, MaskValue};
 use crate::relevance::quality::{self, ImageQuality, QualitySummary};
 use crate::relevance::Threshold;
 use crate::train::{ClassifierTraining, ModelSelection};
@@ -101,8 +101,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
                         let cam = b.cams.get(k).to_device(Device::Cpu);
                         let mask = b.masks.get(k).to_device(Device::Cpu);
                         let masked =
-                            apply_masks(&image.unsqueeze(0), &mask.unsqueeze(0), MaskValue::Zero)
-                                .squeeze_dim(0);
+                            black_out(&image.unsqueeze(0), &mask.unsqueeze(0)).squeeze_dim(0);
                         let strip =
                             Tensor::cat(&[&image, &overlay(&image, &cam, &mask), &masked], 2);
                         let name = format!(
@@ -162,7 +161,7 @@ pub fn run(ctx: &Seed, erm: &Erm) -> Result<MethodResults> {
 
             let all: Vec<usize> = (0..n).collect();
             let mut masked = train.select(&all);
-            masked.images = apply_masks(&train.images, &masks, MaskValue::Zero);
+            masked.images = black_out(&train.images, &masks);
             let val = (tcfg.select == ModelSelection::WorstGroupVal).then_some(&splits.val);
             ClassifierTraining::erm(&classifier.model, &masked, val, tcfg, ctx.input()).run(
                 &classifier.vs,

@@ -351,6 +351,11 @@ impl WordRelevance<'_> {
                         .mean_dim(&[2i64, 3][..], true, Kind::Float)
                         .round()
                         .to_kind(Kind::Uint8),
+                    MaskValue::Donor | MaskValue::DonorBackground => anyhow::bail!(
+                        "relevance method occlusion with mask_value {}: occlusion fills its windows with one \
+                         colour (mask_value zero or mean)",
+                        self.mask_value.name()
+                    ),
                 }; // [b, 3, 1, 1] u8, as `mask::apply_masks` fills
                 let fill = self.input.eval_batch(&fill);
                 let params = self.spec.occlusion.unwrap_or_default();
