@@ -206,6 +206,19 @@ impl StageRecord {
         }
     }
 
+    /// Why this record does not stand for a finished stage of key `hash` in `dir` (other inputs, or a file that
+    /// is no longer what the stage wrote); `None` when it does. The key is compared first: no file is hashed for a
+    /// stage whose inputs changed.
+    fn mismatch(&self, dir: &Path, hash: &str) -> Option<String> {
+        if self.key != hash {
+            return Some(format!(
+                "written with other inputs (key {}, this run's {hash})",
+                self.key
+            ));
+        }
+        self.changed_file(dir)
+    }
+
     /// Why the files of `dir` no longer are what the stage wrote; `None` when every file is there with the
     /// recorded size and SHA-256.
     fn changed_file(&self, dir: &Path) -> Option<String> {
@@ -319,17 +332,14 @@ pub fn run_stage_in(
     let dir = parent.join(folder);
     let hash = key.hash();
     if let Some(record) = StageRecord::read(&dir) {
-        match record.changed_file(&dir) {
-            None if record.key == hash => {
+        match record.mismatch(&dir, &hash) {
+            None => {
                 tracing::info!(stage = %dir.display(), "finished earlier with the same inputs; skipped");
                 return Ok(StageDone {
                     dir,
                     content: record.content,
                     skipped: true,
                 });
-            }
-            None => {
-                tracing::info!(stage = %dir.display(), "inputs changed since it ran; redoing it")
             }
             Some(why) => tracing::info!(stage = %dir.display(), "{why}; redoing it"),
         }
@@ -383,17 +393,10 @@ fn the_winner(dir: &Path, hash: &str) -> Result<StageDone> {
             dir.display()
         )
     })?;
-    if record.key != hash {
+    if let Some(why) = record.mismatch(dir, hash) {
         bail!(
-            "{}: another process put it in place with other inputs (key {}, this run's {hash}); is another run with \
-             another config writing into this directory?",
-            dir.display(),
-            record.key
-        );
-    }
-    if let Some(why) = record.changed_file(dir) {
-        bail!(
-            "{}: another process put it in place, but {why}",
+            "{}: another process put it in place, {why}; is another run with another config writing into this \
+             directory?",
             dir.display()
         );
     }
