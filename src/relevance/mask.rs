@@ -1,5 +1,5 @@
-//! Masks applied to images: what a masked pixel becomes (MaskTune fills with zero), the agreement of a mask with
-//! the true background, and the overlay PNGs of the masks stage.
+//! Masks applied to images: what a masked pixel becomes (MaskTune fills with zero; a donor image's pixels after
+//! Xiao et al. 2021), the agreement of a mask with the true background, and the overlay PNGs of the masks stage.
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -17,8 +17,8 @@ pub enum MaskValue {
     /// the masks sit on an object that one class carries, that shape carries the class as the object did.
     Donor,
     /// A donor's pixels where the donor's own mask covers them (its background, as the arm's masks see it), black
-    /// where it does not: the donors are the arm's other masked samples, so no donor pastes its bird, the thing the
-    /// label names, into the masked region.
+    /// where it does not: the donors are the arm's other masked samples, and a donor gives only what its mask takes
+    /// for background, not (as far as the mask is right) its bird, the thing its label names.
     DonorBackground,
 }
 
@@ -81,9 +81,9 @@ pub fn donor_backgrounds(images: &Tensor, masks: &Tensor, donor_of: &[usize]) ->
     donor_images.where_self(&donor_masks, &donor_images.zeros_like())
 }
 
-/// The donor of every training row for [`MaskValue::Donor`]: a seeded random permutation of the rows (so no row
-/// gives to itself unless the split holds one row), the same for every arm of a seed so that paired differences
-/// compare masks, not donors.
+/// The donor of each of `n` rows: a seeded random derangement (no row gives to itself unless there is one row).
+/// [`MaskValue::Donor`] draws it over the training rows, the same for every arm of a seed so that paired
+/// differences compare masks, not donors; [`MaskValue::DonorBackground`] over an arm's masked samples.
 pub fn donor_rows(n: usize, seed: u64) -> Vec<usize> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
