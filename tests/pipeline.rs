@@ -1030,7 +1030,8 @@ fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences
     assert_stage_keys_are_pinned(&out, &pinned, SHARED_STAGES);
 
     // The donor fill: the same run with `mask_value: donor` redoes the masked arms (their keys carry the fill) and
-    // the oracle fine-tunes on its true background filled with the donors' pixels.
+    // the oracle fine-tunes on its true background filled with the donors' pixels. With the off-bird diagnostic,
+    // TExplain's masks keep off the true bird and are summarised in its own folder.
     let key = |stage: &str| json(&format!("seed-3/{stage}/stage.json"))["key"].clone();
     let (erm, oracle) = (key("erm"), key("oracle"));
     let donor = run(
@@ -1040,7 +1041,9 @@ fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences
             "--set",
             "mitigation.masks.mask_value=donor",
             "--set",
-            "mitigation.methods=[erm, oracle]",
+            "mitigation.masks.off_true_bird=true",
+            "--set",
+            "mitigation.methods=[erm, texplain, oracle]",
         ],
     );
     assert!(donor.status.success(), "{}", stderr(&donor));
@@ -1052,6 +1055,12 @@ fn the_arms_that_separate_selection_from_masks_run_and_report_paired_differences
     );
     let results = std::fs::read_to_string(out.join("seed-3/oracle/results.csv")).unwrap();
     assert_eq!(results.lines().count(), 3, "{results}"); // header, val, test
+    let off_bird = json("seed-3/texplain/masks.json");
+    assert_eq!(
+        off_bird["relevance"], "relevance_off_true_bird",
+        "{off_bird}"
+    );
+    assert_eq!(off_bird["masked_on_bird"].as_f64(), Some(0.0), "{off_bird}");
 }
 
 /// Every stage's settings (the `settings` hash of its `stage.json`: config sections, seed, data fingerprint) and the

@@ -453,6 +453,11 @@ pub struct MaskSection {
     /// pixels of another training image drawn at random ([`MaskValue::Donor`]), or `donor_background`: another
     /// masked sample's pixels under its own mask, black elsewhere ([`MaskValue::DonorBackground`]).
     pub mask_value: MaskValue,
+    /// A diagnostic, not a method: every fine-tuning arm's masks keep off the true bird (`fg_masks/`), so a word
+    /// map's masks can be scored with what they hide of the background alone. Left out of the stage keys while
+    /// false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub off_true_bird: bool,
     /// Sampled sentences holding the target word that are teacher-forced per image.
     pub sentences_per_image: usize,
     /// Overlay PNGs (image + heat map) written per seed.
@@ -489,6 +494,7 @@ impl Default for MaskSection {
             score: WordScore::Literal,
             threshold: Threshold::default(),
             mask_value: MaskValue::Zero,
+            off_true_bird: false,
             sentences_per_image: 8,
             overlays: 12,
             batch_size: 32,

@@ -57,6 +57,9 @@ pub fn run(
         // The rule its masks are cut by (the relevance masks' rule reaches the others through the masks stage).
         key.add("threshold", &cfg.masks.threshold);
     }
+    if cfg.masks.off_true_bird {
+        key.add("off_true_bird", &true);
+    }
     if method.mask_source() == Some(MaskSource::RelevanceLent) {
         // The rule that names the word whose masks are lent (code, not config).
         key.add("spurious_word", &arms::SPURIOUS_WORD_RULE);
@@ -145,7 +148,18 @@ pub fn run(
                 )?)?
             }
         };
-        if source_made_here(Some(source)) {
+        let region = if cfg.masks.off_true_bird {
+            // The diagnostic: every mask kept off the true bird (it reads the ground truth, as the oracles do).
+            let bird = train.bird_masks.as_ref().with_context(|| {
+                "mitigation.masks.off_true_bird: the data ship no true bird masks (fg_masks/)"
+            })?;
+            region
+                .to_kind(tch::Kind::Bool)
+                .logical_and(&arms::true_background_masks(bird, &chosen))
+        } else {
+            region
+        };
+        if source_made_here(Some(source)) || cfg.masks.off_true_bird {
             let row_of = chosen
                 .iter()
                 .enumerate()
@@ -154,6 +168,11 @@ pub fn run(
             let name = match &lent_from {
                 Some(word) => format!("{}({word})", source.name()),
                 None => source.name().to_string(),
+            };
+            let name = if cfg.masks.off_true_bird {
+                format!("{name}_off_true_bird")
+            } else {
+                name
             };
             let summary = masks::summarize(method, &name, &chosen, &region, &row_of, train, seed);
             crate::util::write_json(&dir.join("masks.json"), &summary)?;
