@@ -90,6 +90,12 @@ pub fn run(
         }
         let train = &splits.train;
         let classifier = erm.classifier(exp.device)?;
+        let true_bird = |who: &str| {
+            train
+                .bird_masks
+                .as_ref()
+                .with_context(|| format!("{who}: the data ship no true bird masks (fg_masks/)"))
+        };
         let mut lent_from = None;
         let region = match source {
             MaskSource::Relevance => masks.for_rows(&chosen)?,
@@ -112,10 +118,8 @@ pub fn run(
                 arms::lend_masks(&masks.for_rows(&chosen)?, &keeps)?
             }
             MaskSource::TrueBackground => {
-                let bird = train.bird_masks.as_ref().with_context(|| {
-                    format!("{method}: the data ship no true bird masks (fg_masks/)")
-                })?;
-                arms::true_background_masks(bird, &chosen) // the whole true background
+                // the whole true background
+                arms::true_background_masks(true_bird(method.name())?, &chosen)
             }
             MaskSource::CentrePrior => {
                 let (_, _, size, _) = train.images.size4()?;
@@ -150,9 +154,7 @@ pub fn run(
         };
         let region = if cfg.masks.off_true_bird {
             // The diagnostic: every mask kept off the true bird (it reads the ground truth, as the oracles do).
-            let bird = train.bird_masks.as_ref().with_context(|| {
-                "mitigation.masks.off_true_bird: the data ship no true bird masks (fg_masks/)"
-            })?;
+            let bird = true_bird("mitigation.masks.off_true_bird")?;
             region
                 .to_kind(tch::Kind::Bool)
                 .logical_and(&arms::true_background_masks(bird, &chosen))
@@ -177,7 +179,7 @@ pub fn run(
             let summary = masks::summarize(method, &name, &chosen, &region, &row_of, train, seed);
             crate::util::write_json(&dir.join("masks.json"), &summary)?;
         }
-        let images = train.select(&chosen).images; // [n, 3, H, W]
+        let selected = train.select(&chosen); // its images [n, 3, H, W]
         let donors = match cfg.masks.mask_value {
             MaskValue::Zero | MaskValue::Mean => None,
             // Any training image, the same donor for a row in every arm.
@@ -191,16 +193,21 @@ pub fn run(
             }
             // Another masked sample of this arm, its masked pixels only.
             MaskValue::DonorBackground => Some(donor_backgrounds(
-                &images,
+                &selected.images,
                 &region,
                 &donor_rows(chosen.len(), stage_seed(seed, "mask-donors")),
             )),
         };
-        let masked = apply_masks(&images, &region, cfg.masks.mask_value, donors.as_ref())?;
+        let masked = apply_masks(
+            &selected.images,
+            &region,
+            cfg.masks.mask_value,
+            donors.as_ref(),
+        )?;
         let subset = match cfg.recipe.train_set {
             TrainSet::Selection => Dataset {
                 images: masked,
-                ..train.select(&chosen)
+                ..selected
             },
             TrainSet::All => {
                 let index =
