@@ -53,8 +53,9 @@ impl std::fmt::Display for RelevanceMethod {
 
 /// A relevance method with its parameters. In YAML (`texplain masks-eval --relevance`, and the same keys in
 /// `mitigation.masks`): `{method: gradcam, layer: 1}`, `{method: rollout, contrastive: true}`,
-/// `{method: rollout, readout: tokens}`, `{method: occlusion, occlusion: {window: 2, stride: 1}}`,
-/// `{method: contribution, score: attribute}`, `{method: object_complement}`.
+/// `{method: rollout, readout: tokens}`, `{method: value_paths, readout: tokens}`,
+/// `{method: occlusion, occlusion: {window: 2, stride: 1}}`, `{method: contribution, score: attribute}`,
+/// `{method: object_complement}`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelevanceSpec {
@@ -66,8 +67,9 @@ pub struct RelevanceSpec {
     pub contrastive: bool,
     /// Occlusion's windows (default one patch at a time). Only for `occlusion`.
     pub occlusion: Option<Occlusion>,
-    /// Which rows of rollout's relevance matrix make the map: `cls` (the default, the reference's) or `tokens`
-    /// (every token the score reads, weighted by its own relevance). Only for `rollout`.
+    /// Which token slots the map explains: `cls` (the default, the references') or `tokens` (every token the score
+    /// reads: for rollout weighted by its own relevance, for value_paths read by the score's gradient at that
+    /// slot). Only for `rollout` and `value_paths`.
     pub readout: Option<Readout>,
     /// The word score the map differentiates: `literal` (the default) or `attribute`
     /// ([`super::attribute`]). Not for `object_complement`, which reads no word.
@@ -86,12 +88,14 @@ impl RelevanceSpec {
                 self.method
             );
         }
-        if let Some(r) = self
-            .readout
-            .filter(|_| self.method != RelevanceMethod::Rollout)
-        {
+        if let Some(r) = self.readout.filter(|_| {
+            !matches!(
+                self.method,
+                RelevanceMethod::Rollout | RelevanceMethod::ValuePaths
+            )
+        }) {
             bail!(
-                "{prefix}readout: {} is rollout's, but {prefix}method is {}",
+                "{prefix}readout: {} is rollout's and value_paths', but {prefix}method is {}",
                 serde_json::to_string(&r)
                     .unwrap_or_default()
                     .trim_matches('"'),
@@ -145,7 +149,10 @@ impl RelevanceSpec {
             }
             RelevanceMethod::Contribution => "contribution".to_string(),
             RelevanceMethod::ObjectComplement => "object_complement".to_string(),
-            RelevanceMethod::ValuePaths => "value_paths".to_string(),
+            RelevanceMethod::ValuePaths => match self.readout.unwrap_or_default() {
+                Readout::Cls => "value_paths".to_string(),
+                Readout::Tokens => "value_paths(tokens)".to_string(),
+            },
         };
         let base = match self.score {
             WordScore::Literal => base,
@@ -206,6 +213,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("m.readout: tokens is rollout's"), "{err}");
+        let vt = parse("{method: value_paths, readout: tokens}").unwrap();
+        assert_eq!(vt.name(-1), "value_paths(tokens)");
+        vt.check("").unwrap();
         let err = parse("{method: rollout, layer: 2}")
             .unwrap()
             .check("m.")

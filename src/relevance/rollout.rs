@@ -75,14 +75,17 @@ pub fn cls_relevance(r: &Tensor) -> Tensor {
     r.select(1, 0).narrow(1, 1, n - 1) // [b, p]
 }
 
-/// Which rows of R make the patches' relevance (YAML `readout:`, rollout only).
+/// Which token slots the map explains (YAML `readout:`, rollout and value_paths): for rollout, which rows of R make
+/// the patches' relevance; for value_paths, which slots' value paths the score's gradient reads
+/// ([`super::value_paths::value_paths_raw`]).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Readout {
-    /// The CLS row (the reference's, for a score read from CLS).
+    /// The CLS row (the reference's, for a score read from CLS); value_paths: the CLS slot's reader.
     #[default]
     Cls,
-    /// Every output token's row, weighted by relu(sum_c ∇o ⊙ o) of that token at the score's layer.
+    /// Every output token's row, weighted by relu(sum_c ∇o ⊙ o) of that token at the score's layer; value_paths:
+    /// every slot's value paths, each read by the score's gradient at that slot.
     Tokens,
 }
 

@@ -35,6 +35,7 @@ use anyhow::Result;
 use tch::{Kind, Tensor};
 
 use super::maps::{check_score, RelevanceMaps, ScoreFn};
+use super::rollout::Readout;
 use crate::models::vit::{ClsDecomposition, Vit};
 
 /// The signed value-path map `[b, p]`: `< g, c_i >` for every patch i, with `g` `[b, d]` the score's gradient
@@ -47,21 +48,37 @@ pub fn value_path_scores(dec: &ClsDecomposition, cls_grad: &Tensor) -> Tensor {
 }
 
 /// The signed map `[b, p]` of `score` (reading the tokens of `score_layer`, HF `hidden_states` indexing) for pixel
-/// values `xs` `[b, c, H, W]`: one forward pass that decomposes the CLS token, one backward pass of the score.
+/// values `xs` `[b, c, H, W]`: one forward pass that decomposes the tokens, one backward pass of the score.
+/// `readout`: which slots' readers score the value paths, the CLS slot's ([`Readout::Cls`]) or every slot's, each
+/// by the score's gradient there ([`Readout::Tokens`], [`Vit::value_path_readout`]).
 pub fn value_paths_raw(
     vit: &Vit,
     xs: &Tensor,
     score_layer: i64,
+    readout: Readout,
     score: &mut ScoreFn<'_>,
 ) -> Result<Tensor> {
-    let dec = vit.cls_decomposition(xs, score_layer)?;
-    let tokens = dec.tokens.detach().set_requires_grad(true); // [b, p+1, d]
+    let (tokens, dec) = match readout {
+        Readout::Cls => {
+            let dec = vit.cls_decomposition(xs, score_layer)?;
+            (dec.tokens.shallow_clone(), Some(dec))
+        }
+        Readout::Tokens => (vit.forward_features(xs, score_layer, false)?.tokens, None),
+    };
+    let tokens = tokens.detach().set_requires_grad(true); // [b, p+1, d]
     let s = score(&tokens)?; // [b]
     check_score(&s, tokens.size()[0])?;
     let grads = Tensor::f_run_backward(&[s.sum(Kind::Float)], &[&tokens], false, false)?.remove(0); // [b, p+1, d]
-    Ok(tch::no_grad(|| {
-        value_path_scores(&dec, &grads.select(1, 0))
-    })) // [b, p]
+    match dec {
+        Some(dec) => Ok(tch::no_grad(|| {
+            value_path_scores(&dec, &grads.select(1, 0))
+        })), // [b, p]
+        None => {
+            let all = vit.value_path_readout(xs, score_layer, &grads)?; // [b, p+1]
+            let n = all.size()[1];
+            Ok(all.narrow(1, 1, n - 1)) // [b, p]
+        }
+    }
 }
 
 /// The value-path maps of `score`, each image's map taken relative to its minimum (ranks kept).
@@ -69,9 +86,10 @@ pub fn value_paths(
     vit: &Vit,
     xs: &Tensor,
     score_layer: i64,
+    readout: Readout,
     score: &mut ScoreFn<'_>,
 ) -> Result<RelevanceMaps> {
-    let raw = value_paths_raw(vit, xs, score_layer, score)?; // [b, p]
+    let raw = value_paths_raw(vit, xs, score_layer, readout, score)?; // [b, p]
     let shifted = &raw - raw.amin([1], true); // [b, p], >= 0
     RelevanceMaps::from_patches(&shifted, vit.config().image_size)
 }
@@ -79,7 +97,7 @@ pub fn value_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::translator::{self, Readout};
+    use crate::models::translator::{self, Readout as TranslatorReadout};
     use tch::{nn, Device};
 
     fn tiny() -> (nn::VarStore, Vit, Tensor) {
@@ -91,11 +109,11 @@ mod tests {
     #[test]
     fn the_map_is_the_cls_readers_first_order_score_of_each_value_path() {
         let (_vs, vit, xs) = tiny();
-        for readout in [Readout::Flatten, Readout::Mean] {
+        for readout in [TranslatorReadout::Flatten, TranslatorReadout::Mean] {
             let (_tvs, tr, prefix_score) = translator::tiny_scored(readout);
             let mut score = |t: &Tensor| -> Result<Tensor> { Ok(prefix_score(&tr.forward(t)?)) };
             for layer in [2, -1] {
-                let raw = value_paths_raw(&vit, &xs, layer, &mut score).unwrap(); // [b, p]
+                let raw = value_paths_raw(&vit, &xs, layer, Readout::Cls, &mut score).unwrap(); // [b, p]
                 assert_eq!(raw.size(), [2, 16]);
                 // By the definition: T_cls(c_i) = T(A + e_0 c_i) - T(A) = T(e_0 c_i) - T(0) (T is affine; the second
                 // form has no cancellation against A), scored against ds/dprefix.
@@ -138,8 +156,8 @@ mod tests {
         let mut score = |t: &Tensor| -> Result<Tensor> {
             Ok(t.matmul(&w).tanh().sum_dim_intlist(1, false, Kind::Float))
         };
-        let raw = value_paths_raw(&vit, &xs, -1, &mut score).unwrap();
-        let maps = value_paths(&vit, &xs, -1, &mut score).unwrap();
+        let raw = value_paths_raw(&vit, &xs, -1, Readout::Cls, &mut score).unwrap();
+        let maps = value_paths(&vit, &xs, -1, Readout::Cls, &mut score).unwrap();
         assert_eq!(maps.pixels.size(), [2, 1, 16, 16]);
         // A positive affine image of the signed map: the same order, the minimum at 0, the maximum at 1.
         let lo = raw.amin([1], true);
@@ -152,7 +170,30 @@ mod tests {
                 .matmul(&w)
                 .sum_dim_intlist(1, false, Kind::Float))
         };
-        let raw = value_paths_raw(&vit, &xs, -1, &mut patches_only).unwrap();
+        let raw = value_paths_raw(&vit, &xs, -1, Readout::Cls, &mut patches_only).unwrap();
         assert_eq!(raw.abs().max().double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn the_tokens_readout_reads_every_slot_and_agrees_on_the_cls_slot() {
+        let (_vs, vit, xs) = tiny();
+        let w = Tensor::randn([96], (Kind::Float, Device::Cpu)) * 0.05;
+        // A score that reads the CLS slot only: both readouts give the same map.
+        let mut cls_only = |t: &Tensor| -> Result<Tensor> { Ok(t.select(1, 0).matmul(&w).tanh()) };
+        for layer in [2, -1] {
+            let cls = value_paths_raw(&vit, &xs, layer, Readout::Cls, &mut cls_only).unwrap();
+            let all = value_paths_raw(&vit, &xs, layer, Readout::Tokens, &mut cls_only).unwrap();
+            let diff = (&cls - &all).abs().max().double_value(&[]);
+            assert!(diff < 1e-4 * cls.abs().max().double_value(&[]), "{diff}");
+        }
+        // A score that reads the patch slots only: the CLS reader sees nothing, every slot's reader does.
+        let mut patches_only = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.narrow(1, 1, 16)
+                .matmul(&w)
+                .sum_dim_intlist(1, false, Kind::Float))
+        };
+        let all = value_paths_raw(&vit, &xs, -1, Readout::Tokens, &mut patches_only).unwrap();
+        assert_eq!(all.size(), [2, 16]);
+        assert!(all.abs().max().double_value(&[]) > 0.0);
     }
 }

@@ -365,7 +365,13 @@ impl WordRelevance<'_> {
                 Ok(contribution(self.vit, xs, self.layer, score)?.maps)
             }
             RelevanceMethod::ObjectComplement => object_complement(self.vit, xs),
-            RelevanceMethod::ValuePaths => value_paths(self.vit, xs, self.layer, score),
+            RelevanceMethod::ValuePaths => value_paths(
+                self.vit,
+                xs,
+                self.layer,
+                self.spec.readout.unwrap_or_default(),
+                score,
+            ),
         }
     }
 }

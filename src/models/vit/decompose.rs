@@ -160,6 +160,62 @@ impl Vit {
     }
 }
 
+impl Vit {
+    /// Every token's value paths into every token of layer `layer` (HF `hidden_states` indexing), each read by a
+    /// gradient at the token it enters: `[b, n]`, entry i
+    ///
+    /// ```text
+    /// sum_j < g_j, sum_l sum_h a^{l,h}_{j,i} W_O^{l,h} (W_V^{l,h} LN_l(x_i^l) + b_V^{l,h}) >
+    /// ```
+    ///
+    /// for `grads` g `[b, n, d]` at the tokens of `layer` (a score's gradient with respect to them), from pixel
+    /// values `xs` `[b, c, H, W]`, in eval mode, without gradients. At layer -1 each token j's final layernorm is
+    /// linearised at j's own statistics, as [`Vit::cls_decomposition`] does at the CLS token; with g zero outside
+    /// slot 0 this is `< g_0, value_paths_i >` of the CLS decomposition. The CLS decomposition explains what a
+    /// reader of the CLS slot reads; this explains a reader of every slot (a mean readout reads them all alike).
+    pub fn value_path_readout(&self, xs: &Tensor, layer: i64, grads: &Tensor) -> Result<Tensor> {
+        self.check_input(xs)?;
+        let (blocks, final_norm) = self.span(0, layer)?;
+        tch::no_grad(|| {
+            let trace =
+                self.forward_from_with_attentions(&self.embed(xs, false), 0, layer, false)?;
+            let start = &trace.hidden_states[0]; // [b, n, d]
+            if grads.size() != start.size() {
+                return Err(crate::models::ModelError::Input(format!(
+                    "value path readout: the gradient is {:?}, the tokens {:?}",
+                    grads.size(),
+                    start.size()
+                )));
+            }
+            let (b, n, d) = start.size3()?;
+            let mut g = grads.to_kind(Kind::Float); // [b, n, d]
+            if final_norm {
+                // The adjoint of t -> gamma * (t - mean t) / sigma_j at each token j.
+                let x = precision::upper(&trace.hidden_states[blocks.len()]); // [b, n, d], before the final norm
+                let sigma = (x.var_dim(-1, false, true) + self.cfg.layer_norm_eps).sqrt(); // [b, n, 1]
+                if let Some(gamma) = &self.layernorm.0.ws {
+                    g *= gamma.to_kind(Kind::Float);
+                }
+                g = (&g - g.mean_dim(-1, true, Kind::Float)) / sigma;
+            }
+            let mut out = Tensor::zeros([b, n], (Kind::Float, start.device()));
+            for (l, block) in self.layers[blocks].iter().enumerate() {
+                let heads = block.heads;
+                let split = |t: Tensor| t.view([b, n, heads, d / heads]).transpose(1, 2); // [b, H, n, hd]
+                let h = trace.hidden_states[l].apply(&block.ln_before); // [b, n, d]
+                let v = precision::upper(&split(h.apply(&block.value))); // [b, H, n, hd]
+                let w_o = block.attn_out.0.ws.to_kind(Kind::Float); // [d, d] (out, in)
+                let read = split(g.matmul(&w_o)); // [b, H, n, hd]: W_O^{h T} g_j
+                let s = read.matmul(&v.transpose(-2, -1)); // [b, H, n_j, n_i]: < g_j, W_O^h v_i^h >
+                let probs = precision::upper(&trace.attentions[l]); // [b, H, n_j, n_i]
+                out += (probs * s).sum_dim_intlist(&[1i64, 2][..], false, Kind::Float);
+                // [b, n_i]
+            }
+            Ok(out)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +299,52 @@ mod tests {
             .max()
             .double_value(&[]);
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn the_readout_of_slot_zero_is_the_cls_decomposition() {
+        let (_vs, vit) = crate::models::vit::sharp_tiny(7, None);
+        let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        for layer in [1, 3, -1] {
+            let dec = vit.cls_decomposition(&xs, layer).unwrap();
+            let g0 = Tensor::randn([2, 96], (Kind::Float, Device::Cpu)); // [b, d]
+            let grads = dec.tokens.zeros_like(); // [b, n, d]
+            grads.select(1, 0).copy_(&g0);
+            let got = vit.value_path_readout(&xs, layer, &grads).unwrap(); // [b, n]
+            let want = (&dec.value_paths * g0.unsqueeze(1)).sum_dim_intlist(-1, false, Kind::Float);
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            let scale = want.abs().max().double_value(&[]);
+            assert!(diff < 1e-4 * scale.max(1.0), "layer {layer}: {diff}");
+        }
+        let wrong = Tensor::zeros([2, 5, 96], (Kind::Float, Device::Cpu));
+        assert!(vit.value_path_readout(&xs, -1, &wrong).is_err());
+    }
+
+    #[test]
+    fn without_mlps_and_biases_the_value_paths_are_everything_the_blocks_add() {
+        // With the MLPs' outputs and the attention output biases at zero, each token after the blocks is its
+        // embedding plus the value paths into it, so a linear score sum_j < w_j, A_j > minus its embeddings' share
+        // is the sum over i of the readout.
+        let (vs, vit) = crate::models::vit::sharp_tiny(9, None);
+        tch::no_grad(|| {
+            for (name, mut var) in vs.variables() {
+                let mlp_out = name.contains(".output.dense.") && !name.contains("attention.");
+                if mlp_out || name.ends_with("attention.output.dense.bias") {
+                    let _ = var.zero_();
+                }
+            }
+        });
+        let xs = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let depth = vit.config().num_hidden_layers;
+        let tokens = vit.forward_features(&xs, depth, false).unwrap().tokens; // [b, n, d]
+        let embeddings = vit.forward_features(&xs, 0, false).unwrap().tokens;
+        let w = tokens.randn_like(); // [b, n, d]: the score's gradient at every slot
+        let added =
+            ((&tokens - &embeddings) * &w).sum_dim_intlist(&[1i64, 2][..], false, Kind::Float); // [b]
+        let readout = vit.value_path_readout(&xs, depth, &w).unwrap(); // [b, n]
+        let got = readout.sum_dim_intlist(1, false, Kind::Float);
+        let diff = (&got - &added).abs().max().double_value(&[]);
+        let scale = added.abs().max().double_value(&[]);
+        assert!(diff < 1e-4 * scale.max(1.0), "{diff} of {scale}");
     }
 }
