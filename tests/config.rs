@@ -492,7 +492,7 @@ fn relevance_method_and_threshold_spelling_and_errors() {
         ),
         (
             &["mitigation.masks.readout=tokens"][..],
-            "mitigation.masks.readout: tokens is rollout's, but mitigation.masks.method is gradcam",
+            "mitigation.masks.readout: tokens is rollout's and value_paths', but mitigation.masks.method is gradcam",
         ),
         (
             &["mitigation.masks.layer=-3"][..],

@@ -28,6 +28,11 @@
 //! attention. The translator also reads the patch slots, whose own readers this map ignores: it explains the CLS
 //! slot's share of the score only.
 //!
+//! `readout: tokens` ([`Vit::value_path_readout`]) removes that limit: every token's value paths into every slot j
+//! of the translator's layer, each read by the score's gradient at slot j, `map_i = sum_j < ds/dA_j, c_{j<-i} >`.
+//! The flattened translator reads each slot with its own weights, so its patch slots carry evidence the CLS slot's
+//! reader never sees; under the mean readout every slot is read alike and the two readouts point the same way.
+//!
 //! The map is signed. A per-token constant is not defined by the decomposition (the reference spreads `b_O` and the
 //! layernorm's mean over the tokens, which adds one constant per image; here they are terms of their own), so the
 //! map is taken relative to its minimum before [`RelevanceMaps`]' normalisation: every patch keeps its rank.

@@ -158,9 +158,7 @@ impl Vit {
             })
         })
     }
-}
 
-impl Vit {
     /// Every token's value paths into every token of layer `layer` (HF `hidden_states` indexing), each read by a
     /// gradient at the token it enters: `[b, n]`, entry i
     ///
