@@ -305,7 +305,7 @@ fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
             "--set",
             "mitigation.methods=[erm,texplain]",
             "--set",
-            "mitigation.masks={method: contribution, score: attribute, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2}",
+            "mitigation.masks={method: contribution, score: attribute, threshold: {rule: top_k, percent: 50}, overlays: 1, sentences_per_image: 2, mask_value: donor_background}",
         ],
     );
     assert!(done.status.success(), "{}", stderr(&done));
@@ -317,6 +317,30 @@ fn other_relevance_methods_run_and_masks_eval_scores_them_on_val() {
     let first = &summary[0];
     assert_eq!(first["word_score"]["kind"], "attribute", "{summary}");
     assert!(first["cls_share"].as_f64().is_some(), "{summary}");
+
+    // On a run whose masks take a donor fill, occlusion (one colour per window) fills with black and says so; the
+    // every-slot value-path map runs end to end.
+    let eval = texplain(&[
+        "masks-eval",
+        out.to_str().unwrap(),
+        "--max-images",
+        "8",
+        "--relevance",
+        "{method: occlusion, occlusion: {window: 2, stride: 2}}",
+        "--relevance",
+        "{method: value_paths, readout: tokens, score: attribute}",
+        "--threshold",
+        "{rule: top_k, percent: 50}",
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let text = String::from_utf8_lossy(&eval.stdout);
+    for row in [
+        "| occlusion(2/2) |",
+        "| attribute(value_paths(tokens)) |",
+        "Occlusion fills its windows with `zero`",
+    ] {
+        assert!(text.contains(row), "{row}: {text}");
+    }
 
     let bad = texplain(&[
         "masks-eval",

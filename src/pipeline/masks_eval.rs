@@ -26,6 +26,7 @@ use crate::data::{InputPipeline, Split};
 use crate::flags::flag;
 use crate::models::translator::Translator;
 use crate::relevance::attribute::{WordScore, WordScoreCount};
+use crate::relevance::mask::MaskValue;
 use crate::relevance::method::{RelevanceMethod, RelevanceSpec};
 use crate::relevance::quality::{bracketed_quality, bracketed_report, MaskQualityReport, Truth};
 use crate::relevance::rollout::Readout;
@@ -87,6 +88,8 @@ struct EvalReport {
     /// The split's mean share of place pixels, where the data ship place masks: the coverage of the
     /// place-matched `top_k` rule among the thresholds.
     place_share: Option<f64>,
+    /// What occlusion fills its windows with (the run's fill, or black where that fill is a donor's pixels).
+    occlusion_fill: MaskValue,
     target_words: BTreeMap<String, usize>,
     candidates: Vec<Candidate>,
 }
@@ -412,7 +415,8 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
             input: &input,
             layer: score_layer,
             spec: *spec,
-            mask_value: g.mask_value,
+            // Occlusion's windows take one colour: black where the run fills its masks from donors.
+            mask_value: g.mask_value.one_colour(),
         };
         let progress = crate::progress::bar(rows.len() as u64, &name);
         let mut parts = Vec::new();
@@ -479,6 +483,7 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
         n_mapped: rows.len(),
         n_place_words: on_place.len(),
         place_share,
+        occlusion_fill: g.mask_value.one_colour(),
         target_words,
         candidates,
     };
@@ -646,6 +651,17 @@ fn markdown(r: &EvalReport, name: &str) -> String {
             "\nWord-score fallbacks (images none of whose sentences holds the target's token, literal score, or a \
              place word, attribute score; `object_complement` reads no word): {}.",
             notes.join("; ")
+        );
+    }
+    if r.candidates
+        .iter()
+        .any(|c| c.spec.method == RelevanceMethod::Occlusion)
+    {
+        let _ = writeln!(
+            out,
+            "\nOcclusion fills its windows with `{}` (the run's fill where it is one colour, black where it is \
+             another image's pixels).",
+            r.occlusion_fill.name()
         );
     }
     if let Some(share) = r.place_share {

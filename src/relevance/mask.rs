@@ -32,6 +32,15 @@ impl MaskValue {
             MaskValue::DonorBackground => "donor_background",
         }
     }
+
+    /// The one colour occlusion fills its windows with: the fill itself where it is one colour (zero, mean), black
+    /// where it is another image's pixels (the donor fills), which a sliding window has no donor for.
+    pub fn one_colour(self) -> MaskValue {
+        match self {
+            MaskValue::Zero | MaskValue::Mean => self,
+            MaskValue::Donor | MaskValue::DonorBackground => MaskValue::Zero,
+        }
+    }
 }
 
 /// Applies masks [b, 1, H, W] (true = mask) to u8 images [b, 3, H, W]: masked pixels become `value`, taken for
@@ -141,6 +150,14 @@ pub fn overlay(image: &Tensor, cam: &Tensor, mask: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn occlusion_takes_the_fill_where_it_is_one_colour_and_black_for_donors() {
+        assert_eq!(MaskValue::Zero.one_colour(), MaskValue::Zero);
+        assert_eq!(MaskValue::Mean.one_colour(), MaskValue::Mean);
+        assert_eq!(MaskValue::Donor.one_colour(), MaskValue::Zero);
+        assert_eq!(MaskValue::DonorBackground.one_colour(), MaskValue::Zero);
+    }
     use tch::Device;
 
     #[test]
