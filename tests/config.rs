@@ -491,6 +491,13 @@ fn relevance_method_and_threshold_spelling_and_errors() {
             "mitigation.masks.layer: 7 is outside -1 and 0..=3",
         ),
         (
+            &[
+                "mitigation.masks.method=occlusion",
+                "mitigation.masks.mask_value=donor_background",
+            ][..],
+            "mitigation.masks.mask_value is donor_background",
+        ),
+        (
             &["mitigation.masks.readout=tokens"][..],
             "mitigation.masks.readout: tokens is rollout's and value_paths', but mitigation.masks.method is gradcam",
         ),

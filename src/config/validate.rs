@@ -344,6 +344,14 @@ fn validate_relevance(cfg: &Config) -> Result<()> {
         ),
         RelevanceMethod::ValuePaths => {}
         RelevanceMethod::Occlusion => {
+            if g.mask_value.one_colour() != g.mask_value {
+                bail!(
+                    "mitigation.masks.method: occlusion fills its windows with one colour, but \
+                     mitigation.masks.mask_value is {} (another image's pixels); use zero or mean, or another \
+                     method (texplain masks-eval scores occlusion with black windows on such a run)",
+                    g.mask_value.name()
+                );
+            }
             let window = spec.occlusion.unwrap_or_default().window;
             let grid = cfg.data.image_size / cfg.classifier.patch_size.max(1);
             if scratch && window > grid {
