@@ -415,8 +415,7 @@ pub fn evaluate(args: &MasksEvalOptions) -> Result<String> {
             input: &input,
             layer: score_layer,
             spec: *spec,
-            // Occlusion's windows take one colour: black where the run fills its masks from donors.
-            mask_value: g.mask_value.one_colour(),
+            mask_value: g.mask_value,
         };
         let progress = crate::progress::bar(rows.len() as u64, &name);
         let mut parts = Vec::new();

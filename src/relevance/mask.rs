@@ -53,12 +53,7 @@ pub fn apply_masks(
     donors: Option<&Tensor>,
 ) -> Result<Tensor> {
     let fill = match value {
-        MaskValue::Zero => images.zeros_like(),
-        MaskValue::Mean => images
-            .to_kind(Kind::Float)
-            .mean_dim(&[2i64, 3][..], true, Kind::Float)
-            .round()
-            .to_kind(Kind::Uint8), // [b, 3, 1, 1]
+        MaskValue::Zero | MaskValue::Mean => colour_fill(images, value),
         MaskValue::Donor | MaskValue::DonorBackground => match donors {
             Some(d) if d.size() == images.size() => d.shallow_clone(),
             Some(d) => bail!(
@@ -72,12 +67,34 @@ pub fn apply_masks(
             ),
         },
     };
-    Ok(images.where_self(&masks.logical_not(), &fill.expand_as(images)))
+    Ok(fill_masked(images, masks, &fill))
 }
 
 /// Applies masks [b, 1, H, W] (true = mask) to u8 images [b, 3, H, W] with MaskTune's black fill.
 pub fn black_out(images: &Tensor, masks: &Tensor) -> Tensor {
-    images.where_self(&masks.logical_not(), &images.zeros_like())
+    fill_masked(images, masks, &colour_fill(images, MaskValue::Zero))
+}
+
+/// The one colour per image that `value` fills with, u8 [b, 3, 1, 1]: each image's mean colour for
+/// [`MaskValue::Mean`], black otherwise (the donor fills have no one colour: [`MaskValue::one_colour`]). Occlusion
+/// fills its windows with it.
+pub fn colour_fill(images: &Tensor, value: MaskValue) -> Tensor {
+    match value.one_colour() {
+        MaskValue::Mean => images
+            .to_kind(Kind::Float)
+            .mean_dim(&[2i64, 3][..], true, Kind::Float)
+            .round()
+            .to_kind(Kind::Uint8),
+        _ => Tensor::zeros(
+            [images.size()[0], images.size()[1], 1, 1],
+            (Kind::Uint8, images.device()),
+        ),
+    } // [b, 3, 1, 1]
+}
+
+/// `images` [b, 3, H, W] with the masked pixels ([b, 1, H, W], true = mask) taken from `fill` (broadcast to them).
+fn fill_masked(images: &Tensor, masks: &Tensor, fill: &Tensor) -> Tensor {
+    images.where_self(&masks.logical_not(), &fill.expand_as(images))
 }
 
 /// What each image gives under [`MaskValue::DonorBackground`]: image k takes from image `donor_of[k]` of the same
@@ -150,6 +167,7 @@ pub fn overlay(image: &Tensor, cam: &Tensor, mask: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Device;
 
     #[test]
     fn occlusion_takes_the_fill_where_it_is_one_colour_and_black_for_donors() {
@@ -157,8 +175,22 @@ mod tests {
         assert_eq!(MaskValue::Mean.one_colour(), MaskValue::Mean);
         assert_eq!(MaskValue::Donor.one_colour(), MaskValue::Zero);
         assert_eq!(MaskValue::DonorBackground.one_colour(), MaskValue::Zero);
+        let images = Tensor::arange(2 * 3 * 4, (Kind::Int64, Device::Cpu))
+            .view([2, 3, 2, 2])
+            .to_kind(Kind::Uint8);
+        let mean = colour_fill(&images, MaskValue::Mean);
+        assert_eq!(mean.size(), [2, 3, 1, 1]);
+        assert_eq!(mean.int64_value(&[0, 0, 0, 0]), 2); // round(mean(0, 1, 2, 3)) = round(1.5)
+        for value in [
+            MaskValue::Zero,
+            MaskValue::Donor,
+            MaskValue::DonorBackground,
+        ] {
+            let black = colour_fill(&images, value);
+            assert_eq!(black.size(), [2, 3, 1, 1]);
+            assert_eq!(black.sum(Kind::Int64).int64_value(&[]), 0);
+        }
     }
-    use tch::Device;
 
     #[test]
     fn masks_apply_and_score_against_the_true_bird() {

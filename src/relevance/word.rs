@@ -14,7 +14,7 @@ use super::complement::object_complement;
 use super::contribution::contribution;
 use super::gradcam::gradcam;
 use super::maps::{contrastive, RelevanceMaps, ScoreFn};
-use super::mask::MaskValue;
+use super::mask::{self, MaskValue};
 use super::method::{RelevanceMethod, RelevanceSpec};
 use super::occlusion::occlusion;
 use super::rollout::gradient_rollout_with;
@@ -203,7 +203,7 @@ pub struct WordRelevance<'a> {
     /// The classifier layer the translator reads (HF hidden_states index; -1 = last): the score's layer.
     pub layer: i64,
     pub spec: RelevanceSpec,
-    /// Occlusion's fill: what the masking makes of a masked pixel.
+    /// The masks' fill, which occlusion's windows take where it is one colour ([`super::mask::colour_fill`]).
     pub mask_value: MaskValue,
 }
 
@@ -344,19 +344,9 @@ impl WordRelevance<'_> {
                 score,
             ),
             RelevanceMethod::Occlusion => {
-                let fill = match self.mask_value {
-                    MaskValue::Zero => images.zeros_like().narrow(2, 0, 1).narrow(3, 0, 1),
-                    MaskValue::Mean => images
-                        .to_kind(Kind::Float)
-                        .mean_dim(&[2i64, 3][..], true, Kind::Float)
-                        .round()
-                        .to_kind(Kind::Uint8),
-                    MaskValue::Donor | MaskValue::DonorBackground => anyhow::bail!(
-                        "relevance method occlusion with mask_value {}: occlusion fills its windows with one \
-                         colour (mask_value zero or mean)",
-                        self.mask_value.name()
-                    ),
-                }; // [b, 3, 1, 1] u8, as `mask::apply_masks` fills
+                // [b, 3, 1, 1] u8: the masks' own fill where it is one colour, black for the donor fills (the
+                // masks stage refuses those with occlusion at config load; masks-eval scores with black windows).
+                let fill = mask::colour_fill(images, self.mask_value);
                 let fill = self.input.eval_batch(&fill);
                 let params = self.spec.occlusion.unwrap_or_default();
                 occlusion(self.vit, xs, &fill, params, self.layer, score)
